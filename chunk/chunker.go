@@ -1,0 +1,97 @@
+package chunk
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+
+	"github.com/restic/chunker"
+)
+
+// Params are a repository's chunking parameters. They are stored in the
+// repository config; two repositories with equal Params and an equal ID key
+// produce identical blobs from identical input.
+type Params struct {
+	// Algorithm names the chunker; only "rabin-restic" (restic/chunker
+	// v0.4.0) exists in format version 1.
+	Algorithm string `json:"algorithm"`
+	// Polynomial is the irreducible polynomial of the Rabin fingerprint,
+	// chosen at random per repository.
+	Polynomial uint64 `json:"polynomial"`
+	// MinSize and MaxSize bound the chunk size; AverageBits sets the
+	// expected size to 2^AverageBits.
+	MinSize     uint `json:"min_size"`
+	MaxSize     uint `json:"max_size"`
+	AverageBits int  `json:"average_bits"`
+}
+
+// AlgorithmRabin is the only chunking algorithm of format version 1.
+const AlgorithmRabin = "rabin-restic"
+
+// DefaultParams returns fresh parameters with a random polynomial.
+//
+// The sizes are restic's (512 KiB min, 1 MiB average, 8 MiB max): small enough
+// that a 1% change to a dump rewrites about 1% of it when changes cluster, large
+// enough that a million-chunk repository's index stays near 50 MiB.
+func DefaultParams() (Params, error) {
+	pol, err := chunker.DerivePolynomial(rand.Reader)
+	if err != nil {
+		return Params{}, fmt.Errorf("chunk: choose polynomial: %w", err)
+	}
+	return Params{
+		Algorithm:   AlgorithmRabin,
+		Polynomial:  uint64(pol),
+		MinSize:     chunker.MinSize,
+		MaxSize:     chunker.MaxSize,
+		AverageBits: 20,
+	}, nil
+}
+
+// Validate reports parameters that the chunker cannot use.
+func (p Params) Validate() error {
+	if p.Algorithm != AlgorithmRabin {
+		return fmt.Errorf("chunk: unknown algorithm %q", p.Algorithm)
+	}
+	if !chunker.Pol(p.Polynomial).Irreducible() {
+		return fmt.Errorf("chunk: polynomial %#x is not irreducible", p.Polynomial)
+	}
+	if p.MinSize == 0 || p.MaxSize < p.MinSize || p.MaxSize > 64<<20 {
+		return fmt.Errorf("chunk: bad size bounds %d..%d", p.MinSize, p.MaxSize)
+	}
+	if p.AverageBits < 10 || p.AverageBits > 26 {
+		return fmt.Errorf("chunk: bad average bits %d", p.AverageBits)
+	}
+	return nil
+}
+
+// Chunker splits one stream at content-defined boundaries. It is not safe for
+// concurrent use; reuse one per goroutine with Reset to keep its tables.
+type Chunker struct {
+	p Params
+	c *chunker.Chunker
+}
+
+// NewChunker returns a chunker for p reading from r.
+func NewChunker(p Params, r io.Reader) *Chunker {
+	c := chunker.NewWithBoundaries(r, chunker.Pol(p.Polynomial), p.MinSize, p.MaxSize)
+	c.SetAverageBits(p.AverageBits)
+	return &Chunker{p: p, c: c}
+}
+
+// Reset starts a new stream, keeping the precomputed tables.
+func (c *Chunker) Reset(r io.Reader) {
+	c.c.ResetWithBoundaries(r, chunker.Pol(c.p.Polynomial), c.p.MinSize, c.p.MaxSize)
+	c.c.SetAverageBits(c.p.AverageBits)
+}
+
+// Next returns the next chunk, reusing buf's storage when it is large enough
+// (give it MaxSize capacity to avoid allocation). The returned slice is valid
+// until the next call with the same buffer. At the end of the stream it
+// returns io.EOF.
+func (c *Chunker) Next(buf []byte) ([]byte, error) {
+	ch, err := c.c.Next(buf)
+	if err != nil {
+		return nil, err
+	}
+	return ch.Data, nil
+}

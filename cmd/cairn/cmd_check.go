@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/spf13/cobra"
+)
+
+func newCheckCmd(g *globals) *cobra.Command {
+	var readData bool
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Verify the repository's structure, or with --read-data every byte",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			r, release, err := g.openRepo(ctx, false, "check")
+			if err != nil {
+				return err
+			}
+			defer release()
+			prog := &repo.Progress{}
+			pp := startProgress(g, "check", prog, 0)
+			rep, err := r.Check(ctx, repo.CheckOptions{ReadData: readData, Progress: prog})
+			pp.Stop()
+			if err != nil {
+				return err
+			}
+			if g.json {
+				if err := printJSON(g.stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				for _, w := range rep.Warnings {
+					fmt.Fprintf(g.stdout, "warning: %s\n", w)
+				}
+				for _, d := range rep.Damaged {
+					fmt.Fprintf(g.stdout, "damaged pack %s: %s\n", d.Pack, d.Reason)
+					for _, b := range d.Blobs {
+						fmt.Fprintf(g.stdout, "  blob %s lost\n", b)
+					}
+				}
+				for _, e := range rep.Errors {
+					fmt.Fprintf(g.stdout, "error: %s\n", e)
+				}
+				for _, s := range rep.MissingFor {
+					fmt.Fprintf(g.stdout, "affected snapshot %s\n", s)
+				}
+				fmt.Fprintf(g.stdout, "checked %d snapshots, %d trees, %d blobs in %d packs", rep.Snapshots, rep.Trees, rep.Blobs, rep.Packs)
+				if readData {
+					fmt.Fprintf(g.stdout, ", read %s", humanBytes(rep.ReadBytes))
+				}
+				fmt.Fprintln(g.stdout)
+			}
+			if !rep.OK() {
+				return fmt.Errorf("check found %d damaged packs and %d errors", len(rep.Damaged), len(rep.Errors))
+			}
+			if !g.json {
+				fmt.Fprintln(g.stdout, "no errors found")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&readData, "read-data", false, "read and verify every pack and blob")
+	return cmd
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/spf13/cobra"
+)
+
+// snapshotJSON is the stable shape of `snapshots --json`.
+type snapshotJSON struct {
+	ID          string               `json:"id"`
+	ShortID     string               `json:"short_id"`
+	Time        time.Time            `json:"time"`
+	Host        string               `json:"host"`
+	Tags        []string             `json:"tags"`
+	Size        uint64               `json:"size"`
+	SkewSeconds float64              `json:"skew_seconds"`
+	Program     string               `json:"program,omitempty"`
+	Components  []snapshot.Component `json:"components"`
+}
+
+func toSnapshotJSON(e repo.SnapshotEntry) snapshotJSON {
+	tags := e.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return snapshotJSON{
+		ID: e.ID.String(), ShortID: e.ID.Short(), Time: e.Time, Host: e.Host, Tags: tags,
+		Size: e.Size(), SkewSeconds: e.Skew().Seconds(), Program: e.Program, Components: e.Components,
+	}
+}
+
+func newSnapshotsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "snapshots",
+		Short: "List snapshots, oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, release, err := g.openRepo(cmd.Context(), false, "snapshots")
+			if err != nil {
+				return err
+			}
+			defer release()
+			all, err := r.Snapshots(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				out := make([]snapshotJSON, 0, len(all))
+				for _, e := range all {
+					out = append(out, toSnapshotJSON(e))
+				}
+				return printJSON(g.stdout, out)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tComponents\tSize\tSkew")
+			for _, e := range all {
+				names := make([]string, len(e.Components))
+				for i, c := range e.Components {
+					names[i] = c.Name
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID.Short(), e.Time.Local().Format(time.DateTime), e.Host,
+					strings.Join(e.Tags, ","), strings.Join(names, ","), humanBytes(e.Size()), e.Skew().Round(time.Millisecond))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%d snapshots\n", len(all))
+			return nil
+		},
+	}
+}

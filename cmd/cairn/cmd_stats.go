@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/spf13/cobra"
+)
+
+func newStatsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stats [SNAPSHOT]",
+		Short: "Show logical size, stored size and deduplication of snapshots",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, release, err := g.openRepo(ctx, false, "stats")
+			if err != nil {
+				return err
+			}
+			defer release()
+			var snaps []repo.SnapshotEntry
+			if len(args) == 1 {
+				sn, err := r.FindSnapshot(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				snaps = []repo.SnapshotEntry{sn}
+			} else if snaps, err = r.Snapshots(ctx); err != nil {
+				return err
+			}
+			st, err := r.Stats(ctx, snaps)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(g.stdout, st)
+			}
+			fmt.Fprintf(g.stdout, "snapshots:          %d\n", st.Snapshots)
+			fmt.Fprintf(g.stdout, "files:              %d\n", st.Files)
+			fmt.Fprintf(g.stdout, "logical size:       %s\n", humanBytes(st.LogicalBytes))
+			fmt.Fprintf(g.stdout, "unique data:        %s in %d blobs\n", humanBytes(st.UniqueRawBytes), st.UniqueBlobs)
+			fmt.Fprintf(g.stdout, "stored size:        %s\n", humanBytes(st.StoredBytes))
+			fmt.Fprintf(g.stdout, "dedup ratio:        %.2f\n", st.DedupRatio)
+			fmt.Fprintf(g.stdout, "compression ratio:  %.2f\n", st.CompressionRatio)
+			fmt.Fprintf(g.stdout, "repository packs:   %s\n", humanBytes(st.RepositoryBytes))
+			return nil
+		},
+	}
+}

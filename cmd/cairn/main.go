@@ -1,0 +1,118 @@
+// Command cairn backs up applications — a database dump, a search index, a
+// file repository — into an encrypted, deduplicating repository, and
+// restores them.
+//
+// This package only parses flags and prints; the work happens in repo,
+// sources and store.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/spf13/cobra"
+)
+
+// Exit codes scripts can rely on.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitPartial     = 3  // snapshot written, some files could not be read
+	exitNoRepo      = 10 // no repository at that location
+	exitLocked      = 11
+	exitBadPassword = 12
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// globals are the flags every command shares.
+type globals struct {
+	repo         string
+	passwordFile string
+	json         bool
+	quiet        bool
+	stdout       io.Writer
+	stderr       io.Writer
+	stdin        io.Reader
+}
+
+// exitError carries a specific exit code up to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func newRootCmd(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "cairn",
+		Short:         "Encrypted, deduplicating backups of whole applications",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.repo, "repo", "r", os.Getenv("CAIRN_REPOSITORY"), "repository location (env CAIRN_REPOSITORY)")
+	pf.StringVar(&g.passwordFile, "password-file", "", "read the password from this file (env CAIRN_PASSWORD_FILE, CAIRN_PASSWORD)")
+	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
+	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print no progress")
+	root.AddCommand(
+		newInitCmd(g),
+		newBackupCmd(g),
+		newSnapshotsCmd(g),
+		newLsCmd(g),
+		newRestoreCmd(g),
+		newDumpCmd(g),
+		newCheckCmd(g),
+		newStatsCmd(g),
+	)
+	return root
+}
+
+// run executes the CLI and returns the process exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr, stdin: stdin}
+	root := newRootCmd(g)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := exitCode(err)
+	fmt.Fprintf(stderr, "cairn: %v\n", err)
+	return code
+}
+
+// exitCode maps errors to exit codes in one place.
+func exitCode(err error) int {
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.Is(err, repo.ErrNoRepository):
+		return exitNoRepo
+	case errors.Is(err, repo.ErrLocked):
+		return exitLocked
+	case errors.Is(err, repo.ErrWrongPassword):
+		return exitBadPassword
+	}
+	return exitFailure
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

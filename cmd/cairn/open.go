@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/store"
+	"github.com/cairn-backup/cairn/store/local"
+)
+
+// password finds the password: --password-file, then CAIRN_PASSWORD_FILE,
+// then CAIRN_PASSWORD. There is no prompt: cairn runs from schedulers.
+func (g *globals) password() (string, error) {
+	file := g.passwordFile
+	if file == "" {
+		file = os.Getenv("CAIRN_PASSWORD_FILE")
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read password file: %w", err)
+		}
+		pw := strings.TrimRight(string(b), "\r\n")
+		if pw == "" {
+			return "", fmt.Errorf("password file %s is empty", file)
+		}
+		return pw, nil
+	}
+	if pw := os.Getenv("CAIRN_PASSWORD"); pw != "" {
+		return pw, nil
+	}
+	return "", errors.New("no password: set CAIRN_PASSWORD or CAIRN_PASSWORD_FILE, or pass --password-file")
+}
+
+// openStore opens the store at --repo. A location that does not exist is
+// "no repository" (exit 10), not a generic failure.
+func (g *globals) openStore() (store.Store, error) {
+	if g.repo == "" {
+		return nil, errors.New("no repository: pass -r/--repo or set CAIRN_REPOSITORY")
+	}
+	st, err := local.Open(g.repo)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s does not exist", repo.ErrNoRepository, g.repo)
+	}
+	return st, err
+}
+
+// openRepo opens the repository and takes a lock of the given kind; the
+// returned release function unlocks and closes.
+func (g *globals) openRepo(ctx context.Context, exclusive bool, purpose string) (*repo.Repository, func(), error) {
+	st, err := g.openStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := repo.ReadConfig(ctx, st); err != nil {
+		st.Close()
+		if errors.Is(err, repo.ErrNoRepository) {
+			return nil, nil, fmt.Errorf("%w: %s", err, g.repo)
+		}
+		return nil, nil, err
+	}
+	pw, err := g.password()
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	r, err := repo.Open(ctx, st, pw)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	lock, err := r.Lock(ctx, exclusive, purpose)
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	release := func() {
+		if err := lock.Unlock(); err != nil {
+			fmt.Fprintf(g.stderr, "cairn: warning: %v\n", err)
+		}
+		r.Close()
+	}
+	return r, release, nil
+}

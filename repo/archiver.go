@@ -1,0 +1,516 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/pack"
+	"github.com/cairn-backup/cairn/snapshot"
+	"golang.org/x/sync/errgroup"
+)
+
+// FS is what the archiver reads a tree component from; sources/tree
+// implements it for a local directory. Paths are relative and
+// slash-separated, "" is the root. Methods are called from several
+// goroutines.
+type FS interface {
+	ReadDir(ctx context.Context, dir string) ([]snapshot.Node, error)
+	Open(ctx context.Context, file string) (io.ReadCloser, error)
+}
+
+// ComponentSource is one component to back up: a directory tree (FS) or a
+// stream (Reader).
+type ComponentSource struct {
+	Name   string
+	Source string    // recorded in the manifest: a path, "stdin", …
+	FS     FS        // set for KindTree
+	Reader io.Reader // set for KindStream
+}
+
+// BackupOptions describe the snapshot to write.
+type BackupOptions struct {
+	Time    time.Time // snapshot time; default now
+	Host    string
+	Tags    []string
+	Program string
+	// ReadConcurrency is how many files are read and chunked at once
+	// (default 2: one core chunks and hashes while the other compresses).
+	ReadConcurrency int
+	Saver           SaverOptions
+	// Progress, when set, is updated as the backup runs; read it from
+	// another goroutine.
+	Progress *Progress
+	// NoParent disables the unchanged-file shortcut (read everything).
+	NoParent bool
+}
+
+// Progress counts a running backup's work. All fields are atomics.
+type Progress struct {
+	Files      atomic.Uint64 // files finished
+	Bytes      atomic.Uint64 // logical bytes finished (read or proven unchanged)
+	ReadBytes  atomic.Uint64 // bytes actually read
+	Errors     atomic.Uint64
+}
+
+// FileError is a file or directory that could not be read. The backup goes
+// on without it and the snapshot records the count.
+type FileError struct {
+	Component string
+	Path      string
+	Err       error
+}
+
+func (e FileError) Error() string {
+	return fmt.Sprintf("%s/%s: %v", e.Component, e.Path, e.Err)
+}
+
+// BackupResult is what Backup wrote.
+type BackupResult struct {
+	ID         chunk.ID
+	Snapshot   *snapshot.Snapshot
+	FileErrors []FileError
+	Saver      SaverStats
+}
+
+// Backup archives the components in order into one snapshot. The snapshot is
+// written only if every component completed and every blob is durable and
+// indexed; a file that cannot be read is left out and reported in
+// FileErrors, but a failing component (missing source directory, failing
+// stream) fails the whole backup and writes no snapshot.
+func (r *Repository) Backup(ctx context.Context, comps []ComponentSource, opts BackupOptions) (*BackupResult, error) {
+	if len(comps) == 0 {
+		return nil, errors.New("repo: nothing to back up: name at least one component")
+	}
+	seen := map[string]bool{}
+	for _, c := range comps {
+		if err := snapshot.ValidComponentName(c.Name); err != nil {
+			return nil, err
+		}
+		if seen[c.Name] {
+			return nil, fmt.Errorf("repo: component %q given twice", c.Name)
+		}
+		seen[c.Name] = true
+		if (c.FS == nil) == (c.Reader == nil) {
+			return nil, fmt.Errorf("repo: component %q needs exactly one of a directory or a stream", c.Name)
+		}
+	}
+	if opts.ReadConcurrency <= 0 {
+		opts.ReadConcurrency = 2
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	if opts.Time.IsZero() {
+		opts.Time = time.Now()
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	var parents []SnapshotEntry
+	if !opts.NoParent {
+		all, err := r.Snapshots(ctx)
+		if err != nil {
+			return nil, err
+		}
+		parents = all
+	}
+
+	sn := &snapshot.Snapshot{
+		Version: snapshot.Version,
+		Time:    opts.Time.UTC(),
+		Host:    opts.Host,
+		Tags:    opts.Tags,
+		Program: opts.Program,
+	}
+	res := &BackupResult{Snapshot: sn}
+	var archs []*archiver
+	stats, err := r.WithSaver(ctx, opts.Saver, func(ctx context.Context, s *Saver) error {
+		for _, c := range comps {
+			a := &archiver{r: r, s: s, opts: &opts, name: c.Name}
+			archs = append(archs, a)
+			var comp snapshot.Component
+			var err error
+			if c.FS != nil {
+				parent := findParentTree(parents, opts.Host, c)
+				comp, err = a.tree(ctx, c, parent)
+			} else {
+				comp, err = a.stream(ctx, c)
+			}
+			res.FileErrors = append(res.FileErrors, a.errs...)
+			if err != nil {
+				return fmt.Errorf("component %s: %w", c.Name, err)
+			}
+			sn.Components = append(sn.Components, comp)
+		}
+		return nil
+	})
+	res.Saver = stats
+	if err != nil {
+		return res, err
+	}
+	// Encoders count stored bytes as they go; only now are all counted.
+	for i := range sn.Components {
+		sn.Components[i].AddedBytes = archs[i].added.Load()
+	}
+	id, err := r.SaveSnapshot(ctx, sn)
+	if err != nil {
+		return res, err
+	}
+	res.ID = id
+	return res, nil
+}
+
+// findParentTree returns the root tree of the newest earlier backup of the
+// same component from the same host and source, the baseline for skipping
+// unchanged files.
+func findParentTree(all []SnapshotEntry, host string, c ComponentSource) *chunk.ID {
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i].Host != host {
+			continue
+		}
+		pc := all[i].Component(c.Name)
+		if pc != nil && pc.Kind == snapshot.KindTree && pc.Source == c.Source {
+			id := pc.Tree
+			return &id
+		}
+	}
+	return nil
+}
+
+// archiver archives one component.
+type archiver struct {
+	r     *Repository
+	s     *Saver
+	opts  *BackupOptions
+	name  string
+	added atomic.Uint64
+
+	mu   sync.Mutex
+	errs []FileError // guarded by mu
+
+	files, dirs, size atomic.Uint64
+}
+
+func (a *archiver) fileError(p string, err error) {
+	a.mu.Lock()
+	a.errs = append(a.errs, FileError{Component: a.name, Path: p, Err: err})
+	a.mu.Unlock()
+	a.opts.Progress.Errors.Add(1)
+}
+
+func (a *archiver) finish(c *snapshot.Component, started time.Time, root chunk.ID) {
+	c.Tree = root
+	c.Started = started.UTC()
+	c.Finished = time.Now().UTC()
+	c.Files = a.files.Load()
+	c.Dirs = a.dirs.Load()
+	c.Size = a.size.Load()
+	c.Errors = uint64(len(a.errs))
+}
+
+// stream stores one stream as a tree with a single file node named after the
+// component.
+func (a *archiver) stream(ctx context.Context, c ComponentSource) (snapshot.Component, error) {
+	comp := snapshot.Component{Name: c.Name, Kind: snapshot.KindStream, Source: c.Source}
+	started := time.Now()
+	ch := chunk.NewChunker(a.r.chunker, nil)
+	content, size, err := a.chunkStream(ctx, ch, c.Reader)
+	if err != nil {
+		return comp, fmt.Errorf("read stream: %w", err)
+	}
+	node := snapshot.Node{Name: c.Name, Type: snapshot.File, Mode: 0o600, ModTime: started.Truncate(time.Second), Size: size, Content: content}
+	a.files.Add(1)
+	a.size.Add(size)
+	a.opts.Progress.Files.Add(1)
+	root, err := a.saveTree(ctx, &snapshot.Tree{Nodes: []snapshot.Node{node}})
+	if err != nil {
+		return comp, err
+	}
+	a.finish(&comp, started, root)
+	return comp, nil
+}
+
+// chunkStream splits r into blobs, saves the new ones and returns the
+// content list and length.
+func (a *archiver) chunkStream(ctx context.Context, ch *chunk.Chunker, r io.Reader) ([]chunk.ID, uint64, error) {
+	ch.Reset(r)
+	buf := make([]byte, 0, a.r.chunker.MaxSize)
+	var content []chunk.ID
+	var size uint64
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		data, err := ch.Next(buf)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		id := a.r.hasher.Sum(data)
+		content = append(content, id)
+		size += uint64(len(data))
+		a.opts.Progress.ReadBytes.Add(uint64(len(data)))
+		a.opts.Progress.Bytes.Add(uint64(len(data)))
+		if a.s.Reserve(pack.DataBlob, id) {
+			// The chunker reuses buf; the saver keeps data until encoded.
+			if err := a.s.Save(ctx, pack.DataBlob, id, slices.Clone(data), &a.added); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	return content, size, nil
+}
+
+func (a *archiver) saveTree(ctx context.Context, t *snapshot.Tree) (chunk.ID, error) {
+	buf, err := t.Encode()
+	if err != nil {
+		return chunk.ID{}, err
+	}
+	id := a.r.hasher.Sum(buf)
+	if _, err := a.s.SaveIfNew(ctx, pack.TreeBlob, id, buf, &a.added); err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+// result is a node that may not be ready yet.
+type result struct {
+	node snapshot.Node
+	skip bool // unreadable: leave it out of the tree
+}
+
+type future chan result
+
+func ready(n snapshot.Node) future {
+	f := make(future, 1)
+	f <- result{node: n}
+	return f
+}
+
+type fileJob struct {
+	path string
+	node snapshot.Node
+	out  future
+}
+
+// tree archives a directory. The walk runs in one goroutine in name order;
+// files go to ReadConcurrency readers; each directory's tree is assembled by
+// its own goroutine once its entries are done, so the walk never waits on a
+// slow file.
+func (a *archiver) tree(ctx context.Context, c ComponentSource, parent *chunk.ID) (snapshot.Component, error) {
+	comp := snapshot.Component{Name: c.Name, Kind: snapshot.KindTree, Source: c.Source}
+	started := time.Now()
+	var parentTree *snapshot.Tree
+	if parent != nil {
+		t, err := a.r.LoadTree(ctx, *parent)
+		if err == nil {
+			parentTree = t
+		} // an unreadable parent only costs the shortcut
+	}
+	// The root is read first so a missing or unreadable source fails the
+	// component instead of producing an empty snapshot.
+	rootNodes, err := c.FS.ReadDir(ctx, "")
+	if err != nil {
+		return comp, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan fileJob)
+	for range a.opts.ReadConcurrency {
+		g.Go(func() error {
+			ch := chunk.NewChunker(a.r.chunker, nil)
+			for job := range jobs {
+				if err := a.readFile(gctx, c.FS, ch, job); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	// Bound the number of directory goroutines waiting on their entries.
+	dirSem := make(chan struct{}, 4096)
+	var root future
+	g.Go(func() error {
+		defer close(jobs)
+		w := &walker{a: a, fs: c.FS, jobs: jobs, sem: dirSem, g: g}
+		f, err := w.dir(gctx, "", snapshot.Node{Type: snapshot.Dir}, rootNodes, parentTree)
+		root = f
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return comp, err
+	}
+	// The walker's goroutines have all finished: g.Wait covers them.
+	rootRes := <-root
+	a.finish(&comp, started, *rootRes.node.Subtree)
+	return comp, nil
+}
+
+type walker struct {
+	a    *archiver
+	fs   FS
+	jobs chan<- fileJob
+	sem  chan struct{}
+	g    *errgroup.Group
+}
+
+// dir queues the entries of one directory and returns a future of its node
+// (with Subtree set) that resolves once every entry is done.
+func (w *walker) dir(ctx context.Context, dirPath string, self snapshot.Node, nodes []snapshot.Node, parent *snapshot.Tree) (future, error) {
+	futures := make([]future, 0, len(nodes))
+	for _, n := range nodes {
+		p := path.Join(dirPath, n.Name)
+		var prev *snapshot.Node
+		if parent != nil {
+			prev = parent.Find(n.Name)
+		}
+		switch n.Type {
+		case snapshot.File:
+			if w.a.unchanged(&n, prev) {
+				n.Content = prev.Content
+				w.a.files.Add(1)
+				w.a.size.Add(n.Size)
+				w.a.opts.Progress.Files.Add(1)
+				w.a.opts.Progress.Bytes.Add(n.Size)
+				futures = append(futures, ready(n))
+				continue
+			}
+			f := make(future, 1)
+			select {
+			case w.jobs <- fileJob{path: p, node: n, out: f}:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			futures = append(futures, f)
+		case snapshot.Dir:
+			children, err := w.fs.ReadDir(ctx, p)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				w.a.fileError(p, err)
+				continue
+			}
+			var sub *snapshot.Tree
+			if prev != nil && prev.Type == snapshot.Dir && prev.Subtree != nil {
+				if t, err := w.a.r.LoadTree(ctx, *prev.Subtree); err == nil {
+					sub = t
+				}
+			}
+			f, err := w.dir(ctx, p, n, children, sub)
+			if err != nil {
+				return nil, err
+			}
+			futures = append(futures, f)
+		default:
+			futures = append(futures, ready(n))
+		}
+	}
+	out := make(future, 1)
+	select {
+	case w.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	w.g.Go(func() error {
+		defer func() { <-w.sem }()
+		t := &snapshot.Tree{Nodes: make([]snapshot.Node, 0, len(futures))}
+		for _, f := range futures {
+			select {
+			case r := <-f:
+				if !r.skip {
+					t.Nodes = append(t.Nodes, r.node)
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		id, err := w.a.saveTree(ctx, t)
+		if err != nil {
+			return err
+		}
+		w.a.dirs.Add(1)
+		self.Subtree = &id
+		out <- result{node: self}
+		return nil
+	})
+	return out, nil
+}
+
+// unchanged reports whether a file can reuse its parent snapshot's content
+// without being read: same type, size, mtime, ctime and inode, and every
+// blob still in the index. mtime alone misses same-second rewrites.
+func (a *archiver) unchanged(n, prev *snapshot.Node) bool {
+	if prev == nil || prev.Type != snapshot.File || prev.Size != n.Size ||
+		!prev.ModTime.Equal(n.ModTime) || !prev.ChangeTime.Equal(n.ChangeTime) ||
+		prev.Inode != n.Inode || n.ChangeTime.IsZero() {
+		return false
+	}
+	for _, id := range prev.Content {
+		if !a.r.idx.Has(pack.DataBlob, id) {
+			return false
+		}
+	}
+	return true
+}
+
+// readFile chunks one file. A file that cannot be opened or read is left out
+// and reported; only store and context errors stop the backup.
+func (a *archiver) readFile(ctx context.Context, fsys FS, ch *chunk.Chunker, job fileJob) error {
+	rc, err := fsys.Open(ctx, job.path)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		a.fileError(job.path, err)
+		job.out <- result{skip: true}
+		return nil
+	}
+	content, size, err := a.chunkStream(ctx, ch, &readTracker{r: rc})
+	rc.Close()
+	if err != nil {
+		if ctx.Err() != nil || a.s.ctx.Err() != nil {
+			return err
+		}
+		var re *readError
+		if errors.As(err, &re) {
+			a.fileError(job.path, re.err)
+			job.out <- result{skip: true}
+			return nil
+		}
+		return err
+	}
+	n := job.node
+	n.Content = content
+	n.Size = size // what was read, if the file changed under us
+	a.files.Add(1)
+	a.size.Add(size)
+	a.opts.Progress.Files.Add(1)
+	job.out <- result{node: n}
+	return nil
+}
+
+// readTracker marks errors from the source so they are told apart from the
+// repository's.
+type readTracker struct{ r io.Reader }
+
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+
+func (t *readTracker) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		return n, &readError{err}
+	}
+	return n, err
+}

@@ -1,0 +1,314 @@
+package repo
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/pack"
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/store"
+	"golang.org/x/sync/errgroup"
+)
+
+// CheckOptions select how deep check goes.
+type CheckOptions struct {
+	// ReadData reads every pack in full: its hash against its name, its
+	// header against the index, and every blob's content against its ID.
+	ReadData bool
+	// Progress, when set, counts packs read (in Files) and bytes.
+	Progress *Progress
+}
+
+// PackDamage lists what is wrong with one pack.
+type PackDamage struct {
+	Pack   chunk.ID   `json:"pack"`
+	Reason string     `json:"reason"`
+	Blobs  []chunk.ID `json:"blobs,omitempty"` // blobs that cannot be read from it
+}
+
+// CheckReport is the outcome of a check. The repository is sound when
+// Errors and Damaged are both empty; Warnings (unreferenced packs left by an
+// interrupted backup) are garbage that prune removes, not damage.
+type CheckReport struct {
+	Snapshots  int          `json:"snapshots"`
+	Trees      int          `json:"trees"`
+	Blobs      int          `json:"blobs"`
+	Packs      int          `json:"packs"`
+	ReadBytes  uint64       `json:"read_bytes,omitempty"`
+	Errors     []string     `json:"errors,omitempty"`
+	Damaged    []PackDamage `json:"damaged_packs,omitempty"`
+	Warnings   []string     `json:"warnings,omitempty"`
+	MissingFor []string     `json:"affected_snapshots,omitempty"`
+}
+
+// OK reports whether check found no damage.
+func (c *CheckReport) OK() bool { return len(c.Errors) == 0 && len(c.Damaged) == 0 }
+
+type checker struct {
+	r   *Repository
+	rep *CheckReport
+	mu  sync.Mutex
+}
+
+func (c *checker) errorf(format string, args ...any) {
+	c.mu.Lock()
+	c.rep.Errors = append(c.rep.Errors, fmt.Sprintf(format, args...))
+	c.mu.Unlock()
+}
+
+// Check verifies the repository's structure: every index file and manifest
+// decrypts, every pack the index names exists with the size its blobs
+// require, every tree of every snapshot loads and every blob it references
+// is indexed. With ReadData it also reads every byte.
+func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	c := &checker{r: r, rep: &CheckReport{}}
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	sizes := map[chunk.ID]int64{}
+	err := r.st.List(ctx, "data/", func(fi store.Info) error {
+		id, err := chunk.ParseID(fi.Name[len(fi.Name)-2*chunk.IDSize:])
+		if err != nil || packName(id) != fi.Name {
+			c.rep.Warnings = append(c.rep.Warnings, "stray object "+fi.Name)
+			return nil
+		}
+		sizes[id] = fi.Size
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list packs: %w", err)
+	}
+	indexed := r.idx.Packs()
+	c.rep.Packs = len(indexed)
+	c.rep.Blobs = r.idx.Len()
+	damaged := map[chunk.ID]*PackDamage{}
+	for _, id := range indexed {
+		size, ok := sizes[id]
+		blobs := r.idx.PackBlobs(id)
+		if !ok {
+			damaged[id] = &PackDamage{Pack: id, Reason: "missing from the store", Blobs: blobIDs(blobs)}
+			continue
+		}
+		if want := expectedPackSize(blobs); size != want {
+			damaged[id] = &PackDamage{Pack: id, Reason: fmt.Sprintf("size %d, its blobs need %d (truncated or overwritten)", size, want), Blobs: blobIDs(blobs)}
+		}
+	}
+	for id := range sizes {
+		if _, ok := slices.BinarySearchFunc(indexed, id, chunk.ID.Compare); !ok {
+			c.rep.Warnings = append(c.rep.Warnings, fmt.Sprintf("pack %s is not in any index (left by an interrupted backup; prune removes it)", id))
+		}
+	}
+	if opts.ReadData {
+		if err := c.readPacks(ctx, indexed, sizes, damaged, opts.Progress); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range damaged {
+		c.rep.Damaged = append(c.rep.Damaged, *d)
+	}
+	slices.SortFunc(c.rep.Damaged, func(a, b PackDamage) int { return a.Pack.Compare(b.Pack) })
+	if err := c.snapshots(ctx, damaged); err != nil {
+		return nil, err
+	}
+	slices.Sort(c.rep.Errors)
+	slices.Sort(c.rep.Warnings)
+	return c.rep, nil
+}
+
+func blobIDs(bs []pack.Blob) []chunk.ID {
+	ids := make([]chunk.ID, len(bs))
+	for i, b := range bs {
+		ids[i] = b.ID
+	}
+	return ids
+}
+
+// expectedPackSize is the exact size of a pack holding blobs: the blobs,
+// the sealed header and the trailer. The index lists every blob of a pack.
+func expectedPackSize(blobs []pack.Blob) int64 {
+	var end int64
+	for _, b := range blobs {
+		end = max(end, int64(b.Offset)+int64(b.Length))
+	}
+	return end + int64(pack.TailSize(len(blobs)))
+}
+
+func (c *checker) readPacks(ctx context.Context, ids []chunk.ID, sizes map[chunk.ID]int64, damaged map[chunk.ID]*PackDamage, prog *Progress) error {
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, id := range ids {
+		if _, ok := sizes[id]; !ok {
+			continue
+		}
+		g.Go(func() error {
+			d := c.readPack(gctx, id)
+			prog.Files.Add(1)
+			prog.Bytes.Add(uint64(sizes[id]))
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			c.rep.ReadBytes += uint64(sizes[id])
+			if d != nil {
+				if prev, ok := damaged[id]; ok {
+					d.Reason = prev.Reason + "; " + d.Reason
+				}
+				damaged[id] = d
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// readPack reads one pack fully; it returns nil when the pack is sound.
+func (c *checker) readPack(ctx context.Context, id chunk.ID) *PackDamage {
+	r := c.r
+	want := r.idx.PackBlobs(id)
+	buf, err := store.ReadAll(ctx, r.st, packName(id))
+	if err != nil {
+		return &PackDamage{Pack: id, Reason: "unreadable: " + err.Error(), Blobs: blobIDs(want)}
+	}
+	var reasons []string
+	if chunk.ObjectID(buf) != id {
+		reasons = append(reasons, "content does not match its name")
+	}
+	hdr, err := pack.ReadHeader(&r.key, bytes.NewReader(buf), int64(len(buf)))
+	if err != nil {
+		reasons = append(reasons, "header: "+err.Error())
+	} else if !sameBlobs(hdr, want) {
+		reasons = append(reasons, "header does not match the index")
+	}
+	// Blobs are checked one by one from the index's view, so that the report
+	// says exactly which blobs are lost and which survive in a damaged pack.
+	var bad []chunk.ID
+	var plain []byte
+	for _, b := range want {
+		end := int64(b.Offset) + int64(b.Length)
+		if end > int64(len(buf)) {
+			bad = append(bad, b.ID)
+			continue
+		}
+		plain, err = pack.Decode(&r.key, plain[:0], b, buf[b.Offset:end])
+		if err != nil || r.hasher.Sum(plain) != b.ID {
+			bad = append(bad, b.ID)
+		}
+	}
+	if len(bad) > 0 {
+		reasons = append(reasons, fmt.Sprintf("%d of %d blobs do not decrypt to their ID", len(bad), len(want)))
+	}
+	if len(reasons) == 0 {
+		return nil
+	}
+	d := &PackDamage{Pack: id, Blobs: bad}
+	for i, s := range reasons {
+		if i > 0 {
+			d.Reason += "; "
+		}
+		d.Reason += s
+	}
+	return d
+}
+
+func sameBlobs(a, b []pack.Blob) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	byOffset := func(x, y pack.Blob) int { return cmp.Compare(x.Offset, y.Offset) }
+	slices.SortFunc(a, byOffset)
+	slices.SortFunc(b, byOffset)
+	return slices.Equal(a, b)
+}
+
+// snapshots walks every snapshot's trees and checks that each blob it
+// needs is indexed and not in a damaged pack.
+func (c *checker) snapshots(ctx context.Context, damaged map[chunk.ID]*PackDamage) error {
+	r := c.r
+	ids, err := r.ListIDs(ctx, "snapshots/")
+	if err != nil {
+		return err
+	}
+	lost := map[chunk.ID]bool{}
+	for _, d := range damaged {
+		for _, b := range d.Blobs {
+			lost[b] = true
+		}
+	}
+	// A blob lost from one pack may survive in another.
+	usable := func(t pack.BlobType, id chunk.ID) bool {
+		for _, loc := range r.idx.LookupAll(t, id) {
+			if d, ok := damaged[loc.Pack]; !ok || !slices.Contains(d.Blobs, id) {
+				return true
+			}
+		}
+		return false
+	}
+	seenTrees := map[chunk.ID]int{}
+	for _, sid := range ids {
+		sn, err := r.LoadSnapshot(ctx, sid)
+		if err != nil {
+			c.errorf("snapshot %s: %v", sid.Short(), err)
+			continue
+		}
+		c.rep.Snapshots++
+		broken := 0
+		for _, comp := range sn.Components {
+			broken += c.walkTree(ctx, comp.Tree, comp.Name, seenTrees, usable)
+		}
+		if broken > 0 {
+			c.rep.MissingFor = append(c.rep.MissingFor, fmt.Sprintf("%s: %d blobs unreadable", sid.Short(), broken))
+		}
+	}
+	c.rep.Trees = len(seenTrees)
+	return ctx.Err()
+}
+
+// walkTree returns how many blobs below id are missing or damaged. Each
+// tree is read once across all snapshots; seen remembers its count.
+func (c *checker) walkTree(ctx context.Context, id chunk.ID, p string, seen map[chunk.ID]int, usable func(pack.BlobType, chunk.ID) bool) int {
+	if n, ok := seen[id]; ok || ctx.Err() != nil {
+		return n
+	}
+	broken := c.walkTreeOnce(ctx, id, p, seen, usable)
+	seen[id] = broken
+	return broken
+}
+
+func (c *checker) walkTreeOnce(ctx context.Context, id chunk.ID, p string, seen map[chunk.ID]int, usable func(pack.BlobType, chunk.ID) bool) int {
+	if !usable(pack.TreeBlob, id) {
+		c.errorf("%s: tree %s is missing or damaged", p, id.Short())
+		return 1
+	}
+	t, err := c.r.LoadTree(ctx, id)
+	if err != nil {
+		c.errorf("%s: %v", p, err)
+		return 1
+	}
+	broken := 0
+	for _, n := range t.Nodes {
+		switch n.Type {
+		case snapshot.File:
+			for _, b := range n.Content {
+				if !usable(pack.DataBlob, b) {
+					c.errorf("%s/%s: data blob %s is missing or damaged", p, n.Name, b.Short())
+					broken++
+				}
+			}
+		case snapshot.Dir:
+			broken += c.walkTree(ctx, *n.Subtree, p+"/"+n.Name, seen, usable)
+		}
+	}
+	return broken
+}

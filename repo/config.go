@@ -1,0 +1,253 @@
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/pack"
+	"github.com/cairn-backup/cairn/store"
+	"golang.org/x/crypto/scrypt"
+)
+
+// FormatVersion is the repository format this code writes and the newest it
+// opens.
+const FormatVersion = 1
+
+// Sentinel errors callers branch on (the CLI maps them to exit codes).
+var (
+	// ErrNoRepository: there is no config object at the location.
+	ErrNoRepository = errors.New("repo: no repository at this location")
+	// ErrExists: init found a repository already there.
+	ErrExists = errors.New("repo: a repository already exists at this location")
+	// ErrWrongPassword: no key in keys/ opens with the password given.
+	ErrWrongPassword = errors.New("repo: wrong password or no key matches")
+	// ErrUnknownVersion: the repository was written by a newer format.
+	ErrUnknownVersion = errors.New("repo: unknown repository format version")
+)
+
+// Config is the repository's public config object. The chunker parameters
+// are sealed with the data key: the random polynomial is secret so chunk
+// boundaries cannot be predicted by someone who sees only the store.
+type Config struct {
+	Version int       `json:"version"`
+	ID      chunk.ID  `json:"id"`
+	Created time.Time `json:"created"`
+	Sealed  []byte    `json:"sealed"` // Seal(dataKey, secretConfig JSON, "cairn config v1")
+}
+
+type secretConfig struct {
+	Chunker chunk.Params `json:"chunker"`
+}
+
+// masterKey is what a password unwraps.
+type masterKey struct {
+	Data pack.Key       `json:"data"` // encrypts blobs, pack headers, index files, manifests
+	ID   [32]byte       `json:"id"`   // keys BLAKE3 blob IDs
+}
+
+// keyFile is one password's wrapping of the master key.
+type keyFile struct {
+	Version int       `json:"version"`
+	Created time.Time `json:"created"`
+	Host    string    `json:"host,omitempty"`
+	KDF     string    `json:"kdf"`
+	N       int       `json:"n"`
+	R       int       `json:"r"`
+	P       int       `json:"p"`
+	Salt    []byte    `json:"salt"`
+	Sealed  []byte    `json:"sealed"` // Seal(scrypt(password), masterKey JSON, "cairn key v1")
+}
+
+// KDFParams are scrypt's cost parameters.
+type KDFParams struct{ N, R, P int }
+
+// DefaultKDF costs about 100 ms and 32 MiB per password check on a current
+// core: cheap for a backup run, expensive for a guesser.
+var DefaultKDF = KDFParams{N: 1 << 15, R: 8, P: 1}
+
+var (
+	adConfig   = []byte("cairn config v1")
+	adKey      = []byte("cairn key v1")
+	adIndex    = []byte("cairn index v1")
+	adSnapshot = []byte("cairn snapshot v1")
+)
+
+// InitOptions tune a new repository. Zero values take defaults.
+type InitOptions struct {
+	KDF     KDFParams     // scrypt cost; tests lower it
+	Chunker *chunk.Params // nil: fresh random parameters
+}
+
+// Init creates a repository in st, protected by password.
+func Init(ctx context.Context, st store.Store, password string, opts InitOptions) (*Repository, error) {
+	if password == "" {
+		return nil, errors.New("repo: empty password")
+	}
+	if _, err := st.Stat(ctx, "config"); err == nil {
+		return nil, ErrExists
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("repo: check for config: %w", err)
+	}
+	params := opts.Chunker
+	if params == nil {
+		p, err := chunk.DefaultParams()
+		if err != nil {
+			return nil, err
+		}
+		params = &p
+	}
+	if err := params.Validate(); err != nil {
+		return nil, err
+	}
+	var mk masterKey
+	if _, err := rand.Read(mk.Data[:]); err != nil {
+		return nil, err
+	}
+	if _, err := rand.Read(mk.ID[:]); err != nil {
+		return nil, err
+	}
+	if opts.KDF.N == 0 {
+		opts.KDF = DefaultKDF
+	}
+	if err := writeKey(ctx, st, password, mk, opts.KDF); err != nil {
+		return nil, err
+	}
+	secret, err := json.Marshal(secretConfig{Chunker: *params})
+	if err != nil {
+		return nil, err
+	}
+	cfg := Config{Version: FormatVersion, Created: time.Now().UTC().Truncate(time.Second)}
+	if _, err := rand.Read(cfg.ID[:]); err != nil {
+		return nil, err
+	}
+	cfg.Sealed = pack.Seal(&mk.Data, nil, secret, adConfig)
+	buf, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	// config last: a crash before this leaves a key file but no repository,
+	// and a second init succeeds.
+	if err := st.Put(ctx, "config", buf); err != nil {
+		return nil, fmt.Errorf("repo: write config: %w", err)
+	}
+	return newRepository(st, cfg, mk, *params), nil
+}
+
+func writeKey(ctx context.Context, st store.Store, password string, mk masterKey, kdf KDFParams) error {
+	kf := keyFile{Version: 1, Created: time.Now().UTC().Truncate(time.Second), KDF: "scrypt", N: kdf.N, R: kdf.R, P: kdf.P}
+	kf.Host, _ = os.Hostname()
+	kf.Salt = make([]byte, 32)
+	if _, err := rand.Read(kf.Salt); err != nil {
+		return err
+	}
+	wrap, err := deriveKey(password, &kf)
+	if err != nil {
+		return err
+	}
+	plain, err := json.Marshal(mk)
+	if err != nil {
+		return err
+	}
+	kf.Sealed = pack.Seal(&wrap, nil, plain, adKey)
+	buf, err := json.MarshalIndent(kf, "", "  ")
+	if err != nil {
+		return err
+	}
+	var name [16]byte
+	if _, err := rand.Read(name[:]); err != nil {
+		return err
+	}
+	if err := st.Put(ctx, fmt.Sprintf("keys/%x", name), buf); err != nil {
+		return fmt.Errorf("repo: write key: %w", err)
+	}
+	return nil
+}
+
+func deriveKey(password string, kf *keyFile) (pack.Key, error) {
+	var k pack.Key
+	if kf.KDF != "scrypt" {
+		return k, fmt.Errorf("repo: key uses unknown KDF %q", kf.KDF)
+	}
+	b, err := scrypt.Key([]byte(password), kf.Salt, kf.N, kf.R, kf.P, len(k))
+	if err != nil {
+		return k, fmt.Errorf("repo: scrypt: %w", err)
+	}
+	copy(k[:], b)
+	return k, nil
+}
+
+// ReadConfig reads and version-checks the config object without a password.
+func ReadConfig(ctx context.Context, st store.Store) (Config, error) {
+	var cfg Config
+	buf, err := store.ReadAll(ctx, st, "config")
+	if errors.Is(err, store.ErrNotFound) {
+		return cfg, ErrNoRepository
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("repo: read config: %w", err)
+	}
+	if err := json.Unmarshal(buf, &cfg); err != nil {
+		return cfg, fmt.Errorf("repo: parse config: %w", err)
+	}
+	if cfg.Version != FormatVersion {
+		return cfg, fmt.Errorf("%w %d (this cairn reads version %d)", ErrUnknownVersion, cfg.Version, FormatVersion)
+	}
+	return cfg, nil
+}
+
+// Open opens the repository in st with password.
+func Open(ctx context.Context, st store.Store, password string) (*Repository, error) {
+	cfg, err := ReadConfig(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	err = st.List(ctx, "keys/", func(fi store.Info) error {
+		names = append(names, fi.Name)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("repo: list keys: %w", err)
+	}
+	for _, name := range names {
+		buf, err := store.ReadAll(ctx, st, name)
+		if err != nil {
+			return nil, fmt.Errorf("repo: read key %s: %w", name, err)
+		}
+		var kf keyFile
+		if err := json.Unmarshal(buf, &kf); err != nil {
+			return nil, fmt.Errorf("repo: parse key %s: %w", name, err)
+		}
+		wrap, err := deriveKey(password, &kf)
+		if err != nil {
+			return nil, fmt.Errorf("repo: key %s: %w", name, err)
+		}
+		plain, err := pack.Open(&wrap, nil, kf.Sealed, adKey)
+		if err != nil {
+			continue // another password's key
+		}
+		var mk masterKey
+		if err := json.Unmarshal(plain, &mk); err != nil {
+			return nil, fmt.Errorf("repo: key %s: %w", name, err)
+		}
+		secret, err := pack.Open(&mk.Data, nil, cfg.Sealed, adConfig)
+		if err != nil {
+			return nil, fmt.Errorf("repo: config does not belong to key %s: %w", name, err)
+		}
+		var sc secretConfig
+		if err := json.Unmarshal(secret, &sc); err != nil {
+			return nil, fmt.Errorf("repo: parse sealed config: %w", err)
+		}
+		if err := sc.Chunker.Validate(); err != nil {
+			return nil, fmt.Errorf("repo: config: %w", err)
+		}
+		return newRepository(st, cfg, mk, sc.Chunker), nil
+	}
+	return nil, ErrWrongPassword
+}

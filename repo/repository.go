@@ -1,0 +1,352 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/index"
+	"github.com/cairn-backup/cairn/pack"
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/store"
+	"golang.org/x/sync/errgroup"
+)
+
+// Repository is an open repository. Its methods are safe for concurrent use.
+type Repository struct {
+	st      store.Store
+	cfg     Config
+	key     pack.Key
+	hasher  *chunk.Hasher
+	chunker chunk.Params
+	enc     *pack.Encoder
+	idx     *index.Index
+
+	mu          sync.Mutex
+	indexLoaded bool
+	indexFiles  []chunk.ID // loaded index files, for compaction later
+}
+
+func newRepository(st store.Store, cfg Config, mk masterKey, params chunk.Params) *Repository {
+	return &Repository{
+		st:      st,
+		cfg:     cfg,
+		key:     mk.Data,
+		hasher:  chunk.NewHasher(mk.ID),
+		chunker: params,
+		enc:     pack.NewEncoder(mk.Data),
+		idx:     index.New(),
+	}
+}
+
+// Store returns the underlying store.
+func (r *Repository) Store() store.Store { return r.st }
+
+// Config returns the public config.
+func (r *Repository) Config() Config { return r.cfg }
+
+// ChunkerParams returns the repository's chunking parameters.
+func (r *Repository) ChunkerParams() chunk.Params { return r.chunker }
+
+// Index returns the in-memory index (loaded by LoadIndex).
+func (r *Repository) Index() *index.Index { return r.idx }
+
+// Hasher returns the keyed blob-ID hasher.
+func (r *Repository) Hasher() *chunk.Hasher { return r.hasher }
+
+// Close closes the store.
+func (r *Repository) Close() error { return r.st.Close() }
+
+// Object name helpers.
+func packName(id chunk.ID) string     { s := id.String(); return "data/" + s[:2] + "/" + s }
+func indexName(id chunk.ID) string    { return "index/" + id.String() }
+func snapshotName(id chunk.ID) string { return "snapshots/" + id.String() }
+
+// ErrCorruptObject is returned when an object's bytes do not hash to its
+// name, or a sealed object does not authenticate.
+var ErrCorruptObject = errors.New("repo: corrupt object")
+
+// readObject fetches an immutable object and checks it against its name.
+func (r *Repository) readObject(ctx context.Context, name string, id chunk.ID) ([]byte, error) {
+	buf, err := store.ReadAll(ctx, r.st, name)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if chunk.ObjectID(buf) != id {
+		return nil, fmt.Errorf("%w: %s does not match its hash", ErrCorruptObject, name)
+	}
+	return buf, nil
+}
+
+// writeSealed seals plain and stores it under prefix+hash.
+func (r *Repository) writeSealed(ctx context.Context, prefix string, plain, ad []byte) (chunk.ID, error) {
+	sealed := pack.Seal(&r.key, nil, plain, ad)
+	id := chunk.ObjectID(sealed)
+	if err := r.st.Put(ctx, prefix+id.String(), sealed); err != nil {
+		return id, fmt.Errorf("write %s%s: %w", prefix, id.Short(), err)
+	}
+	return id, nil
+}
+
+// ListIDs lists the object IDs under prefix ("snapshots/", "index/", "data/").
+func (r *Repository) ListIDs(ctx context.Context, prefix string) ([]chunk.ID, error) {
+	var ids []chunk.ID
+	err := r.st.List(ctx, prefix, func(fi store.Info) error {
+		base := fi.Name[strings.LastIndexByte(fi.Name, '/')+1:]
+		id, err := chunk.ParseID(base)
+		if err != nil {
+			return nil // not ours; check reports strays
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	slices.SortFunc(ids, chunk.ID.Compare)
+	return ids, nil
+}
+
+// LoadIndex reads every index file into memory. Index files that a newer
+// file supersedes are skipped. It is idempotent.
+func (r *Repository) LoadIndex(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.indexLoaded {
+		return nil
+	}
+	ids, err := r.ListIDs(ctx, "index/")
+	if err != nil {
+		return err
+	}
+	files := make([]*index.File, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, id := range ids {
+		g.Go(func() error {
+			f, err := r.loadIndexFile(gctx, id)
+			files[i] = f
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	superseded := map[chunk.ID]bool{}
+	for _, f := range files {
+		for _, s := range f.Supersedes {
+			superseded[s] = true
+		}
+	}
+	for i, f := range files {
+		if superseded[ids[i]] {
+			continue
+		}
+		r.idx.AddFile(f)
+		r.indexFiles = append(r.indexFiles, ids[i])
+	}
+	r.indexLoaded = true
+	return nil
+}
+
+func (r *Repository) loadIndexFile(ctx context.Context, id chunk.ID) (*index.File, error) {
+	buf, err := r.readObject(ctx, indexName(id), id)
+	if err != nil {
+		return nil, fmt.Errorf("load index: %w", err)
+	}
+	plain, err := pack.Open(&r.key, nil, buf, adIndex)
+	if err != nil {
+		return nil, fmt.Errorf("load index %s: %w", id.Short(), err)
+	}
+	f, err := index.Decode(plain)
+	if err != nil {
+		return nil, fmt.Errorf("load index %s: %w", id.Short(), err)
+	}
+	return f, nil
+}
+
+// writeIndexFile seals and stores f. Callers write it only after every pack
+// it names is durable.
+func (r *Repository) writeIndexFile(ctx context.Context, f *index.File) (chunk.ID, error) {
+	plain, err := f.MarshalBinary()
+	if err != nil {
+		return chunk.ID{}, fmt.Errorf("encode index: %w", err)
+	}
+	return r.writeSealed(ctx, "index/", plain, adIndex)
+}
+
+// ErrBlobNotFound is returned when the index has no entry for a blob.
+var ErrBlobNotFound = errors.New("repo: blob not in index")
+
+// BlobError says which blob in which pack failed to load.
+type BlobError struct {
+	Type pack.BlobType
+	ID   chunk.ID
+	Pack chunk.ID // zero if the blob is not in the index
+	Err  error
+}
+
+func (e *BlobError) Error() string {
+	if e.Pack.IsNull() {
+		return fmt.Sprintf("%s blob %s: %v", e.Type, e.ID.Short(), e.Err)
+	}
+	return fmt.Sprintf("%s blob %s in pack %s: %v", e.Type, e.ID.Short(), e.Pack, e.Err)
+}
+
+func (e *BlobError) Unwrap() error { return e.Err }
+
+// LoadBlob returns the plaintext of a blob, verified against its ID. dst is
+// reused when large enough.
+func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, id chunk.ID, dst []byte) ([]byte, error) {
+	locs := r.idx.LookupAll(t, id)
+	if len(locs) == 0 {
+		return nil, &BlobError{Type: t, ID: id, Err: ErrBlobNotFound}
+	}
+	var firstErr error
+	// A blob stored twice (after a crash, or two concurrent backups) can be
+	// read from its second copy when the first pack is damaged.
+	for _, loc := range locs {
+		plain, err := r.loadBlobAt(ctx, loc, dst)
+		if err == nil {
+			return plain, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if firstErr == nil {
+			firstErr = &BlobError{Type: t, ID: id, Pack: loc.Pack, Err: err}
+		}
+	}
+	return nil, firstErr
+}
+
+func (r *Repository) loadBlobAt(ctx context.Context, loc index.Location, dst []byte) ([]byte, error) {
+	b := loc.Blob
+	stored, err := store.ReadRange(ctx, r.st, packName(loc.Pack), int64(b.Offset), int(b.Length))
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	plain, err := pack.Decode(&r.key, dst[:0], b, stored)
+	if err != nil {
+		return nil, err
+	}
+	if r.hasher.Sum(plain) != b.ID {
+		return nil, fmt.Errorf("%w: content does not match its ID", pack.ErrCorrupt)
+	}
+	return plain, nil
+}
+
+// LoadTree loads and decodes a tree blob.
+func (r *Repository) LoadTree(ctx context.Context, id chunk.ID) (*snapshot.Tree, error) {
+	buf, err := r.LoadBlob(ctx, pack.TreeBlob, id, nil)
+	if err != nil {
+		return nil, fmt.Errorf("load tree: %w", err)
+	}
+	t, err := snapshot.DecodeTree(buf)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	return t, nil
+}
+
+// SaveSnapshot stores a manifest. Call it only after the blob session that
+// wrote its blobs has flushed its index.
+func (r *Repository) SaveSnapshot(ctx context.Context, sn *snapshot.Snapshot) (chunk.ID, error) {
+	plain, err := sn.Encode()
+	if err != nil {
+		return chunk.ID{}, err
+	}
+	return r.writeSealed(ctx, "snapshots/", plain, adSnapshot)
+}
+
+// LoadSnapshot reads and verifies one manifest.
+func (r *Repository) LoadSnapshot(ctx context.Context, id chunk.ID) (*snapshot.Snapshot, error) {
+	buf, err := r.readObject(ctx, snapshotName(id), id)
+	if err != nil {
+		return nil, fmt.Errorf("load snapshot: %w", err)
+	}
+	plain, err := pack.Open(&r.key, nil, buf, adSnapshot)
+	if err != nil {
+		return nil, fmt.Errorf("load snapshot %s: %w", id.Short(), err)
+	}
+	return snapshot.Decode(plain)
+}
+
+// SnapshotEntry is a manifest with its ID.
+type SnapshotEntry struct {
+	ID chunk.ID
+	*snapshot.Snapshot
+}
+
+// Snapshots loads every manifest, oldest first.
+func (r *Repository) Snapshots(ctx context.Context) ([]SnapshotEntry, error) {
+	ids, err := r.ListIDs(ctx, "snapshots/")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SnapshotEntry, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
+	for i, id := range ids {
+		g.Go(func() error {
+			sn, err := r.LoadSnapshot(gctx, id)
+			out[i] = SnapshotEntry{ID: id, Snapshot: sn}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, func(a, b SnapshotEntry) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.ID[:], b.ID[:])
+	})
+	return out, nil
+}
+
+// ErrSnapshotNotFound is returned by FindSnapshot when nothing matches.
+var ErrSnapshotNotFound = errors.New("repo: snapshot not found")
+
+// FindSnapshot resolves "latest", a full ID or a unique hex prefix.
+func (r *Repository) FindSnapshot(ctx context.Context, ref string) (SnapshotEntry, error) {
+	if ref == "latest" {
+		all, err := r.Snapshots(ctx)
+		if err != nil {
+			return SnapshotEntry{}, err
+		}
+		if len(all) == 0 {
+			return SnapshotEntry{}, fmt.Errorf("%w: the repository has no snapshots", ErrSnapshotNotFound)
+		}
+		return all[len(all)-1], nil
+	}
+	ref = strings.ToLower(ref)
+	ids, err := r.ListIDs(ctx, "snapshots/")
+	if err != nil {
+		return SnapshotEntry{}, err
+	}
+	var match []chunk.ID
+	for _, id := range ids {
+		if strings.HasPrefix(id.String(), ref) {
+			match = append(match, id)
+		}
+	}
+	switch {
+	case ref == "" || len(match) == 0:
+		return SnapshotEntry{}, fmt.Errorf("%w: %q", ErrSnapshotNotFound, ref)
+	case len(match) > 1:
+		return SnapshotEntry{}, fmt.Errorf("snapshot prefix %q is ambiguous: %d snapshots match", ref, len(match))
+	}
+	sn, err := r.LoadSnapshot(ctx, match[0])
+	if err != nil {
+		return SnapshotEntry{}, err
+	}
+	return SnapshotEntry{ID: match[0], Snapshot: sn}, nil
+}

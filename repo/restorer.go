@@ -1,0 +1,410 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/pack"
+	"github.com/cairn-backup/cairn/snapshot"
+	"golang.org/x/sync/errgroup"
+)
+
+// RestoreTarget is where the restorer writes; sources/tree implements it for
+// a directory, confined so no snapshot path can write outside it. Paths are
+// relative and slash-separated.
+type RestoreTarget interface {
+	Mkdir(rel string) error
+	Create(rel string) (*os.File, error)
+	Open(rel string) (*os.File, error)
+	Symlink(rel, target string) error
+	SetMetadata(rel string, n *snapshot.Node) error
+}
+
+// RestoreOptions select and tune a restore.
+type RestoreOptions struct {
+	// Components to restore; empty means all.
+	Components []string
+	// Workers fetch, decrypt and write blobs in parallel; default
+	// 2×GOMAXPROCS, so I/O waits overlap with decompression.
+	Workers int
+	// Verify re-reads every restored file and checks it against the
+	// snapshot's blob IDs.
+	Verify   bool
+	Progress *Progress
+}
+
+// RestoreError is one path that was not restored, or restored wrong.
+type RestoreError struct {
+	Path string
+	Err  error
+}
+
+func (e RestoreError) Error() string { return fmt.Sprintf("%s: %v", e.Path, e.Err) }
+func (e RestoreError) Unwrap() error { return e.Err }
+
+// RestoreResult reports a restore. Errors lists every path that failed;
+// everything else was restored.
+type RestoreResult struct {
+	Files, Dirs, Bytes uint64
+	Errors             []RestoreError
+}
+
+// ErrRestoreIncomplete is returned (wrapped) when some paths failed.
+var ErrRestoreIncomplete = errors.New("repo: restore incomplete")
+
+// blobsPerJob is how many blobs of one file one worker restores in a row.
+// Large files are split so that several workers fetch and decode them in
+// parallel and write at their offsets (kopia 5113: one file chunk by chunk
+// in order is slow).
+const blobsPerJob = 8
+
+type restoreFile struct {
+	path    string
+	node    *snapshot.Node
+	offsets []int64 // of each blob, in the file
+
+	once      sync.Once
+	f         *os.File
+	openErr   error
+	remaining atomic.Int32
+	failed    atomic.Bool
+}
+
+type restoreJob struct {
+	file       *restoreFile
+	start, end int // blob indexes
+}
+
+type restorer struct {
+	r      *Repository
+	t      RestoreTarget
+	opts   RestoreOptions
+	mu     sync.Mutex
+	errs   []RestoreError // guarded by mu
+	files  []*restoreFile
+	dirs   []dirMeta
+	res    RestoreResult
+	nbytes atomic.Uint64
+}
+
+type dirMeta struct {
+	path string
+	node *snapshot.Node
+}
+
+func (rs *restorer) fail(p string, err error) {
+	rs.mu.Lock()
+	rs.errs = append(rs.errs, RestoreError{Path: p, Err: err})
+	rs.mu.Unlock()
+}
+
+// Restore writes the selected components of sn into t: a tree component to
+// NAME/…, a stream component to the file NAME. A file whose blobs cannot be
+// read is reported and the others are still restored; the returned error
+// then wraps ErrRestoreIncomplete.
+func (r *Repository) Restore(ctx context.Context, sn *snapshot.Snapshot, t RestoreTarget, opts RestoreOptions) (*RestoreResult, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	var comps []snapshot.Component
+	for _, name := range opts.Components {
+		c := sn.Component(name)
+		if c == nil {
+			return nil, fmt.Errorf("repo: snapshot has no component %q", name)
+		}
+		comps = append(comps, *c)
+	}
+	if len(opts.Components) == 0 {
+		comps = sn.Components
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	rs := &restorer{r: r, t: t, opts: opts}
+	for _, c := range comps {
+		dir := ""
+		if c.Kind == snapshot.KindTree {
+			dir = c.Name
+			if err := t.Mkdir(dir); err != nil {
+				return nil, fmt.Errorf("restore component %s: %w", c.Name, err)
+			}
+		}
+		if err := rs.walk(ctx, dir, c.Tree); err != nil {
+			return nil, err
+		}
+		if c.Kind == snapshot.KindTree {
+			// The component root takes the mode of the backed-up directory's
+			// entries' parent only through its entries; give it 0755.
+			rs.dirs = append(rs.dirs, dirMeta{path: dir, node: &snapshot.Node{Type: snapshot.Dir, Mode: 0o755, ModTime: c.Started}})
+		}
+	}
+	if err := rs.writeFiles(ctx); err != nil {
+		return nil, err
+	}
+	// Directory times last, deepest first: writing into a directory changes
+	// its mtime.
+	for i := len(rs.dirs) - 1; i >= 0; i-- {
+		d := rs.dirs[i]
+		if err := t.SetMetadata(d.path, d.node); err != nil {
+			rs.fail(d.path, err)
+		}
+	}
+	if opts.Verify {
+		if err := rs.verify(ctx); err != nil {
+			return nil, err
+		}
+	}
+	rs.res.Bytes = rs.nbytes.Load()
+	rs.res.Errors = rs.errs
+	slices.SortFunc(rs.res.Errors, func(a, b RestoreError) int {
+		switch {
+		case a.Path < b.Path:
+			return -1
+		case a.Path > b.Path:
+			return 1
+		}
+		return 0
+	})
+	if len(rs.res.Errors) > 0 {
+		return &rs.res, fmt.Errorf("%w: %d paths failed", ErrRestoreIncomplete, len(rs.res.Errors))
+	}
+	return &rs.res, nil
+}
+
+// walk creates directories and symlinks and collects files.
+func (rs *restorer) walk(ctx context.Context, dir string, treeID chunk.ID) error {
+	tree, err := rs.r.LoadTree(ctx, treeID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rs.fail(dir, err)
+		return nil
+	}
+	for i := range tree.Nodes {
+		n := &tree.Nodes[i]
+		p := path.Join(dir, n.Name)
+		switch n.Type {
+		case snapshot.Dir:
+			if err := rs.t.Mkdir(p); err != nil {
+				rs.fail(p, err)
+				continue
+			}
+			rs.res.Dirs++
+			if err := rs.walk(ctx, p, *n.Subtree); err != nil {
+				return err
+			}
+			rs.dirs = append(rs.dirs, dirMeta{path: p, node: n})
+		case snapshot.Symlink:
+			if err := rs.t.Symlink(p, n.LinkTarget); err != nil {
+				rs.fail(p, err)
+				continue
+			}
+			if err := rs.t.SetMetadata(p, n); err != nil {
+				rs.fail(p, err)
+			}
+		case snapshot.File:
+			f := &restoreFile{path: p, node: n}
+			rs.files = append(rs.files, f)
+		}
+	}
+	return nil
+}
+
+func (rs *restorer) writeFiles(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan restoreJob)
+	for range rs.opts.Workers {
+		g.Go(func() error {
+			var buf []byte
+			for j := range jobs {
+				var err error
+				buf, err = rs.restoreJob(gctx, j, buf)
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(jobs)
+		for _, f := range rs.files {
+			if err := rs.plan(f); err != nil {
+				rs.fail(f.path, err)
+				continue
+			}
+			n := len(f.node.Content)
+			parts := max(1, (n+blobsPerJob-1)/blobsPerJob)
+			f.remaining.Store(int32(parts))
+			for i := range parts {
+				j := restoreJob{file: f, start: i * blobsPerJob, end: min(n, (i+1)*blobsPerJob)}
+				select {
+				case jobs <- j:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// plan computes each blob's offset from the index.
+func (rs *restorer) plan(f *restoreFile) error {
+	f.offsets = make([]int64, len(f.node.Content))
+	var off int64
+	for i, id := range f.node.Content {
+		loc, ok := rs.r.idx.Lookup(pack.DataBlob, id)
+		if !ok {
+			return &BlobError{Type: pack.DataBlob, ID: id, Err: ErrBlobNotFound}
+		}
+		f.offsets[i] = off
+		off += int64(loc.Blob.RawLength)
+	}
+	if uint64(off) != f.node.Size {
+		return fmt.Errorf("blobs add up to %d bytes, the snapshot says %d", off, f.node.Size)
+	}
+	return nil
+}
+
+func (rs *restorer) restoreJob(ctx context.Context, j restoreJob, buf []byte) ([]byte, error) {
+	f := j.file
+	f.once.Do(func() { f.f, f.openErr = rs.t.Create(f.path) })
+	if f.openErr != nil {
+		if f.failed.CompareAndSwap(false, true) {
+			rs.fail(f.path, f.openErr)
+		}
+	} else if !f.failed.Load() {
+		for i := j.start; i < j.end; i++ {
+			plain, err := rs.r.LoadBlob(ctx, pack.DataBlob, f.node.Content[i], buf)
+			if err != nil {
+				if ctx.Err() != nil {
+					return buf, ctx.Err()
+				}
+				if f.failed.CompareAndSwap(false, true) {
+					rs.fail(f.path, err)
+				}
+				break
+			}
+			buf = plain[:0]
+			rs.nbytes.Add(uint64(len(plain)))
+			rs.opts.Progress.Bytes.Add(uint64(len(plain)))
+			if isZero(plain) {
+				continue // leave a hole; Truncate sets the length
+			}
+			if _, err := f.f.WriteAt(plain, f.offsets[i]); err != nil {
+				if f.failed.CompareAndSwap(false, true) {
+					rs.fail(f.path, err)
+				}
+				break
+			}
+		}
+	}
+	if f.remaining.Add(-1) == 0 && f.f != nil {
+		rs.closeFile(f)
+	}
+	return buf, nil
+}
+
+func (rs *restorer) closeFile(f *restoreFile) {
+	err := f.f.Truncate(int64(f.node.Size))
+	if cerr := f.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = rs.t.SetMetadata(f.path, f.node)
+	}
+	if err != nil && f.failed.CompareAndSwap(false, true) {
+		rs.fail(f.path, err)
+	}
+	if !f.failed.Load() {
+		rs.mu.Lock()
+		rs.res.Files++
+		rs.mu.Unlock()
+		rs.opts.Progress.Files.Add(1)
+	}
+}
+
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// verify re-reads every restored file and checks each blob's keyed hash.
+func (rs *restorer) verify(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, f := range rs.files {
+		if f.failed.Load() || f.offsets == nil {
+			continue
+		}
+		g.Go(func() error {
+			if err := rs.verifyFile(gctx, f); err != nil {
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				rs.fail(f.path, fmt.Errorf("verify: %w", err))
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func (rs *restorer) verifyFile(ctx context.Context, f *restoreFile) error {
+	fh, err := rs.t.Open(f.path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	var buf []byte
+	for i, id := range f.node.Content {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		end := f.node.Size
+		if i+1 < len(f.offsets) {
+			end = uint64(f.offsets[i+1])
+		}
+		n := int(end - uint64(f.offsets[i]))
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(fh, buf); err != nil {
+			return fmt.Errorf("read at %d: %w", f.offsets[i], err)
+		}
+		if rs.r.hasher.Sum(buf) != id {
+			return fmt.Errorf("content at offset %d does not match blob %s", f.offsets[i], id.Short())
+		}
+	}
+	var one [1]byte
+	if n, _ := fh.Read(one[:]); n != 0 {
+		return fmt.Errorf("file is longer than %d bytes", f.node.Size)
+	}
+	return nil
+}

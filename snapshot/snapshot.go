@@ -1,0 +1,135 @@
+package snapshot
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/cairn-backup/cairn/chunk"
+)
+
+// Version is the manifest format this code writes and the newest it reads.
+const Version = 1
+
+// Component kinds of format version 1.
+const (
+	KindTree   = "tree"   // a directory; restored to TARGET/NAME/…
+	KindStream = "stream" // one stream (stdin, a dump); restored to the file TARGET/NAME
+)
+
+// Component is one named part of a snapshot.
+type Component struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// Tree is the root tree. A stream's root tree holds one file node named
+	// after the component.
+	Tree     chunk.ID  `json:"tree"`
+	Source   string    `json:"source,omitempty"` // directory path, "stdin", …
+	Size     uint64    `json:"size"`             // logical bytes of all files
+	Files    uint64    `json:"files"`
+	Dirs     uint64    `json:"dirs,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// AddedBytes is what this component added to the repository (stored,
+	// compressed and encrypted bytes of new blobs), for the dedup report.
+	AddedBytes uint64 `json:"added_bytes"`
+	// Errors counts files that could not be read and are missing from the tree.
+	Errors uint64 `json:"errors,omitempty"`
+}
+
+// Snapshot is the manifest that ties components into one point in time.
+type Snapshot struct {
+	Version    int         `json:"version"`
+	Time       time.Time   `json:"time"`
+	Host       string      `json:"host"`
+	Tags       []string    `json:"tags,omitempty"`
+	Program    string      `json:"program,omitempty"` // "cairn VERSION" that wrote it
+	Components []Component `json:"components"`
+}
+
+// Skew is the time from the first component's start to the last one's end:
+// how far apart in time the parts of the application were taken.
+func (s *Snapshot) Skew() time.Duration {
+	if len(s.Components) == 0 {
+		return 0
+	}
+	first, last := s.Components[0].Started, s.Components[0].Finished
+	for _, c := range s.Components[1:] {
+		if c.Started.Before(first) {
+			first = c.Started
+		}
+		if c.Finished.After(last) {
+			last = c.Finished
+		}
+	}
+	return last.Sub(first)
+}
+
+// Component returns the component called name, or nil.
+func (s *Snapshot) Component(name string) *Component {
+	for i := range s.Components {
+		if s.Components[i].Name == name {
+			return &s.Components[i]
+		}
+	}
+	return nil
+}
+
+// Size is the logical size of all components.
+func (s *Snapshot) Size() uint64 {
+	var n uint64
+	for _, c := range s.Components {
+		n += c.Size
+	}
+	return n
+}
+
+var componentName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ErrBadComponentName is returned for a component name that is not a short
+// word of letters, digits, '.', '_' and '-'.
+var ErrBadComponentName = errors.New("snapshot: bad component name")
+
+// ValidComponentName checks a component name. Names become file names on
+// restore, so they are kept to a safe alphabet.
+func ValidComponentName(name string) error {
+	if !componentName.MatchString(name) {
+		return fmt.Errorf("%w %q: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrBadComponentName, name)
+	}
+	return nil
+}
+
+// ErrUnknownVersion is returned for a manifest newer than this program.
+var ErrUnknownVersion = errors.New("snapshot: unknown manifest version")
+
+// Encode returns the manifest's JSON.
+func (s *Snapshot) Encode() ([]byte, error) {
+	if s.Version == 0 {
+		s.Version = Version
+	}
+	return json.Marshal(s)
+}
+
+// Decode parses a manifest and checks its version and component names.
+func Decode(data []byte) (*Snapshot, error) {
+	var s Snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("snapshot: decode manifest: %w", err)
+	}
+	if s.Version < 1 || s.Version > Version {
+		return nil, fmt.Errorf("%w %d (this cairn reads up to %d)", ErrUnknownVersion, s.Version, Version)
+	}
+	seen := map[string]bool{}
+	for _, c := range s.Components {
+		if err := ValidComponentName(c.Name); err != nil {
+			return nil, err
+		}
+		if seen[c.Name] {
+			return nil, fmt.Errorf("snapshot: duplicate component %q", c.Name)
+		}
+		seen[c.Name] = true
+	}
+	return &s, nil
+}

@@ -1,0 +1,163 @@
+package tree
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"time"
+
+	"github.com/cairn-backup/cairn/snapshot"
+)
+
+// Target writes a restored tree into one directory. Every operation goes
+// through an os.Root, so no path in a snapshot — "..", an absolute name, or
+// a symlink restored earlier that points elsewhere — can make it write
+// outside the directory. Paths are relative and slash-separated. Safe for
+// concurrent use on distinct paths.
+type Target struct {
+	root *os.Root
+	dir  string
+}
+
+// ErrTargetNotDir is returned when the restore target exists and is not a
+// directory.
+var ErrTargetNotDir = errors.New("tree: restore target is not a directory")
+
+// OpenTarget creates dir (and its parents) if needed and returns a Target
+// confined to it.
+func OpenTarget(dir string) (*Target, error) {
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && !fi.IsDir():
+		return nil, fmt.Errorf("%w: %s", ErrTargetNotDir, dir)
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("tree: create restore target: %w", err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("tree: restore target: %w", err)
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("tree: open restore target: %w", err)
+	}
+	return &Target{root: r, dir: dir}, nil
+}
+
+// Dir returns the target directory as given.
+func (t *Target) Dir() string { return t.dir }
+
+// Close releases the target.
+func (t *Target) Close() error { return t.root.Close() }
+
+func clean(rel string) (string, error) {
+	if rel == "" {
+		return ".", nil
+	}
+	if path.IsAbs(rel) || path.Clean(rel) != rel {
+		return "", fmt.Errorf("%w: path %q is not clean and relative", snapshot.ErrBadName, rel)
+	}
+	return rel, nil
+}
+
+// Mkdir creates the directory rel; an existing directory is fine.
+func (t *Target) Mkdir(rel string) error {
+	p, err := clean(rel)
+	if err != nil {
+		return err
+	}
+	if p == "." {
+		return nil
+	}
+	err = t.root.Mkdir(p, 0o700)
+	if errors.Is(err, fs.ErrExist) {
+		fi, serr := t.root.Lstat(p)
+		if serr == nil && fi.IsDir() {
+			return nil
+		}
+		return fmt.Errorf("tree: %s exists and is not a directory", p)
+	}
+	if err != nil {
+		return fmt.Errorf("tree: %w", err)
+	}
+	return nil
+}
+
+// Create creates (or truncates) the regular file rel for writing. A symlink
+// already at rel is replaced, never followed.
+func (t *Target) Create(rel string) (*os.File, error) {
+	p, err := clean(rel)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := t.root.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+		if err := t.root.RemoveAll(p); err != nil {
+			return nil, fmt.Errorf("tree: replace %s: %w", p, err)
+		}
+	}
+	f, err := t.root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("tree: %w", err)
+	}
+	return f, nil
+}
+
+// Open opens the file rel for reading (restore --verify).
+func (t *Target) Open(rel string) (*os.File, error) {
+	p, err := clean(rel)
+	if err != nil {
+		return nil, err
+	}
+	f, err := t.root.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("tree: %w", err)
+	}
+	return f, nil
+}
+
+// Symlink creates a symlink at rel pointing at target, replacing what is
+// there. The link itself may point anywhere; the Target never follows it.
+func (t *Target) Symlink(rel, target string) error {
+	p, err := clean(rel)
+	if err != nil {
+		return err
+	}
+	if _, err := t.root.Lstat(p); err == nil {
+		if err := t.root.RemoveAll(p); err != nil {
+			return fmt.Errorf("tree: replace %s: %w", p, err)
+		}
+	}
+	if err := t.root.Symlink(target, p); err != nil {
+		return fmt.Errorf("tree: %w", err)
+	}
+	return nil
+}
+
+// SetMetadata applies mode and modification time (and ownership, when
+// running as root) to rel. Symlinks get neither mode nor times: Linux has no
+// lchmod, and following them could touch files outside the target.
+func (t *Target) SetMetadata(rel string, n *snapshot.Node) error {
+	p, err := clean(rel)
+	if err != nil {
+		return err
+	}
+	if n.Type == snapshot.Symlink {
+		if os.Geteuid() == 0 {
+			_ = t.root.Lchown(p, int(n.UID), int(n.GID))
+		}
+		return nil
+	}
+	if os.Geteuid() == 0 {
+		// Ownership is best effort: the user may not exist on this host.
+		_ = t.root.Chown(p, int(n.UID), int(n.GID))
+	}
+	if err := t.root.Chmod(p, n.Mode); err != nil {
+		return fmt.Errorf("tree: %w", err)
+	}
+	if err := t.root.Chtimes(p, time.Time{}, n.ModTime); err != nil {
+		return fmt.Errorf("tree: %w", err)
+	}
+	return nil
+}
