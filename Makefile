@@ -1,0 +1,40 @@
+# cairn — see README.md. `make test` is what CI runs (.ci/run).
+GO      ?= go
+BIN     := bin/cairn
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: build test test-short demo bench lint fmt clean
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cairn
+
+# The whole suite, with the race detector. Needs nothing beyond Go today;
+# scripts/test-deps.sh installs what later components need (and is a no-op
+# when it is all there).
+test:
+	bash scripts/test-deps.sh
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -count=1 ./...
+
+# End to end on a local-directory repository in a temporary directory.
+demo: build
+	bash scripts/demo.sh $(BIN)
+
+# cairn against restic and borg on the same generated data; see bench/README.md.
+bench: build
+	bash scripts/bench-deps.sh
+	$(GO) run ./bench -cairn $(BIN) $(BENCHFLAGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

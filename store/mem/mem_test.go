@@ -1,0 +1,32 @@
+package mem_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/cairn-backup/cairn/store"
+	"github.com/cairn-backup/cairn/store/mem"
+	"github.com/cairn-backup/cairn/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return mem.New() })
+}
+
+// mem validates names like the file-system backends do, so that tests using
+// it catch names a real backend would refuse.
+func TestRejectsBadNames(t *testing.T) {
+	s := mem.New()
+	ctx := t.Context()
+	for _, name := range []string{"", "/abs", "a/../b", "a//b", "a/", `a\b`, "Upper", ".tmp-x"} {
+		if err := s.Put(ctx, name, []byte("x")); !errors.Is(err, store.ErrInvalidName) {
+			t.Errorf("Put(%q): err = %v, want ErrInvalidName", name, err)
+		}
+		if _, err := s.Stat(ctx, name); !errors.Is(err, store.ErrInvalidName) {
+			t.Errorf("Stat(%q): err = %v, want ErrInvalidName", name, err)
+		}
+	}
+	if err := s.List(ctx, "../", func(store.Info) error { return nil }); !errors.Is(err, store.ErrInvalidName) {
+		t.Errorf("List(../): err = %v, want ErrInvalidName", err)
+	}
+}
