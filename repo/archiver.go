@@ -20,7 +20,9 @@ import (
 // FS is what the archiver reads a tree component from; sources/tree
 // implements it for a local directory. Paths are relative and
 // slash-separated, "" is the root. Methods are called from several
-// goroutines.
+// goroutines. ReadDir returns nodes sorted by name without content; when
+// some entries could not be examined it returns the others with a non-nil
+// error, and the archiver records the error and keeps the others.
 type FS interface {
 	ReadDir(ctx context.Context, dir string) ([]snapshot.Node, error)
 	Open(ctx context.Context, file string) (io.ReadCloser, error)
@@ -54,10 +56,10 @@ type BackupOptions struct {
 
 // Progress counts a running backup's work. All fields are atomics.
 type Progress struct {
-	Files      atomic.Uint64 // files finished
-	Bytes      atomic.Uint64 // logical bytes finished (read or proven unchanged)
-	ReadBytes  atomic.Uint64 // bytes actually read
-	Errors     atomic.Uint64
+	Files     atomic.Uint64 // files finished
+	Bytes     atomic.Uint64 // logical bytes finished (read or proven unchanged)
+	ReadBytes atomic.Uint64 // bytes actually read
+	Errors    atomic.Uint64
 }
 
 // FileError is a file or directory that could not be read. The backup goes
@@ -116,8 +118,10 @@ func (r *Repository) Backup(ctx context.Context, comps []ComponentSource, opts B
 	}
 	var parents []SnapshotEntry
 	if !opts.NoParent {
+		// A damaged manifest only costs the shortcut for its components;
+		// check reports it.
 		all, err := r.Snapshots(ctx)
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrDamagedSnapshots) {
 			return nil, err
 		}
 		parents = all
@@ -320,8 +324,11 @@ func (a *archiver) tree(ctx context.Context, c ComponentSource, parent *chunk.ID
 	// The root is read first so a missing or unreadable source fails the
 	// component instead of producing an empty snapshot.
 	rootNodes, err := c.FS.ReadDir(ctx, "")
-	if err != nil {
+	if err != nil && rootNodes == nil {
 		return comp, err
+	}
+	if err != nil {
+		a.fileError("", err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan fileJob)
@@ -398,7 +405,9 @@ func (w *walker) dir(ctx context.Context, dirPath string, self snapshot.Node, no
 					return nil, ctx.Err()
 				}
 				w.a.fileError(p, err)
-				continue
+				if children == nil {
+					continue
+				}
 			}
 			var sub *snapshot.Tree
 			if prev != nil && prev.Type == snapshot.Dir && prev.Subtree != nil {

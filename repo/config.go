@@ -47,8 +47,8 @@ type secretConfig struct {
 
 // masterKey is what a password unwraps.
 type masterKey struct {
-	Data pack.Key       `json:"data"` // encrypts blobs, pack headers, index files, manifests
-	ID   [32]byte       `json:"id"`   // keys BLAKE3 blob IDs
+	Data pack.Key `json:"data"` // encrypts blobs, pack headers, index files, manifests
+	ID   [32]byte `json:"id"`   // keys BLAKE3 blob IDs
 }
 
 // keyFile is one password's wrapping of the master key.

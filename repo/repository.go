@@ -284,24 +284,42 @@ type SnapshotEntry struct {
 	*snapshot.Snapshot
 }
 
-// Snapshots loads every manifest, oldest first.
+// ErrDamagedSnapshots is returned (wrapped) by Snapshots when some
+// manifests cannot be read; the others are still returned.
+var ErrDamagedSnapshots = errors.New("repo: damaged snapshot manifests")
+
+// Snapshots loads every manifest, oldest first. When some manifests are
+// damaged it returns the readable ones together with an error wrapping
+// ErrDamagedSnapshots that names the others.
 func (r *Repository) Snapshots(ctx context.Context) ([]SnapshotEntry, error) {
 	ids, err := r.ListIDs(ctx, "snapshots/")
 	if err != nil {
 		return nil, err
 	}
-	out := make([]SnapshotEntry, len(ids))
+	loaded := make([]SnapshotEntry, len(ids))
+	errs := make([]error, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
 	for i, id := range ids {
 		g.Go(func() error {
 			sn, err := r.LoadSnapshot(gctx, id)
-			out[i] = SnapshotEntry{ID: id, Snapshot: sn}
-			return err
+			loaded[i] = SnapshotEntry{ID: id, Snapshot: sn}
+			errs[i] = err
+			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	_ = g.Wait()
+	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	out := make([]SnapshotEntry, 0, len(ids))
+	var damaged []error
+	for i := range loaded {
+		if errs[i] != nil {
+			damaged = append(damaged, errs[i])
+			continue
+		}
+		out = append(out, loaded[i])
 	}
 	slices.SortStableFunc(out, func(a, b SnapshotEntry) int {
 		if c := a.Time.Compare(b.Time); c != 0 {
@@ -309,6 +327,9 @@ func (r *Repository) Snapshots(ctx context.Context) ([]SnapshotEntry, error) {
 		}
 		return bytes.Compare(a.ID[:], b.ID[:])
 	})
+	if len(damaged) > 0 {
+		return out, fmt.Errorf("%w: %d unreadable: %w", ErrDamagedSnapshots, len(damaged), errors.Join(damaged...))
+	}
 	return out, nil
 }
 
@@ -318,9 +339,10 @@ var ErrSnapshotNotFound = errors.New("repo: snapshot not found")
 // FindSnapshot resolves "latest", a full ID or a unique hex prefix.
 func (r *Repository) FindSnapshot(ctx context.Context, ref string) (SnapshotEntry, error) {
 	if ref == "latest" {
+		// A damaged manifest might be the newest one: refuse to guess.
 		all, err := r.Snapshots(ctx)
 		if err != nil {
-			return SnapshotEntry{}, err
+			return SnapshotEntry{}, fmt.Errorf("cannot tell which snapshot is the latest (name one by ID): %w", err)
 		}
 		if len(all) == 0 {
 			return SnapshotEntry{}, fmt.Errorf("%w: the repository has no snapshots", ErrSnapshotNotFound)

@@ -24,6 +24,7 @@ import (
 type RestoreTarget interface {
 	Mkdir(rel string) error
 	Create(rel string) (*os.File, error)
+	Remove(rel string) error
 	Open(rel string) (*os.File, error)
 	Symlink(rel, target string) error
 	SetMetadata(rel string, n *snapshot.Node) error
@@ -141,6 +142,11 @@ func (r *Repository) Restore(ctx context.Context, sn *snapshot.Snapshot, t Resto
 				return nil, fmt.Errorf("restore component %s: %w", c.Name, err)
 			}
 		}
+		if c.Kind == snapshot.KindStream {
+			if err := rs.checkStream(ctx, c); err != nil {
+				return nil, fmt.Errorf("restore component %s: %w", c.Name, err)
+			}
+		}
 		if err := rs.walk(ctx, dir, c.Tree); err != nil {
 			return nil, err
 		}
@@ -153,10 +159,10 @@ func (r *Repository) Restore(ctx context.Context, sn *snapshot.Snapshot, t Resto
 	if err := rs.writeFiles(ctx); err != nil {
 		return nil, err
 	}
-	// Directory times last, deepest first: writing into a directory changes
-	// its mtime.
-	for i := len(rs.dirs) - 1; i >= 0; i-- {
-		d := rs.dirs[i]
+	// Directory times last, and deepest first (walk appends a directory
+	// after its children): writing into a directory changes its mtime, and
+	// a parent's mode may forbid entering it.
+	for _, d := range rs.dirs {
 		if err := t.SetMetadata(d.path, d.node); err != nil {
 			rs.fail(d.path, err)
 		}
@@ -181,6 +187,20 @@ func (r *Repository) Restore(ctx context.Context, sn *snapshot.Snapshot, t Resto
 		return &rs.res, fmt.Errorf("%w: %d paths failed", ErrRestoreIncomplete, len(rs.res.Errors))
 	}
 	return &rs.res, nil
+}
+
+// checkStream insists that a stream's tree is what the archiver writes: one
+// file named after the component. Anything else would write somewhere the
+// user did not ask for.
+func (rs *restorer) checkStream(ctx context.Context, c snapshot.Component) error {
+	tree, err := rs.r.LoadTree(ctx, c.Tree)
+	if err != nil {
+		return err
+	}
+	if len(tree.Nodes) != 1 || tree.Nodes[0].Name != c.Name || tree.Nodes[0].Type != snapshot.File {
+		return fmt.Errorf("stream component's tree must hold exactly one file named %q", c.Name)
+	}
+	return nil
 }
 
 // walk creates directories and symlinks and collects files.
@@ -321,6 +341,15 @@ func (rs *restorer) restoreJob(ctx context.Context, j restoreJob, buf []byte) ([
 }
 
 func (rs *restorer) closeFile(f *restoreFile) {
+	if f.failed.Load() {
+		// Content is missing: do not leave a file that has the right size
+		// and mtime and so looks restored to rsync or to the next backup.
+		f.f.Close()
+		if err := rs.t.Remove(f.path); err != nil {
+			rs.fail(f.path, fmt.Errorf("remove incomplete file: %w", err))
+		}
+		return
+	}
 	err := f.f.Truncate(int64(f.node.Size))
 	if cerr := f.f.Close(); err == nil {
 		err = cerr

@@ -282,4 +282,3 @@ func (s *Saver) flushIndex(ctx context.Context) error {
 	s.pending = index.File{}
 	return nil
 }
-

@@ -84,6 +84,9 @@ func (t *Tree) Find(name string) *Node {
 // bytes, which is what lets unchanged directories deduplicate.
 func (t *Tree) Encode() ([]byte, error) {
 	nodes := slices.Clone(t.Nodes)
+	if nodes == nil {
+		nodes = []Node{} // nil and empty must encode alike
+	}
 	slices.SortFunc(nodes, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
 	for i := range nodes {
 		if err := ValidName(nodes[i].Name); err != nil {

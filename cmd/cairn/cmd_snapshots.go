@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -46,16 +47,21 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer release()
-			all, err := r.Snapshots(cmd.Context())
-			if err != nil {
-				return err
+			// Damaged manifests are reported after the readable ones are
+			// listed, and make the exit code 1.
+			all, damaged := r.Snapshots(cmd.Context())
+			if damaged != nil && !errors.Is(damaged, repo.ErrDamagedSnapshots) {
+				return damaged
 			}
 			if g.json {
 				out := make([]snapshotJSON, 0, len(all))
 				for _, e := range all {
 					out = append(out, toSnapshotJSON(e))
 				}
-				return printJSON(g.stdout, out)
+				if err := printJSON(g.stdout, out); err != nil {
+					return err
+				}
+				return damaged
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tComponents\tSize\tSkew")
@@ -71,7 +77,7 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "%d snapshots\n", len(all))
-			return nil
+			return damaged
 		},
 	}
 }

@@ -60,6 +60,8 @@ func (s *Source) abs(rel string) string {
 // ReadDir lists the directory rel as nodes sorted by name, with metadata from
 // lstat and no content. Sockets, devices and named pipes are skipped: they
 // cannot be backed up as data and restoring them is not this tool's job.
+// An entry that cannot be examined does not cost its siblings: ReadDir then
+// returns the other nodes together with an error naming the failed ones.
 func (s *Source) ReadDir(ctx context.Context, rel string) ([]snapshot.Node, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -70,24 +72,27 @@ func (s *Source) ReadDir(ctx context.Context, rel string) ([]snapshot.Node, erro
 		return nil, fmt.Errorf("tree: read directory %w", err)
 	}
 	nodes := make([]snapshot.Node, 0, len(entries))
+	var errs []error
 	for _, e := range entries {
 		fi, err := os.Lstat(filepath.Join(dir, e.Name()))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // removed since the listing; it was never in this snapshot
 		}
 		if err != nil {
-			return nil, fmt.Errorf("tree: %w", err)
+			errs = append(errs, fmt.Errorf("tree: %w", err))
+			continue
 		}
 		n, ok, err := nodeFromInfo(filepath.Join(dir, e.Name()), fi)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		if ok {
 			nodes = append(nodes, n)
 		}
 	}
 	slices.SortFunc(nodes, func(a, b snapshot.Node) int { return strings.Compare(a.Name, b.Name) })
-	return nodes, nil
+	return nodes, errors.Join(errs...)
 }
 
 // Stat returns the node of rel ("" is the root itself, named "").
@@ -101,6 +106,9 @@ func (s *Source) Stat(ctx context.Context, rel string) (snapshot.Node, error) {
 		return snapshot.Node{}, fmt.Errorf("tree: %w", err)
 	}
 	n, _, err := nodeFromInfo(p, fi)
+	if rel == "" {
+		n.Name = ""
+	}
 	return n, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/snapshot"
@@ -56,7 +57,7 @@ func clean(rel string) (string, error) {
 	if rel == "" {
 		return ".", nil
 	}
-	if path.IsAbs(rel) || path.Clean(rel) != rel {
+	if path.IsAbs(rel) || path.Clean(rel) != rel || rel == ".." || strings.HasPrefix(rel, "../") {
 		return "", fmt.Errorf("%w: path %q is not clean and relative", snapshot.ErrBadName, rel)
 	}
 	return rel, nil
@@ -115,6 +116,18 @@ func (t *Target) Open(rel string) (*os.File, error) {
 		return nil, fmt.Errorf("tree: %w", err)
 	}
 	return f, nil
+}
+
+// Remove removes the file rel (a file the restorer could not complete).
+func (t *Target) Remove(rel string) error {
+	p, err := clean(rel)
+	if err != nil {
+		return err
+	}
+	if err := t.root.Remove(p); err != nil {
+		return fmt.Errorf("tree: %w", err)
+	}
+	return nil
 }
 
 // Symlink creates a symlink at rel pointing at target, replacing what is
