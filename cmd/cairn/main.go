@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/cairn-backup/cairn/repo"
@@ -38,6 +39,7 @@ type globals struct {
 	passwordFile string
 	json         bool
 	quiet        bool
+	cpuProfile   string
 	stdout       io.Writer
 	stderr       io.Writer
 	stdin        io.Reader
@@ -67,6 +69,23 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.StringVar(&g.passwordFile, "password-file", "", "read the password from this file (env CAIRN_PASSWORD_FILE, CAIRN_PASSWORD)")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print no progress")
+	pf.StringVar(&g.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
+	_ = pf.MarkHidden("cpu-profile")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if g.cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(g.cpuProfile)
+		if err != nil {
+			return err
+		}
+		return pprof.StartCPUProfile(f)
+	}
+	root.PersistentPostRun = func(*cobra.Command, []string) {
+		if g.cpuProfile != "" {
+			pprof.StopCPUProfile()
+		}
+	}
 	root.AddCommand(
 		newInitCmd(g),
 		newBackupCmd(g),
