@@ -144,13 +144,17 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 			superseded[s] = true
 		}
 	}
+	live := make([]*index.File, 0, len(files))
 	for i, f := range files {
 		if superseded[ids[i]] {
 			continue
 		}
-		r.idx.AddFile(f)
+		live = append(live, f)
 		r.indexFiles = append(r.indexFiles, ids[i])
 	}
+	// One sort and merge for all files: several times faster than adding
+	// them one by one at millions of blobs.
+	r.idx.AddFiles(live)
 	r.indexLoaded = true
 	return nil
 }

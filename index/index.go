@@ -1,0 +1,776 @@
+package index
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"slices"
+	"sync"
+	"unsafe"
+
+	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/pack"
+)
+
+// Location tells where a blob is stored.
+type Location struct {
+	Pack chunk.ID
+	Blob pack.Blob
+}
+
+// entry is one blob in the index. 32+4*4+2 bytes, padded to 52.
+type entry struct {
+	id     chunk.ID
+	pack   uint32 // index into Index.packs
+	offset uint32
+	length uint32
+	rawLen uint32
+	typ    pack.BlobType
+	flags  uint8
+}
+
+const (
+	entrySize      = int(unsafe.Sizeof(entry{}))
+	flagCompressed = 1 << 0
+
+	// The bucket table has 2^bits+1 entries, about one per
+	// entriesPerBucket entries of main.
+	minBucketBits    = 8
+	maxBucketBits    = 24
+	entriesPerBucket = 4
+
+	// minTail is the tail size below which the tail is never merged; the
+	// threshold otherwise is len(main)/tailDivisor.
+	minTail     = 4096
+	tailDivisor = 16
+
+	// Rough heap cost of one map entry (Go swiss tables: key, value, control
+	// byte, load factor, growth slack), used by MemoryBytes.
+	tailMapEntryBytes = 32
+	packMapEntryBytes = 64
+)
+
+// Index maps blob type and ID to locations. The zero value is not usable;
+// call New. See the package documentation for its design and concurrency.
+type Index struct {
+	mu sync.RWMutex
+
+	// main is sorted by (id, typ), ties in insertion order. Never modified
+	// in place.
+	main []entry
+	// buckets[p] is the index of the first entry in main whose first
+	// 32-shift ID bits, read big-endian, are >= p. It has 2^(32-shift)+1
+	// elements when main is not empty, else none.
+	buckets []uint32
+	shift   uint8
+
+	// tail holds entries added since the last merge, in insertion order.
+	// Every tail entry was added after every main entry.
+	tail []entry
+	// tailFirst maps the first eight bytes of an ID (hi8) to the index of
+	// the first tail entry whose ID starts so; tailNext[i] is the index of
+	// the next tail entry with the same hi8, or -1. A chain holds the
+	// entries of one ID (both types, all packs) in insertion order, and in
+	// the astronomically rare case of IDs sharing eight bytes, of several
+	// IDs. An 8-byte map key hashes faster and takes less memory than the
+	// full key.
+	tailFirst map[uint64]int32
+	tailNext  []int32
+
+	// packs maps pack numbers to IDs. It is only appended to, except by
+	// RemovePacks, which builds a new slice; so a copied slice header stays
+	// valid. Every pack in it has at least one entry.
+	packs   []chunk.ID
+	packNum map[chunk.ID]uint32
+
+	// pending lists blobs added by AddPack and not yet cleared.
+	pending []PackBlobs
+}
+
+// New returns an empty index.
+func New() *Index {
+	return &Index{packNum: make(map[chunk.ID]uint32)}
+}
+
+func newEntry(packNum uint32, b *pack.Blob) entry {
+	e := entry{
+		id:     b.ID,
+		pack:   packNum,
+		offset: b.Offset,
+		length: b.Length,
+		rawLen: b.RawLength,
+		typ:    b.Type,
+	}
+	if b.Compressed {
+		e.flags |= flagCompressed
+	}
+	return e
+}
+
+func (e *entry) blob() pack.Blob {
+	return pack.Blob{
+		Type:       e.typ,
+		Compressed: e.flags&flagCompressed != 0,
+		ID:         e.id,
+		Offset:     e.offset,
+		Length:     e.length,
+		RawLength:  e.rawLen,
+	}
+}
+
+func location(packs []chunk.ID, e *entry) Location {
+	return Location{Pack: packs[e.pack], Blob: e.blob()}
+}
+
+// compareEntries orders entries by (id, typ).
+func compareEntries(a, b *entry) int {
+	if c := cmp.Compare(hi8(&a.id), hi8(&b.id)); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(a.id[8:], b.id[8:]); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.typ, b.typ)
+}
+
+// hi8 returns the first eight bytes of id as a big-endian integer, which
+// orders like the bytes.
+func hi8(id *chunk.ID) uint64 { return binary.BigEndian.Uint64(id[:8]) }
+
+// bucketOf returns the bucket of id in a table of 2^(32-shift) buckets: the
+// first 32-shift bits of the ID.
+func bucketOf(id *chunk.ID, shift uint8) int {
+	return int(binary.BigEndian.Uint32(id[:4]) >> shift)
+}
+
+// searchMain returns the index of the first main entry with key (id, t), or
+// -1 if there is none.
+func (ix *Index) searchMain(t pack.BlobType, id *chunk.ID) int {
+	if len(ix.main) == 0 {
+		return -1
+	}
+	p := bucketOf(id, ix.shift)
+	lo, hi := int(ix.buckets[p]), int(ix.buckets[p+1])
+	// Compare the first eight bytes as an integer before the rest.
+	want := hi8(id)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		e := &ix.main[m]
+		c := cmp.Compare(hi8(&e.id), want)
+		if c == 0 {
+			if c = bytes.Compare(e.id[8:], id[8:]); c == 0 {
+				c = cmp.Compare(e.typ, t)
+			}
+		}
+		if c < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(ix.main) && ix.main[lo].id == *id && ix.main[lo].typ == t {
+		return lo
+	}
+	return -1
+}
+
+// searchTail returns the index of the first tail entry with key (id, t), or
+// -1 if there is none.
+func (ix *Index) searchTail(t pack.BlobType, id *chunk.ID) int32 {
+	i, ok := ix.tailFirst[hi8(id)]
+	if !ok {
+		return -1
+	}
+	for ; i >= 0; i = ix.tailNext[i] {
+		if ix.tail[i].id == *id && ix.tail[i].typ == t {
+			return i
+		}
+	}
+	return -1
+}
+
+// Lookup returns the location of the blob with type t and ID id. If the blob
+// is stored in several packs, it returns the location added first.
+func (ix *Index) Lookup(t pack.BlobType, id chunk.ID) (Location, bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if i := ix.searchMain(t, &id); i >= 0 {
+		return location(ix.packs, &ix.main[i]), true
+	}
+	if i := ix.searchTail(t, &id); i >= 0 {
+		return location(ix.packs, &ix.tail[i]), true
+	}
+	return Location{}, false
+}
+
+// Has reports whether the index holds the blob with type t and ID id.
+func (ix *Index) Has(t pack.BlobType, id chunk.ID) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.searchMain(t, &id) >= 0 {
+		return true
+	}
+	return ix.searchTail(t, &id) >= 0
+}
+
+// LookupAll returns every location of the blob with type t and ID id, in the
+// order they were added, or nil.
+func (ix *Index) LookupAll(t pack.BlobType, id chunk.ID) []Location {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	var locs []Location
+	if i := ix.searchMain(t, &id); i >= 0 {
+		for ; i < len(ix.main) && ix.main[i].id == id && ix.main[i].typ == t; i++ {
+			locs = append(locs, location(ix.packs, &ix.main[i]))
+		}
+	}
+	for i := ix.searchTail(t, &id); i >= 0; i = ix.tailNext[i] {
+		if ix.tail[i].id == id && ix.tail[i].typ == t {
+			locs = append(locs, location(ix.packs, &ix.tail[i]))
+		}
+	}
+	return locs
+}
+
+// Len returns the number of entries (a blob stored in two packs counts
+// twice).
+func (ix *Index) Len() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return len(ix.main) + len(ix.tail)
+}
+
+// Packs returns the IDs of all packs that hold indexed blobs, sorted.
+func (ix *Index) Packs() []chunk.ID {
+	ix.mu.RLock()
+	ps := slices.Clone(ix.packs)
+	ix.mu.RUnlock()
+	slices.SortFunc(ps, chunk.ID.Compare)
+	return ps
+}
+
+// AddPack records that pack packID holds blobs, and marks them pending (see
+// Pending). It is meant for packs this process has just uploaded. Blobs
+// identical to an entry the index already has for the same pack (the same
+// pack added twice) are skipped. An empty blobs is a no-op.
+//
+// AddPack does not validate blobs and does not retain the slice.
+func (ix *Index) AddPack(packID chunk.ID, blobs []pack.Blob) {
+	if len(blobs) == 0 {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	added := ix.addPackLocked(packID, blobs, true)
+	if len(added) > 0 {
+		ix.pending = append(ix.pending, PackBlobs{Pack: packID, Blobs: added})
+	}
+	ix.maybeMergeLocked()
+}
+
+// AddFile adds every pack listed in f, skipping entries identical to one the
+// index already has (as AddPack does). It does not mark them pending, and
+// ignores f.Supersedes: choosing which files to load is the caller's job.
+//
+// To load many files, AddFiles is faster than calling AddFile for each.
+func (ix *Index) AddFile(f *File) {
+	ix.AddFiles([]*File{f})
+}
+
+// AddFiles adds every pack listed in files, like AddFile for each file. Large
+// batches (more blobs than the tail may hold) are sorted and merged into the
+// main array in one pass: loading a repository's whole index this way costs
+// one O(n log n) sort instead of a series of merges.
+func (ix *Index) AddFiles(files []*File) {
+	n := 0
+	for _, f := range files {
+		n += f.NumBlobs()
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if len(ix.tail)+n <= ix.tailLimit() {
+		for _, f := range files {
+			for i := range f.Packs {
+				ix.addPackLocked(f.Packs[i].Pack, f.Packs[i].Blobs, false)
+			}
+		}
+		return
+	}
+	// The tail entries are older than the new ones, so they go first into
+	// the run; mergeRunLocked keeps that order among equal keys.
+	run := make([]entry, len(ix.tail), len(ix.tail)+n)
+	copy(run, ix.tail)
+	for _, f := range files {
+		for i := range f.Packs {
+			pb := &f.Packs[i]
+			if len(pb.Blobs) == 0 {
+				continue
+			}
+			num := ix.packNumLocked(pb.Pack)
+			for j := range pb.Blobs {
+				run = append(run, newEntry(num, &pb.Blobs[j]))
+			}
+		}
+	}
+	ix.resetTailLocked()
+	ix.mergeRunLocked(run)
+}
+
+// packNumLocked returns the number of pack id, registering it if new. The
+// caller must add at least one entry for a new pack.
+func (ix *Index) packNumLocked(id chunk.ID) uint32 {
+	num, ok := ix.packNum[id]
+	if !ok {
+		num = uint32(len(ix.packs))
+		ix.packs = append(ix.packs, id)
+		ix.packNum[id] = num
+	}
+	return num
+}
+
+// addPackLocked appends the blobs of one pack to the tail, skipping exact
+// duplicates of existing entries of the same pack. If collect is set it
+// returns the blobs it added.
+func (ix *Index) addPackLocked(packID chunk.ID, blobs []pack.Blob, collect bool) []pack.Blob {
+	if len(blobs) == 0 {
+		return nil
+	}
+	_, known := ix.packNum[packID]
+	num := ix.packNumLocked(packID)
+	if ix.tailFirst == nil {
+		ix.tailFirst = make(map[uint64]int32)
+	}
+	// A new pack gets at least its first blob added (tail duplicates are
+	// compared including the pack number), so every pack in the table has an
+	// entry.
+	var added []pack.Blob
+	for i := range blobs {
+		e := newEntry(num, &blobs[i])
+		if known && ix.inMainLocked(&e) {
+			continue
+		}
+		if !ix.appendTailLocked(e) {
+			continue
+		}
+		if collect {
+			added = append(added, blobs[i])
+		}
+	}
+	return added
+}
+
+// inMainLocked reports whether main holds an entry identical to e.
+func (ix *Index) inMainLocked(e *entry) bool {
+	i := ix.searchMain(e.typ, &e.id)
+	if i < 0 {
+		return false
+	}
+	for ; i < len(ix.main) && ix.main[i].id == e.id && ix.main[i].typ == e.typ; i++ {
+		if ix.main[i] == *e {
+			return true
+		}
+	}
+	return false
+}
+
+// appendTailLocked appends e to the tail unless the tail already holds an
+// identical entry, and reports whether it did.
+func (ix *Index) appendTailLocked(e entry) bool {
+	n := int32(len(ix.tail))
+	h := hi8(&e.id)
+	i, ok := ix.tailFirst[h]
+	if !ok {
+		ix.tailFirst[h] = n
+	} else {
+		for {
+			if ix.tail[i] == e {
+				return false
+			}
+			if ix.tailNext[i] < 0 {
+				break
+			}
+			i = ix.tailNext[i]
+		}
+		ix.tailNext[i] = n
+	}
+	ix.tail = append(ix.tail, e)
+	ix.tailNext = append(ix.tailNext, -1)
+	return true
+}
+
+// tailLimit is the number of entries above which the tail is merged.
+func (ix *Index) tailLimit() int {
+	return max(minTail, len(ix.main)/tailDivisor)
+}
+
+func (ix *Index) maybeMergeLocked() {
+	if len(ix.tail) > ix.tailLimit() {
+		ix.mergeLocked()
+	}
+}
+
+// mergeLocked merges the tail into a new main slice and empties the tail.
+func (ix *Index) mergeLocked() {
+	if len(ix.tail) == 0 {
+		return
+	}
+	tail := ix.tail
+	ix.resetTailLocked()
+	ix.mergeRunLocked(tail)
+}
+
+func (ix *Index) resetTailLocked() {
+	ix.tail, ix.tailNext, ix.tailFirst = nil, nil, nil
+}
+
+// mergeRunLocked merges run, entries newer than all of main in the order
+// they were added, into a new main slice. Equal keys stay in the order
+// added; an entry identical to one already present is dropped.
+func (ix *Index) mergeRunLocked(run []entry) {
+	keys := sortRun(run)
+	old := ix.main
+	merged := make([]entry, len(old)+len(run))
+	i, j, k := 0, 0, 0
+	for j < len(keys) {
+		// On equal keys the main entry is older and goes first.
+		if i < len(old) {
+			var mainFirst bool
+			if h := hi8(&old[i].id); h != keys[j].hi {
+				mainFirst = h < keys[j].hi
+			} else {
+				mainFirst = compareEntries(&old[i], &run[keys[j].pos]) <= 0
+			}
+			if mainFirst {
+				merged[k] = old[i]
+				i++
+				k++
+				continue
+			}
+		}
+		e := &run[keys[j].pos]
+		h := keys[j].hi
+		j++
+		// Entries with e's key that are already out are right before k.
+		dup := false
+		for q := k - 1; q >= 0 && hi8(&merged[q].id) == h && merged[q].id == e.id && merged[q].typ == e.typ; q-- {
+			if merged[q] == *e {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			merged[k] = *e
+			k++
+		}
+	}
+	k += copy(merged[k:], old[i:])
+	ix.setMainLocked(merged[:k:k])
+}
+
+// sortKey stands for run[pos] while sorting a run: sorting these 16-byte
+// pairs moves less memory than sorting 52-byte entries, and most
+// comparisons end on hi without touching the entries.
+type sortKey struct {
+	hi  uint64 // hi8 of the entry's ID
+	pos int32
+}
+
+// radixBits is the number of leading ID bits sortRun distributes by before
+// sorting each part.
+const radixBits = 16
+
+// sortRun returns the positions of run's entries in key order, equal keys in
+// position order (a stable sort).
+func sortRun(run []entry) []sortKey {
+	keys := make([]sortKey, len(run))
+	for i := range run {
+		keys[i] = sortKey{hi8(&run[i].id), int32(i)}
+	}
+	compare := func(a, b sortKey) int {
+		if a.hi != b.hi {
+			return cmp.Compare(a.hi, b.hi)
+		}
+		if c := compareEntries(&run[a.pos], &run[b.pos]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.pos, b.pos)
+	}
+	if len(keys) < 1<<radixBits {
+		slices.SortFunc(keys, compare)
+		return keys
+	}
+	// IDs are uniformly distributed, so one counting-sort pass on the
+	// leading bits leaves parts of a few entries each, which sort fast.
+	start := make([]int32, 1<<radixBits+1)
+	for _, k := range keys {
+		start[k.hi>>(64-radixBits)+1]++
+	}
+	for p := 1; p < len(start); p++ {
+		start[p] += start[p-1]
+	}
+	out := make([]sortKey, len(keys))
+	next := slices.Clone(start[:1<<radixBits])
+	for _, k := range keys {
+		p := k.hi >> (64 - radixBits)
+		out[next[p]] = k
+		next[p]++
+	}
+	for p := range 1 << radixBits {
+		if part := out[start[p]:start[p+1]]; len(part) > 1 {
+			slices.SortFunc(part, compare)
+		}
+	}
+	return out
+}
+
+// setMainLocked installs a new sorted main slice and rebuilds the bucket
+// table.
+func (ix *Index) setMainLocked(m []entry) {
+	ix.main = m
+	if len(m) == 0 {
+		ix.buckets = nil
+		return
+	}
+	bits := bucketBits(len(m))
+	if len(ix.buckets) != 1<<bits+1 {
+		ix.buckets = make([]uint32, 1<<bits+1)
+	}
+	ix.shift = uint8(32 - bits)
+	j := 0
+	for p := range 1 << bits {
+		for j < len(m) && bucketOf(&m[j].id, ix.shift) < p {
+			j++
+		}
+		ix.buckets[p] = uint32(j)
+	}
+	ix.buckets[1<<bits] = uint32(len(m))
+}
+
+// bucketBits returns the size of the bucket table for n entries: about
+// entriesPerBucket entries per bucket, within [minBucketBits, maxBucketBits].
+func bucketBits(n int) int {
+	bits := minBucketBits
+	for bits < maxBucketBits && n>>bits > entriesPerBucket {
+		bits++
+	}
+	return bits
+}
+
+// snapshot merges the tail and returns main and the pack table, which stay
+// valid and unchanged however the index is modified afterwards.
+func (ix *Index) snapshot() ([]entry, []chunk.ID) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.mergeLocked()
+	return ix.main, ix.packs
+}
+
+// Each calls fn for every entry in order of (ID, type), entries with equal
+// ID and type in the order they were added, until fn returns false. It
+// iterates over a snapshot taken when it is called, without holding the
+// lock, so fn may call any method of ix; changes made meanwhile are not seen.
+func (ix *Index) Each(fn func(Location) bool) {
+	m, packs := ix.snapshot()
+	for i := range m {
+		if !fn(location(packs, &m[i])) {
+			return
+		}
+	}
+}
+
+// PackBlobs returns the blobs the index holds for pack packID, ordered by
+// offset, or nil. It scans the whole index.
+func (ix *Index) PackBlobs(packID chunk.ID) []pack.Blob {
+	ix.mu.RLock()
+	num, ok := ix.packNum[packID]
+	var blobs []pack.Blob
+	if ok {
+		for _, part := range [][]entry{ix.main, ix.tail} {
+			for i := range part {
+				if part[i].pack == num {
+					blobs = append(blobs, part[i].blob())
+				}
+			}
+		}
+	}
+	ix.mu.RUnlock()
+	sortBlobs(blobs)
+	return blobs
+}
+
+// sortBlobs orders blobs by offset, then type and ID, for a deterministic
+// result.
+func sortBlobs(blobs []pack.Blob) {
+	slices.SortFunc(blobs, func(a, b pack.Blob) int {
+		if c := cmp.Compare(a.Offset, b.Offset); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Type, b.Type); c != 0 {
+			return c
+		}
+		if c := a.ID.Compare(b.ID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Length, b.Length)
+	})
+}
+
+// RemovePacks removes every entry stored in one of the packs in set, and
+// forgets those packs, also from the pending set. It rebuilds the index:
+// O(n).
+func (ix *Index) RemovePacks(set map[chunk.ID]struct{}) {
+	if len(set) == 0 {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	hit := false
+	for id := range set {
+		if _, ok := ix.packNum[id]; ok {
+			hit = true
+			break
+		}
+	}
+	if hit {
+		ix.mergeLocked()
+		const gone = ^uint32(0)
+		renum := make([]uint32, len(ix.packs))
+		packs := make([]chunk.ID, 0, len(ix.packs))
+		packNum := make(map[chunk.ID]uint32, len(ix.packs))
+		for old, id := range ix.packs {
+			if _, ok := set[id]; ok {
+				renum[old] = gone
+				continue
+			}
+			renum[old] = uint32(len(packs))
+			packNum[id] = uint32(len(packs))
+			packs = append(packs, id)
+		}
+		n := 0
+		for i := range ix.main {
+			if renum[ix.main[i].pack] != gone {
+				n++
+			}
+		}
+		m := make([]entry, 0, n)
+		for _, e := range ix.main {
+			if e.pack = renum[e.pack]; e.pack != gone {
+				m = append(m, e)
+			}
+		}
+		ix.packs, ix.packNum = packs, packNum
+		ix.setMainLocked(m)
+	}
+	ix.pending = slices.DeleteFunc(ix.pending, func(pb PackBlobs) bool {
+		_, ok := set[pb.Pack]
+		return ok
+	})
+}
+
+// Pending returns the blobs added by AddPack that have not been cleared by
+// ClearPending, grouped by pack in the order they were added, as a File
+// ready to be encoded. It returns a File without packs if nothing is pending.
+// The result does not alias the index.
+func (ix *Index) Pending() *File {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	f := &File{Packs: make([]PackBlobs, len(ix.pending))}
+	for i, pb := range ix.pending {
+		f.Packs[i] = PackBlobs{Pack: pb.Pack, Blobs: slices.Clone(pb.Blobs)}
+	}
+	return f
+}
+
+// ClearPending removes from the pending set the blobs listed in f, typically
+// a File returned by Pending once it has been stored. Blobs added after
+// Pending was called are not in f and stay pending.
+func (ix *Index) ClearPending(f *File) {
+	written := make(map[chunk.ID][][]pack.Blob, len(f.Packs))
+	for _, pb := range f.Packs {
+		written[pb.Pack] = append(written[pb.Pack], pb.Blobs)
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	out := ix.pending[:0]
+	for _, pb := range ix.pending {
+		lists := written[pb.Pack]
+		if len(lists) == 1 && slices.Equal(lists[0], pb.Blobs) {
+			continue // the usual case: f lists this pack as Pending did
+		}
+		blobs := pb.Blobs
+		if len(lists) > 0 {
+			done := make(map[pack.Blob]struct{})
+			for _, l := range lists {
+				for _, b := range l {
+					done[b] = struct{}{}
+				}
+			}
+			blobs = slices.DeleteFunc(slices.Clone(blobs), func(b pack.Blob) bool {
+				_, ok := done[b]
+				return ok
+			})
+		}
+		if len(blobs) > 0 {
+			out = append(out, PackBlobs{Pack: pb.Pack, Blobs: blobs})
+		}
+	}
+	clear(ix.pending[len(out):])
+	ix.pending = out
+}
+
+// Files returns the whole index as index files of at most maxBlobsPerFile
+// blobs each (no limit if maxBlobsPerFile <= 0), for writing it out anew or
+// compacting. Packs are sorted by ID and blobs within a pack by offset; a
+// pack's blobs are split over files only if it alone has more than
+// maxBlobsPerFile blobs (see File.Split). Loading the result with AddFile
+// into a new Index gives the same entries. An empty index yields one empty
+// file. Supersedes is left empty for the caller to fill in.
+func (ix *Index) Files(maxBlobsPerFile int) []*File {
+	m, packs := ix.snapshot()
+	// Counting sort by pack number.
+	start := make([]int, len(packs)+1)
+	for i := range m {
+		start[m[i].pack+1]++
+	}
+	for p := 1; p < len(start); p++ {
+		start[p] += start[p-1]
+	}
+	all := make([]pack.Blob, len(m))
+	next := slices.Clone(start[:len(packs)])
+	for i := range m {
+		p := m[i].pack
+		all[next[p]] = m[i].blob()
+		next[p]++
+	}
+	order := make([]int, len(packs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return packs[a].Compare(packs[b]) })
+	f := &File{Packs: make([]PackBlobs, 0, len(packs))}
+	for _, p := range order {
+		blobs := all[start[p]:start[p+1]:start[p+1]]
+		if len(blobs) == 0 {
+			continue
+		}
+		sortBlobs(blobs)
+		f.Packs = append(f.Packs, PackBlobs{Pack: packs[p], Blobs: blobs})
+	}
+	return f.Split(maxBlobsPerFile)
+}
+
+// MemoryBytes returns an estimate of the heap memory the index uses.
+func (ix *Index) MemoryBytes() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	n := int(unsafe.Sizeof(*ix))
+	n += cap(ix.main) * entrySize
+	n += cap(ix.buckets) * 4
+	n += cap(ix.tail)*entrySize + cap(ix.tailNext)*4
+	n += len(ix.tailFirst) * tailMapEntryBytes
+	n += cap(ix.packs)*chunk.IDSize + len(ix.packNum)*packMapEntryBytes
+	for _, pb := range ix.pending {
+		n += int(unsafe.Sizeof(pb)) + cap(pb.Blobs)*int(unsafe.Sizeof(pack.Blob{}))
+	}
+	return n
+}
