@@ -27,7 +27,7 @@ demo: build
 # cairn against restic and borg on the same generated data; see bench/README.md.
 bench: build
 	bash scripts/bench-deps.sh
-	$(GO) run ./bench -cairn $(BIN) $(BENCHFLAGS)
+	$(GO) run ./bench -cairn ./$(BIN) -md bench-results.md $(BENCHFLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,279 @@
+//go:build linux
+
+// Command bench compares cairn with restic and borg on the same generated
+// data: a PostgreSQL-style dump and a source tree, each backed up twice (the
+// second time after a realistic mutation) and restored. See bench/README.md.
+//
+// Usage (from the repository root): go run ./bench [flags]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+type config struct {
+	dir         string
+	dumpMiB     int
+	treeMiB     int
+	seed        uint64
+	tools       []string
+	datasets    []string
+	bins        map[string]string
+	jsonPath    string
+	mdPath      string
+	stepTimeout time.Duration
+	repeat      int
+	genOnly     bool
+}
+
+func parseFlags() (config, error) {
+	c := config{bins: map[string]string{}}
+	defDir := os.Getenv("CAIRN_BENCH_DIR")
+	if defDir == "" {
+		defDir = filepath.Join(os.TempDir(), "cairn-bench")
+	}
+	var tools, datasets, cairnBin, resticBin, borgBin string
+	flag.StringVar(&c.dir, "dir", defDir, "work dir for data, repositories and results (default $CAIRN_BENCH_DIR or /tmp/cairn-bench)")
+	flag.IntVar(&c.dumpMiB, "dump-mib", 500, "size of the SQL dump in MiB")
+	flag.IntVar(&c.treeMiB, "tree-mib", 300, "size of the file tree in MiB")
+	flag.Uint64Var(&c.seed, "seed", 1, "data generator seed (same seed and sizes = same bytes)")
+	flag.StringVar(&tools, "tools", "cairn,restic,borg", "comma-separated tools to run")
+	flag.StringVar(&datasets, "datasets", "dump,tree", "comma-separated data sets to run")
+	flag.StringVar(&cairnBin, "cairn", "./bin/cairn", "cairn binary")
+	flag.StringVar(&resticBin, "restic", "restic", "restic binary")
+	flag.StringVar(&borgBin, "borg", "borg", "borg binary")
+	flag.StringVar(&c.jsonPath, "json", "", "results JSON file (default <dir>/results.json)")
+	flag.StringVar(&c.mdPath, "md", "", "also write the results as markdown to this file")
+	flag.DurationVar(&c.stepTimeout, "step-timeout", 2*time.Hour, "time limit of one timed command")
+	flag.IntVar(&c.repeat, "repeat", 1, "run the whole protocol this many times; the table shows medians")
+	flag.BoolVar(&c.genOnly, "gen-only", false, "only generate the data, run no tool")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", flag.Args())
+	}
+	if c.repeat < 1 {
+		return c, errors.New("-repeat must be at least 1")
+	}
+	if c.dumpMiB < 1 || c.treeMiB < 1 {
+		return c, errors.New("-dump-mib and -tree-mib must be at least 1")
+	}
+	c.bins = map[string]string{"cairn": cairnBin, "restic": resticBin, "borg": borgBin}
+	var err error
+	if c.tools, err = parseList(tools, []string{"cairn", "restic", "borg"}); err != nil {
+		return c, fmt.Errorf("-tools: %w", err)
+	}
+	if c.datasets, err = parseList(datasets, []string{dsDump, dsTree}); err != nil {
+		return c, fmt.Errorf("-datasets: %w", err)
+	}
+	if c.dir, err = filepath.Abs(c.dir); err != nil {
+		return c, err
+	}
+	if c.jsonPath == "" {
+		c.jsonPath = filepath.Join(c.dir, "results.json")
+	}
+	return c, nil
+}
+
+// parseList splits a comma-separated list, keeping the order of known.
+func parseList(s string, known []string) ([]string, error) {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		if !slices.Contains(known, v) {
+			return nil, fmt.Errorf("unknown %q (known: %s)", v, strings.Join(known, ", "))
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty list")
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return slices.Index(known, a) - slices.Index(known, b) })
+	return out, nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+// resolveTools finds each requested tool's binary. A missing restic or borg
+// is skipped with a message; a missing cairn is an error, since comparing
+// against cairn is the point of the run.
+func resolveTools(ctx context.Context, c config) ([]tool, []toolInfo, error) {
+	var ts []tool
+	var infos []toolInfo
+	for _, name := range c.tools {
+		bin, err := exec.LookPath(c.bins[name])
+		if err == nil {
+			bin, err = filepath.Abs(bin) // borg runs in the restore dir
+		}
+		if err != nil {
+			if name == "cairn" {
+				return nil, nil, fmt.Errorf("cairn binary %q not found (%v): build it first (make build), pass -cairn PATH, or leave it out with -tools restic,borg", c.bins[name], err)
+			}
+			msg := fmt.Sprintf("binary %q not found (%v); install it (apt-get install %s) or pass -%s PATH", c.bins[name], err, debPackage(name), name)
+			logf("SKIPPING %s: %s", name, msg)
+			infos = append(infos, toolInfo{Name: name, Skipped: msg})
+			continue
+		}
+		t, err := newTool(name, bin)
+		if err != nil {
+			return nil, nil, err
+		}
+		v, err := t.version(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: cannot get its version: %w", name, err)
+		}
+		logf("tool %s: %s (%s)", name, v, bin)
+		ts = append(ts, t)
+		infos = append(infos, toolInfo{Name: name, Path: bin, Version: v, Settings: t.settings()})
+	}
+	return ts, infos, nil
+}
+
+func debPackage(tool string) string {
+	if tool == "borg" {
+		return "borgbackup"
+	}
+	return tool
+}
+
+func main() {
+	runAsSpawnerIfAsked()
+	c, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	if err := run(c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(c config) error {
+	started := time.Now()
+	// Interrupting the run also kills the tool it is waiting for.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return err
+	}
+	l := layout{root: c.dir}
+	var ts []tool
+	var infos []toolInfo
+	var err error
+	if !c.genOnly {
+		if ts, infos, err = resolveTools(ctx, c); err != nil {
+			return err
+		}
+		if len(ts) == 0 {
+			return errors.New("none of the requested tools is installed")
+		}
+	}
+	params := dataParams{Version: genVersion, Seed: c.seed, DumpMiB: c.dumpMiB, TreeMiB: c.treeMiB}
+	st, reused, err := prepareData(l, params, logf)
+	if err != nil {
+		return fmt.Errorf("prepare data: %w", err)
+	}
+	if c.genOnly {
+		return nil
+	}
+	b := &bench{ctx: ctx, l: l, timeout: c.stepTimeout, logf: logf}
+	var runs []runResult
+	// Repetitions go round all tools, so a slow spell of the machine does
+	// not hit one tool's runs only.
+	for rep := 1; rep <= c.repeat; rep++ {
+		if c.repeat > 1 {
+			logf("== run %d of %d ==", rep, c.repeat)
+		}
+		for _, name := range c.datasets {
+			ds := dumpDataset(l, st)
+			if name == dsTree {
+				ds = treeDataset(l, st)
+			}
+			for _, t := range ts {
+				runs = append(runs, b.run(t, ds, rep))
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+			}
+		}
+	}
+	var ran []string
+	for _, t := range ts {
+		ran = append(ran, t.name())
+	}
+	res := &results{
+		Started: started, Repeat: c.repeat, Host: host(), Params: params, Dump: st.Dump, Tree: st.Tree,
+		DataReused: reused, Tools: infos, Runs: runs, Table: buildTable(c.datasets, ran, runs), Notes: notes,
+	}
+	res.WallSeconds = time.Since(started).Seconds()
+	writeText(os.Stdout, res, ran)
+	if err := writeResults(c, res, ran); err != nil {
+		return err
+	}
+	data := "reused"
+	if !reused {
+		data = fmt.Sprintf("generated in %.0f s", st.GenSeconds)
+	}
+	fmt.Printf("total wall time %.0f s (data %s)\n", res.WallSeconds, data)
+	return runsError(runs)
+}
+
+func writeResults(c config, res *results, ran []string) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(c.jsonPath, append(b, '\n')); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	fmt.Printf("results: %s\n", c.jsonPath)
+	if c.mdPath != "" {
+		if err := writeMarkdown(c.mdPath, res, ran); err != nil {
+			return fmt.Errorf("write markdown: %w", err)
+		}
+		fmt.Printf("markdown: %s\n", c.mdPath)
+	}
+	return nil
+}
+
+// runsError fails the run if any tool failed a step or restored wrong data.
+func runsError(runs []runResult) error {
+	var failed, wrong []string
+	for _, r := range runs {
+		switch {
+		case r.RestoreWrong:
+			wrong = append(wrong, fmt.Sprintf("%s/%s (run %d)", r.Tool, r.Dataset, r.Rep))
+		case r.Error != "":
+			failed = append(failed, fmt.Sprintf("%s/%s (run %d)", r.Tool, r.Dataset, r.Rep))
+		}
+	}
+	var msgs []string
+	if len(wrong) > 0 {
+		msgs = append(msgs, "WRONG RESTORE by "+strings.Join(wrong, ", "))
+	}
+	if len(failed) > 0 {
+		msgs = append(msgs, "failed: "+strings.Join(failed, ", "))
+	}
+	if len(msgs) > 0 {
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return nil
+}

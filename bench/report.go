@@ -1,0 +1,376 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// notes are printed with every report: they say what the numbers mean.
+var notes = []string{
+	"Data is warm in the page cache for all tools alike: the input was written just before each backup and the repository just before each restore; caches are not dropped.",
+	"MB/s = bytes of the whole input (also for backup 2) / wall seconds, MB = 10^6 bytes. Sizes are MiB = 2^20 bytes.",
+	"cairn reads the dump on stdin (as with `pg_dump | cairn backup --stdin db`); restic and borg read the dump file by path.",
+	"Each tool and data set gets its own fresh repository and cache; the cache is not counted in the repository size (apparent size of the files in the repo dir).",
+	"Backup 2 runs on the same path as backup 1 after an in-place mutation, so each tool's change detection / parent snapshot applies.",
+	"Peak RSS is ru_maxrss of the tool's process (started through a ~3 MiB spawner, which is the floor). Restore times exclude writeback of the restored files unless the tool syncs them itself.",
+	"Every restore of the second snapshot is compared byte for byte (SHA-256) with v2; a wrong restore fails the run.",
+}
+
+// metric is one row of the table, read from a run.
+type metric struct {
+	name         string
+	unit         string
+	higherBetter bool
+	value        func(r *runResult) (float64, bool)
+}
+
+func stepMetric(name, step, unit string, higher bool, f func(s *stepResult) float64) metric {
+	return metric{name: name, unit: unit, higherBetter: higher, value: func(r *runResult) (float64, bool) {
+		s := r.step(step)
+		if s == nil {
+			return 0, false
+		}
+		return f(s), true
+	}}
+}
+
+const mib = 1 << 20
+
+var metrics = []metric{
+	stepMetric("backup 1 throughput", stepBackup1, "MB/s", true, func(s *stepResult) float64 { return s.MBps }),
+	stepMetric("backup 2 throughput", stepBackup2, "MB/s", true, func(s *stepResult) float64 { return s.MBps }),
+	stepMetric("restore throughput", stepRestore, "MB/s", true, func(s *stepResult) float64 { return s.MBps }),
+	stepMetric("repo size after backup 1", stepBackup1, "MiB", false, func(s *stepResult) float64 { return float64(s.RepoAfter) / mib }),
+	stepMetric("bytes added by backup 2", stepBackup2, "MiB", false, func(s *stepResult) float64 { return float64(s.RepoAfter-s.RepoBefore) / mib }),
+	stepMetric("peak RSS backup 1", stepBackup1, "MiB", false, func(s *stepResult) float64 { return float64(s.MaxRSSKiB) / 1024 }),
+	stepMetric("peak RSS backup 2", stepBackup2, "MiB", false, func(s *stepResult) float64 { return float64(s.MaxRSSKiB) / 1024 }),
+	stepMetric("peak RSS restore", stepRestore, "MiB", false, func(s *stepResult) float64 { return float64(s.MaxRSSKiB) / 1024 }),
+	stepMetric("CPU time backup 1", stepBackup1, "s", false, func(s *stepResult) float64 { return s.UserSec + s.SysSec }),
+	stepMetric("CPU time backup 2", stepBackup2, "s", false, func(s *stepResult) float64 { return s.UserSec + s.SysSec }),
+}
+
+// tableRow is one metric of one data set, for every tool.
+type tableRow struct {
+	Dataset        string               `json:"dataset"`
+	Metric         string               `json:"metric"`
+	Unit           string               `json:"unit"`
+	HigherIsBetter bool                 `json:"higher_is_better"`
+	Values         map[string]*float64  `json:"values"`  // median of Samples
+	Samples        map[string][]float64 `json:"samples"` // one per repetition
+	// Ratios are cairn's value divided by each other tool's.
+	Ratios map[string]*float64 `json:"cairn_over,omitempty"`
+}
+
+// toolInfo describes one tool of the run.
+type toolInfo struct {
+	Name     string `json:"name"`
+	Path     string `json:"path,omitempty"`
+	Version  string `json:"version,omitempty"`
+	Settings string `json:"settings,omitempty"`
+	Skipped  string `json:"skipped,omitempty"`
+}
+
+type hostInfo struct {
+	CPU       string `json:"cpu"`
+	CPUs      int    `json:"cpus"`
+	MemoryGiB int    `json:"memory_gib"`
+	Kernel    string `json:"kernel"`
+	Go        string `json:"go"`
+}
+
+// results is the JSON document written to results.json.
+type results struct {
+	Started     time.Time   `json:"started"`
+	Repeat      int         `json:"repeat"`
+	WallSeconds float64     `json:"wall_seconds"`
+	Host        hostInfo    `json:"host"`
+	Params      dataParams  `json:"data_params"`
+	Dump        dumpStats   `json:"dump"`
+	Tree        treeStats   `json:"tree"`
+	DataReused  bool        `json:"data_reused"`
+	Tools       []toolInfo  `json:"tools"`
+	Runs        []runResult `json:"runs"`
+	Table       []tableRow  `json:"table"`
+	Notes       []string    `json:"notes"`
+}
+
+// buildTable computes the metric rows from the runs: the median over the
+// repetitions that got that far.
+func buildTable(datasets []string, tools []string, runs []runResult) []tableRow {
+	var rows []tableRow
+	for _, ds := range datasets {
+		for _, m := range metrics {
+			row := tableRow{Dataset: ds, Metric: m.name, Unit: m.unit, HigherIsBetter: m.higherBetter,
+				Values: map[string]*float64{}, Samples: map[string][]float64{}}
+			for _, t := range tools {
+				for i := range runs {
+					if r := &runs[i]; r.Tool == t && r.Dataset == ds {
+						if v, ok := m.value(r); ok {
+							row.Samples[t] = append(row.Samples[t], v)
+						}
+					}
+				}
+				if len(row.Samples[t]) > 0 {
+					v := median(row.Samples[t])
+					row.Values[t] = &v
+				}
+			}
+			if c := row.Values["cairn"]; c != nil {
+				row.Ratios = map[string]*float64{}
+				for _, t := range tools {
+					if o := row.Values[t]; t != "cairn" && o != nil && *o != 0 {
+						ratio := *c / *o
+						row.Ratios[t] = &ratio
+					}
+				}
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}
+
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// others are the tools cairn is compared with, when cairn ran.
+func others(tools []string) []string {
+	var o []string
+	hasCairn := false
+	for _, t := range tools {
+		if t == "cairn" {
+			hasCairn = true
+		} else {
+			o = append(o, t)
+		}
+	}
+	if !hasCairn {
+		return nil
+	}
+	return o
+}
+
+func repeatNote(n int) string {
+	if n <= 1 {
+		return "single run"
+	}
+	return fmt.Sprintf("median of %d runs", n)
+}
+
+func fmtVal(v *float64) string {
+	switch {
+	case v == nil:
+		return "-"
+	case *v >= 100 || *v <= -100:
+		return fmt.Sprintf("%.0f", *v)
+	case *v >= 10 || *v <= -10:
+		return fmt.Sprintf("%.1f", *v)
+	}
+	return fmt.Sprintf("%.2f", *v)
+}
+
+func fmtRatio(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", *v)
+}
+
+func better(higher bool) string {
+	if higher {
+		return "higher"
+	}
+	return "lower"
+}
+
+// statusOf says whether all of a tool's runs on a data set succeeded with a
+// verified restore; a wrong restore in any repetition wins.
+func statusOf(runs []runResult, tool, ds string) string {
+	status := "-"
+	for _, r := range runs {
+		if r.Tool != tool || r.Dataset != ds {
+			continue
+		}
+		switch {
+		case r.RestoreWrong:
+			return "WRONG RESTORE"
+		case r.Error != "":
+			status = "FAILED"
+		case r.RestoreVerified && status == "-":
+			status = "ok"
+		}
+	}
+	return status
+}
+
+// writeText prints the human-readable report.
+func writeText(w io.Writer, res *results, tools []string) {
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	fmt.Fprintf(bw, "\n== cairn benchmark, %s, %s ==\n", res.Started.Format(time.RFC3339), repeatNote(res.Repeat))
+	fmt.Fprintf(bw, "host: %s, %d CPUs, %d GiB RAM, Linux %s, %s\n", res.Host.CPU, res.Host.CPUs, res.Host.MemoryGiB, res.Host.Kernel, res.Host.Go)
+	for _, t := range res.Tools {
+		if t.Skipped != "" {
+			fmt.Fprintf(bw, "tool %-6s SKIPPED: %s\n", t.Name, t.Skipped)
+		} else {
+			fmt.Fprintf(bw, "tool %-6s %s [%s]\n", t.Name, t.Version, t.Settings)
+		}
+	}
+	writeDataSummary(bw, res)
+	cmp := others(tools)
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+	header := "data\tmetric\tunit\tbetter\t"
+	for _, t := range tools {
+		header += t + "\t"
+	}
+	for _, o := range cmp {
+		header += "cairn/" + o + "\t"
+	}
+	fmt.Fprintln(tw, header)
+	last := ""
+	for _, row := range res.Table {
+		if row.Dataset != last {
+			line := row.Dataset + "\tstatus\t\t\t"
+			for _, t := range tools {
+				line += statusOf(res.Runs, t, row.Dataset) + "\t"
+			}
+			fmt.Fprintln(tw, line+strings.Repeat("\t", len(cmp)))
+			last = row.Dataset
+		}
+		line := row.Dataset + "\t" + row.Metric + "\t" + row.Unit + "\t" + better(row.HigherIsBetter) + "\t"
+		for _, t := range tools {
+			line += fmtVal(row.Values[t]) + "\t"
+		}
+		for _, o := range cmp {
+			line += fmtRatio(row.Ratios[o]) + "\t"
+		}
+		fmt.Fprintln(tw, line)
+	}
+	fmt.Fprintln(bw)
+	tw.Flush()
+	fmt.Fprintln(bw)
+	if len(cmp) > 0 {
+		fmt.Fprintln(bw, "cairn/X = cairn's value / X's value. Throughput (MB/s): >1 means cairn is faster. MiB and s: <1 means cairn uses less (better).")
+	} else {
+		fmt.Fprintln(bw, "cairn did not run: no ratios.")
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintln(bw, "note: "+n)
+	}
+	for _, r := range res.Runs {
+		if r.Error != "" {
+			fmt.Fprintf(bw, "\nFAILED %s/%s (run %d):\n%s\n", r.Tool, r.Dataset, r.Rep, r.Error)
+		}
+	}
+}
+
+func writeDataSummary(w io.Writer, res *results) {
+	d, t := res.Dump, res.Tree
+	var rows, edited, inserted int64
+	for _, tb := range d.Tables {
+		rows, edited, inserted = rows+tb.Rows, edited+tb.Edited, inserted+tb.Inserted
+	}
+	if rows > 0 {
+		fmt.Fprintf(w, "dump: v1 %.1f MiB, %d rows; v2 %.1f MiB: %d rows edited (%.2f%%), %d inserted (%.2f%%)\n",
+			float64(d.V1Bytes)/mib, rows, float64(d.V2Bytes)/mib, edited, 100*float64(edited)/float64(rows), inserted, 100*float64(inserted)/float64(rows))
+	}
+	if t.V1Files > 0 {
+		m := t.Mutation
+		fmt.Fprintf(w, "tree: v1 %.1f MiB in %d files, %d dirs, %.0f%% of bytes random; v2 %.1f MiB in %d files: %d rewritten, %d patched, %d with insertion, %d added, %d deleted\n",
+			float64(t.V1Bytes)/mib, t.V1Files, t.Dirs, 100*float64(t.V1BinaryBytes)/float64(t.V1Bytes), float64(t.V2Bytes)/mib, t.V2Files,
+			m.Rewritten, m.Patched, m.Inserted, m.Added, m.Deleted)
+	}
+}
+
+// writeMarkdown writes the table as GitHub markdown.
+func writeMarkdown(path string, res *results, tools []string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	cmp := others(tools)
+	fmt.Fprintf(w, "# cairn benchmark %s, %s\n\n", res.Started.Format("2006-01-02 15:04"), repeatNote(res.Repeat))
+	fmt.Fprintf(w, "Host: %s, %d CPUs, %d GiB RAM, Linux %s, %s. Total wall time %.0f s.\n\n", res.Host.CPU, res.Host.CPUs, res.Host.MemoryGiB, res.Host.Kernel, res.Host.Go, res.WallSeconds)
+	for _, t := range res.Tools {
+		if t.Skipped != "" {
+			fmt.Fprintf(w, "- %s: skipped (%s)\n", t.Name, t.Skipped)
+		} else {
+			fmt.Fprintf(w, "- %s: `%s` — %s\n", t.Name, t.Version, t.Settings)
+		}
+	}
+	fmt.Fprintln(w)
+	var sb strings.Builder
+	writeDataSummary(&sb, res)
+	for _, l := range strings.Split(strings.TrimSpace(sb.String()), "\n") {
+		fmt.Fprintf(w, "- %s\n", l)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprint(w, "| data | metric | unit | better |")
+	for _, t := range tools {
+		fmt.Fprintf(w, " %s |", t)
+	}
+	for _, o := range cmp {
+		fmt.Fprintf(w, " cairn/%s |", o)
+	}
+	fmt.Fprintf(w, "\n|---|---|---|---|%s\n", strings.Repeat("---:|", len(tools)+len(cmp)))
+	for _, row := range res.Table {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |", row.Dataset, row.Metric, row.Unit, better(row.HigherIsBetter))
+		for _, t := range tools {
+			fmt.Fprintf(w, " %s |", fmtVal(row.Values[t]))
+		}
+		for _, o := range cmp {
+			fmt.Fprintf(w, " %s |", fmtRatio(row.Ratios[o]))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+	if len(cmp) > 0 {
+		fmt.Fprintln(w, "cairn/X = cairn's value / X's value: for MB/s >1 means cairn is faster; for MiB and s <1 means cairn uses less.")
+		fmt.Fprintln(w)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(w, "- %s\n", n)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// host describes the machine, for the record.
+func host() hostInfo {
+	h := hostInfo{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				h.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	var si syscall.Sysinfo_t
+	if syscall.Sysinfo(&si) == nil {
+		h.MemoryGiB = int((uint64(si.Totalram)*uint64(si.Unit) + 1<<29) >> 30)
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		h.Kernel = strings.TrimSpace(string(b))
+	}
+	return h
+}
