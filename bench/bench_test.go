@@ -256,7 +256,9 @@ func TestRunCmdMeasuresCommandRSS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.MaxRSSKiB <= 0 || u.MaxRSSKiB > 16<<10 {
+	// The floor is the spawner's own size: ~4 MiB normally, ~20 MiB in a
+	// race-detector build. Either is far below the 256 MiB we touched.
+	if u.MaxRSSKiB <= 0 || u.MaxRSSKiB > 64<<10 {
 		t.Errorf("/bin/true reported max RSS %d KiB; our own memory leaks into the figure", u.MaxRSSKiB)
 	}
 	t.Logf("/bin/true: max RSS %d KiB (the spawner floor)", u.MaxRSSKiB)
