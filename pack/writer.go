@@ -54,6 +54,13 @@ func NewWriter(key *Key) *Writer {
 	return &Writer{key: *key}
 }
 
+// NewWriterSize is NewWriter with room for size bytes of blobs reserved up
+// front, so that filling a pack of about that size does not reallocate and
+// copy it several times over (and leave the garbage behind).
+func NewWriterSize(key *Key, size int) *Writer {
+	return &Writer{key: *key, buf: make([]byte, 0, size)}
+}
+
 // Add appends one stored blob (as made by Encoder.Encode: compressed tells
 // whether it holds a zstd frame, rawLength is the plaintext length) and
 // returns its Blob with its offset in the pack.

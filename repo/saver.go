@@ -109,7 +109,7 @@ func (r *Repository) WithSaver(ctx context.Context, opts SaverOptions, fn func(c
 		jobs:     make(chan saveJob, opts.Encoders),
 		uploads:  make(chan finishedPack, 1),
 		inflight: map[blobKey]struct{}{},
-		pw:       pack.NewWriter(&r.key),
+		pw:       r.newPackWriter(opts),
 	}
 	var encoders sync.WaitGroup
 	for range opts.Encoders {
@@ -156,6 +156,12 @@ func (r *Repository) WithSaver(ctx context.Context, opts SaverOptions, fn func(c
 	return s.Stats(), err
 }
 
+// newPackWriter reserves the pack size plus one average chunk: a pack is
+// closed at the first blob that takes it past PackSize.
+func (r *Repository) newPackWriter(opts SaverOptions) *pack.Writer {
+	return pack.NewWriterSize(&r.key, opts.PackSize+1<<20)
+}
+
 // Stats returns what the session has added so far.
 func (s *Saver) Stats() SaverStats {
 	return SaverStats{
@@ -192,8 +198,8 @@ func (s *Saver) Save(ctx context.Context, t pack.BlobType, id chunk.ID, data []b
 	}
 }
 
-// SaveIfNew hashes nothing: it reserves and saves a blob whose ID the
-// caller computed, and reports whether it was new.
+// SaveIfNew reserves and saves a blob whose ID the caller computed, and
+// reports whether it was new.
 func (s *Saver) SaveIfNew(ctx context.Context, t pack.BlobType, id chunk.ID, data []byte, counter *atomic.Uint64) (bool, error) {
 	if !s.Reserve(t, id) {
 		return false, nil
@@ -219,7 +225,7 @@ func (s *Saver) encodeLoop(ctx context.Context) error {
 		if s.pw.Size() >= s.opts.PackSize {
 			data, blobs := s.pw.Finish()
 			full = &finishedPack{data, blobs}
-			s.pw = pack.NewWriter(&s.r.key)
+			s.pw = s.r.newPackWriter(s.opts)
 		}
 		s.packMu.Unlock()
 		if full != nil {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
@@ -130,6 +131,14 @@ func exitCode(err error) int {
 }
 
 func main() {
+	// The heap is mostly a few large buffers (open packs, chunks in flight,
+	// zstd states), so collecting more often costs little CPU and keeps the
+	// peak RSS down: backing up the 300 MiB bench tree peaked at 172 MiB with
+	// the default GOGC=100 and 107 MiB at 25, at the same speed. GOGC set in
+	// the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
