@@ -35,6 +35,14 @@ type ComponentSource struct {
 	Source string    // recorded in the manifest: a path, "stdin", …
 	FS     FS        // set for KindTree
 	Reader io.Reader // set for KindStream
+	// Finish, when set, runs after the component's data has been read and
+	// before it counts as complete; an error fails the component and no
+	// snapshot is written. A dump command's exit status and an
+	// Elasticsearch repository generation that moved during the copy are
+	// checked here.
+	Finish func(ctx context.Context) error
+	// Meta is recorded in the manifest's component.
+	Meta map[string]string
 }
 
 // BackupOptions describe the snapshot to write.
@@ -149,9 +157,13 @@ func (r *Repository) Backup(ctx context.Context, comps []ComponentSource, opts B
 				comp, err = a.stream(ctx, c)
 			}
 			res.FileErrors = append(res.FileErrors, a.errs...)
+			if err == nil && c.Finish != nil {
+				err = c.Finish(ctx)
+			}
 			if err != nil {
 				return fmt.Errorf("component %s: %w", c.Name, err)
 			}
+			comp.Meta = c.Meta
 			sn.Components = append(sn.Components, comp)
 		}
 		return nil

@@ -2,6 +2,7 @@ package repo_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -538,5 +539,31 @@ func TestFindSnapshot(t *testing.T) {
 	}
 	if _, err := r.FindSnapshot(t.Context(), "ffffffffff"); !errors.Is(err, repo.ErrSnapshotNotFound) {
 		t.Errorf("unknown prefix: %v", err)
+	}
+}
+
+func TestFinishFailureWritesNoSnapshot(t *testing.T) {
+	st := mem.New()
+	r := initRepo(t, st)
+	exit := errors.New("pg_dump: exit status 1")
+	comps := []repo.ComponentSource{{
+		Name: "db", Source: "pg_dump", Reader: bytes.NewReader(textData(1, 1<<20)),
+		Finish: func(context.Context) error { return exit },
+		Meta:   map[string]string{"command": "pg_dump app"},
+	}}
+	if _, err := r.Backup(t.Context(), comps, repo.BackupOptions{Host: "h"}); !errors.Is(err, exit) {
+		t.Fatalf("got %v, want the Finish error", err)
+	}
+	if n := snapshotCount(t, reopen(t, st)); n != 0 {
+		t.Fatalf("%d snapshots after a failed Finish", n)
+	}
+	comps[0].Reader = bytes.NewReader(textData(1, 1<<20))
+	comps[0].Finish = func(context.Context) error { return nil }
+	res, err := r.Backup(t.Context(), comps, repo.BackupOptions{Host: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Snapshot.Component("db").Meta["command"]; got != "pg_dump app" {
+		t.Errorf("meta not recorded: %q", got)
 	}
 }

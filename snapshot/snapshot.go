@@ -37,6 +37,9 @@ type Component struct {
 	AddedBytes uint64 `json:"added_bytes"`
 	// Errors counts files that could not be read and are missing from the tree.
 	Errors uint64 `json:"errors,omitempty"`
+	// Meta is what the source records about how it took the component: the
+	// dump command, the Elasticsearch snapshot name and indices, …
+	Meta map[string]string `json:"meta,omitempty"`
 }
 
 // Snapshot is the manifest that ties components into one point in time.
