@@ -1,0 +1,149 @@
+package chunk_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/cairn-backup/cairn/chunk"
+)
+
+func TestParseID(t *testing.T) {
+	valid := "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	tests := []struct {
+		in   string
+		ok   bool
+		want string
+	}{
+		{valid, true, valid},
+		{"00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF", true, valid},
+		{valid[:63], false, ""},
+		{valid + "0", false, ""},
+		{"zz" + valid[2:], false, ""},
+		{"", false, ""},
+	}
+	for _, tc := range tests {
+		id, err := chunk.ParseID(tc.in)
+		if tc.ok != (err == nil) {
+			t.Errorf("ParseID(%q): err %v", tc.in, err)
+			continue
+		}
+		if !tc.ok {
+			if !errors.Is(err, chunk.ErrInvalidID) {
+				t.Errorf("ParseID(%q): %v is not ErrInvalidID", tc.in, err)
+			}
+			continue
+		}
+		if id.String() != tc.want || id.Short() != tc.want[:8] {
+			t.Errorf("ParseID(%q) = %s / %s", tc.in, id, id.Short())
+		}
+		var back chunk.ID
+		if err := back.UnmarshalText([]byte(id.String())); err != nil || back != id {
+			t.Errorf("text round trip: %v %v", back, err)
+		}
+	}
+}
+
+func TestHasherIsKeyed(t *testing.T) {
+	data := []byte("the same content")
+	h1 := chunk.NewHasher([32]byte{1})
+	h2 := chunk.NewHasher([32]byte{2})
+	if h1.Sum(data) != h1.Sum(data) {
+		t.Fatal("hash not deterministic")
+	}
+	if h1.Sum(data) == h2.Sum(data) {
+		t.Fatal("different keys gave the same ID: the store would leak which content it holds")
+	}
+	if h1.Sum(data) == chunk.ObjectID(data) {
+		t.Fatal("keyed ID equals the unkeyed object ID")
+	}
+}
+
+func TestParamsValidate(t *testing.T) {
+	p, err := chunk.DefaultParams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatalf("default params invalid: %v", err)
+	}
+	bad := []func(*chunk.Params){
+		func(p *chunk.Params) { p.Algorithm = "fastcdc" },
+		func(p *chunk.Params) { p.Polynomial = 4 }, // x^2: reducible
+		func(p *chunk.Params) { p.MinSize = 0 },
+		func(p *chunk.Params) { p.MaxSize = p.MinSize - 1 },
+		func(p *chunk.Params) { p.AverageBits = 40 },
+	}
+	for i, f := range bad {
+		q := p
+		f(&q)
+		if q.Validate() == nil {
+			t.Errorf("case %d: invalid params accepted: %+v", i, q)
+		}
+	}
+}
+
+func chunks(t *testing.T, p chunk.Params, data []byte) [][]byte {
+	t.Helper()
+	c := chunk.NewChunker(p, bytes.NewReader(data))
+	var out [][]byte
+	buf := make([]byte, 0, p.MaxSize)
+	for {
+		b, err := c.Next(buf)
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, bytes.Clone(b))
+	}
+}
+
+// TestChunkerIsContentDefined checks the property deduplication rests on:
+// an insertion changes only the chunks around it, and boundaries respect
+// the size bounds.
+func TestChunkerIsContentDefined(t *testing.T) {
+	p, err := chunk.DefaultParams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	data := make([]byte, 24<<20)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	a := chunks(t, p, data)
+	if !bytes.Equal(bytes.Join(a, nil), data) {
+		t.Fatal("chunks do not reassemble the input")
+	}
+	for i, c := range a {
+		if uint(len(c)) > p.MaxSize || (i < len(a)-1 && uint(len(c)) < p.MinSize) {
+			t.Fatalf("chunk %d has %d bytes, outside %d..%d", i, len(c), p.MinSize, p.MaxSize)
+		}
+	}
+	edited := append(append(bytes.Clone(data[:12<<20]), []byte("inserted row")...), data[12<<20:]...)
+	b := chunks(t, p, edited)
+	seen := map[string]bool{}
+	for _, c := range a {
+		seen[string(c)] = true
+	}
+	changed := 0
+	for _, c := range b {
+		if !seen[string(c)] {
+			changed++
+		}
+	}
+	if changed > 2 {
+		t.Errorf("an insertion changed %d of %d chunks; want at most 2", changed, len(b))
+	}
+	// Reset reuses the chunker for a second stream with the same result.
+	c := chunk.NewChunker(p, bytes.NewReader(nil))
+	c.Reset(bytes.NewReader(data))
+	first, err := c.Next(make([]byte, 0, p.MaxSize))
+	if err != nil || !bytes.Equal(first, a[0]) {
+		t.Errorf("after Reset the first chunk differs (err %v)", err)
+	}
+}
