@@ -43,6 +43,16 @@ type ComponentSource struct {
 	Finish func(ctx context.Context) error
 	// Meta is recorded in the manifest's component.
 	Meta map[string]string
+	// Start, when set, is called when the component's turn comes — after
+	// the components before it are complete — and returns the source to
+	// read (its FS or Reader, Finish and Meta are taken from the result).
+	// A dump command or an Elasticsearch snapshot starts here, so the
+	// components are taken in order and as close together as possible.
+	Start func(ctx context.Context) (ComponentSource, error)
+	// Before and After run around the component (stop a worker, deactivate
+	// a space). After runs whenever Before was attempted, also when the
+	// component failed.
+	Before, After func(ctx context.Context) error
 }
 
 // BackupOptions describe the snapshot to write.
@@ -60,7 +70,17 @@ type BackupOptions struct {
 	Progress *Progress
 	// NoParent disables the unchanged-file shortcut (read everything).
 	NoParent bool
+	// Before and After run around the whole snapshot; After runs whenever
+	// Before was attempted, also when the backup failed.
+	Before, After func(ctx context.Context) error
+	// MaxSkew, when positive, fails a backup whose components took longer
+	// than this from the first start to the last end: the parts would not
+	// describe one point in time closely enough. No snapshot is written.
+	MaxSkew time.Duration
 }
+
+// ErrSkew is returned (wrapped) when a backup exceeds MaxSkew.
+var ErrSkew = errors.New("repo: components too far apart in time")
 
 // Progress counts a running backup's work. All fields are atomics.
 type Progress struct {
@@ -108,7 +128,7 @@ func (r *Repository) Backup(ctx context.Context, comps []ComponentSource, opts B
 			return nil, fmt.Errorf("repo: component %q given twice", c.Name)
 		}
 		seen[c.Name] = true
-		if (c.FS == nil) == (c.Reader == nil) {
+		if c.Start == nil && (c.FS == nil) == (c.Reader == nil) {
 			return nil, fmt.Errorf("repo: component %q needs exactly one of a directory or a stream", c.Name)
 		}
 	}
@@ -135,6 +155,36 @@ func (r *Repository) Backup(ctx context.Context, comps []ComponentSource, opts B
 		parents = all
 	}
 
+	if opts.Before != nil {
+		if err := opts.Before(ctx); err != nil {
+			return nil, errors.Join(fmt.Errorf("before hook: %w", err), runAfter(ctx, opts.After))
+		}
+	}
+	res, err := r.backup(ctx, comps, parents, opts)
+	if aerr := runAfter(ctx, opts.After); aerr != nil {
+		if err == nil {
+			// The snapshot is written and complete; the hook's failure
+			// is the operator's to fix, reported with the exit code.
+			return res, fmt.Errorf("snapshot %s written, but the after hook failed: %w", res.ID.Short(), aerr)
+		}
+		err = errors.Join(err, aerr)
+	}
+	return res, err
+}
+
+// runAfter runs an after hook even when ctx is cancelled: a service
+// stopped by the before hook must come back up.
+func runAfter(ctx context.Context, hook func(context.Context) error) error {
+	if hook == nil {
+		return nil
+	}
+	if err := hook(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("after hook: %w", err)
+	}
+	return nil
+}
+
+func (r *Repository) backup(ctx context.Context, comps []ComponentSource, parents []SnapshotEntry, opts BackupOptions) (*BackupResult, error) {
 	sn := &snapshot.Snapshot{
 		Version: snapshot.Version,
 		Time:    opts.Time.UTC(),
@@ -148,23 +198,15 @@ func (r *Repository) Backup(ctx context.Context, comps []ComponentSource, opts B
 		for _, c := range comps {
 			a := &archiver{r: r, s: s, opts: &opts, name: c.Name}
 			archs = append(archs, a)
-			var comp snapshot.Component
-			var err error
-			if c.FS != nil {
-				parent := findParentTree(parents, opts.Host, c)
-				comp, err = a.tree(ctx, c, parent)
-			} else {
-				comp, err = a.stream(ctx, c)
-			}
+			comp, err := a.component(ctx, c, parents)
 			res.FileErrors = append(res.FileErrors, a.errs...)
-			if err == nil && c.Finish != nil {
-				err = c.Finish(ctx)
-			}
 			if err != nil {
 				return fmt.Errorf("component %s: %w", c.Name, err)
 			}
-			comp.Meta = c.Meta
 			sn.Components = append(sn.Components, comp)
+		}
+		if skew := sn.Skew(); opts.MaxSkew > 0 && skew > opts.MaxSkew {
+			return fmt.Errorf("%w: %s from the first start to the last end, more than --max-skew %s", ErrSkew, skew.Round(time.Millisecond), opts.MaxSkew)
 		}
 		return nil
 	})
@@ -182,6 +224,49 @@ func (r *Repository) Backup(ctx context.Context, comps []ComponentSource, opts B
 	}
 	res.ID = id
 	return res, nil
+}
+
+// component takes one component: its before hook, its start, its data, its
+// finish check, and its after hook (which runs whatever happened).
+func (a *archiver) component(ctx context.Context, c ComponentSource, parents []SnapshotEntry) (comp snapshot.Component, err error) {
+	if c.Before != nil {
+		if err := c.Before(ctx); err != nil {
+			return comp, errors.Join(fmt.Errorf("before hook: %w", err), runAfter(ctx, c.After))
+		}
+	}
+	defer func() {
+		if aerr := runAfter(ctx, c.After); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+	}()
+	started := time.Now()
+	if c.Start != nil {
+		src, err := c.Start(ctx)
+		if err != nil {
+			return comp, err
+		}
+		if (src.FS == nil) == (src.Reader == nil) {
+			return comp, errors.New("source gave neither or both of a directory and a stream")
+		}
+		c.FS, c.Reader, c.Finish, c.Meta = src.FS, src.Reader, src.Finish, src.Meta
+		if src.Source != "" {
+			c.Source = src.Source
+		}
+	}
+	if c.FS != nil {
+		comp, err = a.tree(ctx, c, findParentTree(parents, a.opts.Host, c), started)
+	} else {
+		comp, err = a.stream(ctx, c, started)
+	}
+	if err == nil && c.Finish != nil {
+		err = c.Finish(ctx)
+	}
+	if err != nil {
+		return comp, err
+	}
+	comp.Meta = c.Meta
+	comp.Finished = time.Now().UTC()
+	return comp, nil
 }
 
 // findParentTree returns the root tree of the newest earlier backup of the
@@ -234,9 +319,8 @@ func (a *archiver) finish(c *snapshot.Component, started time.Time, root chunk.I
 
 // stream stores one stream as a tree with a single file node named after the
 // component.
-func (a *archiver) stream(ctx context.Context, c ComponentSource) (snapshot.Component, error) {
+func (a *archiver) stream(ctx context.Context, c ComponentSource, started time.Time) (snapshot.Component, error) {
 	comp := snapshot.Component{Name: c.Name, Kind: snapshot.KindStream, Source: c.Source}
-	started := time.Now()
 	content, size, err := a.chunkStream(ctx, a.newReader(), c.Reader)
 	if err != nil {
 		return comp, fmt.Errorf("read stream: %w", err)
@@ -334,9 +418,8 @@ type fileJob struct {
 // files go to ReadConcurrency readers; each directory's tree is assembled by
 // its own goroutine once its entries are done, so the walk never waits on a
 // slow file.
-func (a *archiver) tree(ctx context.Context, c ComponentSource, parent *chunk.ID) (snapshot.Component, error) {
+func (a *archiver) tree(ctx context.Context, c ComponentSource, parent *chunk.ID, started time.Time) (snapshot.Component, error) {
 	comp := snapshot.Component{Name: c.Name, Kind: snapshot.KindTree, Source: c.Source}
-	started := time.Now()
 	var parentTree *snapshot.Tree
 	if parent != nil {
 		t, err := a.r.LoadTree(ctx, *parent)

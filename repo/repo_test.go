@@ -567,3 +567,69 @@ func TestFinishFailureWritesNoSnapshot(t *testing.T) {
 		t.Errorf("meta not recorded: %q", got)
 	}
 }
+
+// TestHooksAndOrder checks that components are started in order, each
+// between its own hooks, inside the snapshot's hooks, and that after hooks
+// run when a component fails.
+func TestHooksAndOrder(t *testing.T) {
+	var log []string
+	hook := func(s string, err error) func(context.Context) error {
+		return func(context.Context) error { log = append(log, s); return err }
+	}
+	stream := func(name string, err error) repo.ComponentSource {
+		return repo.ComponentSource{
+			Name: name, Before: hook(name+".before", nil), After: hook(name+".after", nil),
+			Start: func(context.Context) (repo.ComponentSource, error) {
+				log = append(log, name+".start")
+				return repo.ComponentSource{Reader: bytes.NewReader([]byte(name)), Source: "cmd " + name,
+					Finish: func(context.Context) error { log = append(log, name+".finish"); return err }}, nil
+			},
+		}
+	}
+	boom := errors.New("exit status 2")
+	tests := []struct {
+		name    string
+		comps   []repo.ComponentSource
+		wantErr error
+		want    string
+	}{
+		{"all succeed", []repo.ComponentSource{stream("db", nil), stream("search", nil)}, nil,
+			"before db.before db.start db.finish db.after search.before search.start search.finish search.after after"},
+		{"second fails, after hooks still run", []repo.ComponentSource{stream("db", nil), stream("search", boom), stream("files", nil)}, boom,
+			"before db.before db.start db.finish db.after search.before search.start search.finish search.after after"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			log = nil
+			st := mem.New()
+			r := initRepo(t, st)
+			res, err := r.Backup(t.Context(), tc.comps, repo.BackupOptions{Host: "h", Before: hook("before", nil), After: hook("after", nil)})
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if got := strings.Join(log, " "); got != tc.want {
+				t.Errorf("order:\n got %s\nwant %s", got, tc.want)
+			}
+			if n := snapshotCount(t, reopen(t, st)); (n == 1) != (tc.wantErr == nil) {
+				t.Errorf("%d snapshots", n)
+			}
+			if err == nil {
+				c := res.Snapshot.Components
+				if c[0].Source != "cmd db" || c[1].Started.Before(c[0].Finished) {
+					t.Errorf("components not recorded in order: %+v", c)
+				}
+			}
+		})
+	}
+	t.Run("max skew", func(t *testing.T) {
+		r := initRepo(t, mem.New())
+		slow := repo.ComponentSource{Name: "db", Start: func(context.Context) (repo.ComponentSource, error) {
+			time.Sleep(30 * time.Millisecond) // the component takes measurable time
+			return repo.ComponentSource{Reader: bytes.NewReader([]byte("x"))}, nil
+		}}
+		_, err := r.Backup(t.Context(), []repo.ComponentSource{slow}, repo.BackupOptions{Host: "h", MaxSkew: time.Millisecond})
+		if !errors.Is(err, repo.ErrSkew) {
+			t.Fatalf("got %v, want ErrSkew", err)
+		}
+	})
+}
