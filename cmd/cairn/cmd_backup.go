@@ -1,23 +1,28 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/sources/command"
 	"github.com/cairn-backup/cairn/sources/tree"
 	"github.com/spf13/cobra"
 )
 
 type backupFlags struct {
-	trees []string
-	stdin string
-	tags  []string
-	host  string
-	time  string
+	commands []string
+	trees    []string
+	stdin    string
+	maxSkew  time.Duration
+	tags     []string
+	host     string
+	time     string
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -25,19 +30,25 @@ func newBackupCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backup",
 		Short: "Take a snapshot of directories and streams",
-		Long: `Take one snapshot of the components named by --tree and --stdin, in the
-order given. The snapshot is written only when every component is complete.
+		Long: `Take one snapshot of the components named by --command, --stdin and --tree,
+in that order (database first, files last, as vendor procedures require), each
+kind in the order given. A --command is started only when its turn comes. The
+snapshot is written only when every component is complete: a dump command that
+exits non-zero, is killed, is missing or writes nothing fails the backup.
 
 Exit codes: 0 success; 1 failure, no snapshot written; 3 snapshot written but
 some files could not be read (listed on stderr).`,
-		Example: `  pg_dump -Z0 app | cairn backup --stdin db --tree files=/srv/app/files`,
-		Args:    cobra.NoArgs,
+		Example: `  cairn backup --command db='pg_dump --format=custom -Z0 app' --tree files=/srv/app/files
+  pg_dump app | cairn backup --stdin db --tree files=/srv/app/files`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBackup(cmd, g, f)
 		},
 	}
 	fl := cmd.Flags()
+	fl.StringArrayVar(&f.commands, "command", nil, "run CMD and back up its stdout as component NAME (NAME='CMD ARGS'; no shell; repeatable)")
 	fl.StringArrayVar(&f.trees, "tree", nil, "back up directory DIR as component NAME (NAME=DIR; repeatable)")
+	fl.DurationVar(&f.maxSkew, "max-skew", 0, "fail, writing no snapshot, if the components took longer than this from first start to last end")
 	fl.StringVar(&f.stdin, "stdin", "", "back up standard input as the stream component NAME")
 	fl.StringArrayVar(&f.tags, "tag", nil, "tag the snapshot (repeatable)")
 	fl.StringVar(&f.host, "host", "", "host name to record (default: this host)")
@@ -58,7 +69,22 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 		}
 		opts.Time = t
 	}
+	opts.MaxSkew = f.maxSkew
 	var comps []repo.ComponentSource
+	for _, spec := range f.commands {
+		name, line, ok := strings.Cut(spec, "=")
+		if !ok || name == "" {
+			return fmt.Errorf("--command %q: want NAME='CMD ARGS'", spec)
+		}
+		argv, err := splitCommandLine(line)
+		if err != nil {
+			return fmt.Errorf("--command %s: %w", name, err)
+		}
+		comps = append(comps, commandComponent(g, name, command.Spec{Argv: argv}))
+	}
+	if f.stdin != "" {
+		comps = append(comps, repo.ComponentSource{Name: f.stdin, Source: "stdin", Reader: g.stdin})
+	}
 	for _, spec := range f.trees {
 		name, dir, ok := strings.Cut(spec, "=")
 		if !ok || name == "" || dir == "" {
@@ -70,11 +96,8 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 		}
 		comps = append(comps, repo.ComponentSource{Name: name, Source: src.Root(), FS: src})
 	}
-	if f.stdin != "" {
-		comps = append(comps, repo.ComponentSource{Name: f.stdin, Source: "stdin", Reader: g.stdin})
-	}
 	if len(comps) == 0 {
-		return fmt.Errorf("nothing to back up: give --tree NAME=DIR or --stdin NAME")
+		return fmt.Errorf("nothing to back up: give --command NAME='CMD', --stdin NAME or --tree NAME=DIR")
 	}
 	for _, c := range comps {
 		if err := snapshot.ValidComponentName(c.Name); err != nil {
@@ -119,6 +142,37 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 		return &exitError{code: exitPartial, err: fmt.Errorf("snapshot %s written, but %d files could not be read", res.ID.Short(), len(res.FileErrors))}
 	}
 	return nil
+}
+
+// commandComponent runs a dump command when its turn comes and streams its
+// stdout. Its exit status is checked before the component counts as
+// complete; its stderr is shown when it fails, and compressed output gets
+// one warning, because it defeats deduplication.
+func commandComponent(g *globals, name string, spec command.Spec) repo.ComponentSource {
+	return repo.ComponentSource{
+		Name: name,
+		Start: func(ctx context.Context) (repo.ComponentSource, error) {
+			st, err := command.Start(ctx, spec)
+			if err != nil {
+				return repo.ComponentSource{}, err
+			}
+			meta := st.Meta()
+			return repo.ComponentSource{
+				Reader: st,
+				Source: meta[command.MetaCommand],
+				Meta:   meta,
+				Finish: func(ctx context.Context) error {
+					defer st.Close()
+					err := st.Wait(ctx)
+					maps.Copy(meta, st.Meta())
+					if kind, compressed := st.Sniff(); compressed && err == nil {
+						fmt.Fprintf(g.stderr, "cairn: warning: component %s: %s\n", name, command.CompressionAdvice(kind))
+					}
+					return err
+				},
+			}, nil
+		},
+	}
 }
 
 func backupJSON(res *repo.BackupResult, el time.Duration) map[string]any {

@@ -381,7 +381,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 			if len(b.FileErrors) != 0 {
 				t.Errorf("backup %d: file errors %q", i+1, b.FileErrors)
 			}
-			if len(b.Components) != 2 || b.Components[0].Name != "files" || b.Components[1].Name != "db" {
+			if len(b.Components) != 2 || b.Components[0].Name != "db" || b.Components[1].Name != "files" {
 				t.Errorf("backup %d: components %+v", i+1, b.Components)
 			}
 		}
@@ -479,8 +479,9 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 					name, kind, src  string
 					size, files, dir uint64
 				}{
-					{s.Components[0], "files", "tree", src, fileBytes, files, dirs + 1},
-					{s.Components[1], "db", "stream", "stdin", uint64(len(tc.stream)), 1, 0},
+					// Streams (the database) come before trees (the files).
+					{s.Components[0], "db", "stream", "stdin", uint64(len(tc.stream)), 1, 0},
+					{s.Components[1], "files", "tree", src, fileBytes, files, dirs + 1},
 				} {
 					g := c.got
 					if g.Name != c.name || g.Kind != c.kind || g.Source != c.src {
@@ -505,7 +506,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 
 	t.Run("snapshots table", func(t *testing.T) {
 		r := mustCairn(t, nil, "snapshots")
-		for _, want := range []string{s1.ShortID, s2.ShortID, "test-host", "daily,first", "files,db", "2 snapshots"} {
+		for _, want := range []string{s1.ShortID, s2.ShortID, "test-host", "daily,first", "db,files", "2 snapshots"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("snapshots output lacks %q:\n%s", want, r.stdout)
 			}
