@@ -68,3 +68,14 @@ func ReadRange(ctx context.Context, s Store, name string, offset int64, length i
 	}
 	return buf, nil
 }
+
+// Versioned is implemented by the readers that Get returns in backends that
+// know which version of an object a reader reads (S3: the ETag). Two readers
+// of one object with the same non-empty Version read the same bytes; after
+// Put replaced the object, a new reader has another Version (or the same
+// one, if the bytes are the same). Code that re-opens an object to resume a
+// broken read (store/retry) uses it to tell a resumed stream from a spliced
+// one.
+type Versioned interface {
+	Version() string
+}
