@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what `make test` needs on a fresh machine. Today that is only the Go
-# toolchain, which the machine has; later components (PostgreSQL, MinIO) add
-# their installs here.
+# Installs what `make test` needs on a fresh machine: PostgreSQL and MariaDB
+# from Debian's packages (the dump-command tests start their own throwaway
+# servers from these binaries). Each step is quiet when already done.
 set -euo pipefail
+here=$(dirname "$0")
 command -v go >/dev/null || { echo "test-deps: go is not on PATH" >&2; exit 1; }
+bash "$here/install-databases.sh"

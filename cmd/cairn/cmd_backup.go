@@ -70,6 +70,14 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 		opts.Time = t
 	}
 	opts.MaxSkew = f.maxSkew
+	// Dump commands still running when a backup fails elsewhere are
+	// killed and reaped here; Finish is never reached for them.
+	var streams []*command.Stream
+	defer func() {
+		for _, st := range streams {
+			st.Close()
+		}
+	}()
 	var comps []repo.ComponentSource
 	for _, spec := range f.commands {
 		name, line, ok := strings.Cut(spec, "=")
@@ -80,7 +88,7 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 		if err != nil {
 			return fmt.Errorf("--command %s: %w", name, err)
 		}
-		comps = append(comps, commandComponent(g, name, command.Spec{Argv: argv}))
+		comps = append(comps, commandComponent(g, name, command.Spec{Argv: argv}, &streams))
 	}
 	if f.stdin != "" {
 		comps = append(comps, repo.ComponentSource{Name: f.stdin, Source: "stdin", Reader: g.stdin})
@@ -148,7 +156,7 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 // stdout. Its exit status is checked before the component counts as
 // complete; its stderr is shown when it fails, and compressed output gets
 // one warning, because it defeats deduplication.
-func commandComponent(g *globals, name string, spec command.Spec) repo.ComponentSource {
+func commandComponent(g *globals, name string, spec command.Spec, started *[]*command.Stream) repo.ComponentSource {
 	return repo.ComponentSource{
 		Name: name,
 		Start: func(ctx context.Context) (repo.ComponentSource, error) {
@@ -156,13 +164,13 @@ func commandComponent(g *globals, name string, spec command.Spec) repo.Component
 			if err != nil {
 				return repo.ComponentSource{}, err
 			}
+			*started = append(*started, st)
 			meta := st.Meta()
 			return repo.ComponentSource{
 				Reader: st,
 				Source: meta[command.MetaCommand],
 				Meta:   meta,
 				Finish: func(ctx context.Context) error {
-					defer st.Close()
 					err := st.Wait(ctx)
 					maps.Copy(meta, st.Meta())
 					if kind, compressed := st.Sniff(); compressed && err == nil {
