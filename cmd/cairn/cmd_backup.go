@@ -79,16 +79,12 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 		}
 	}()
 	var comps []repo.ComponentSource
-	for _, spec := range f.commands {
-		name, line, ok := strings.Cut(spec, "=")
-		if !ok || name == "" {
-			return fmt.Errorf("--command %q: want NAME='CMD ARGS'", spec)
-		}
-		argv, err := splitCommandLine(line)
-		if err != nil {
-			return fmt.Errorf("--command %s: %w", name, err)
-		}
-		comps = append(comps, commandComponent(g, name, command.Spec{Argv: argv}, &streams))
+	cmds, err := parseCommands(f.commands)
+	if err != nil {
+		return err
+	}
+	for _, c := range cmds {
+		comps = append(comps, commandComponent(g, c.name, c.spec, &streams))
 	}
 	if f.stdin != "" {
 		comps = append(comps, repo.ComponentSource{Name: f.stdin, Source: "stdin", Reader: g.stdin})

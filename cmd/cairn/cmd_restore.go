@@ -1,16 +1,22 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/sources/command"
 	"github.com/cairn-backup/cairn/sources/tree"
 	"github.com/spf13/cobra"
 )
 
 type restoreFlags struct {
+	commands   []string
 	snapshot   string
 	target     string
 	components []string
@@ -25,12 +31,27 @@ func newRestoreCmd(g *globals) *cobra.Command {
 		Long: `Restore a snapshot's components into DIR: a tree component to DIR/NAME/…,
 a stream component to the file DIR/NAME. Nothing is written outside DIR.
 Files whose data cannot be read are listed and the others are restored;
-the command then exits 1.`,
-		Args: cobra.NoArgs,
+the command then exits 1.
+
+--command NAME='CMD' pipes the stream component NAME into CMD instead
+(pg_restore, psql, mariadb), in the order the components were backed up;
+if the data cannot be read the command is killed, never given a truncated
+dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
+--single-transaction, psql --single-transaction -v ON_ERROR_STOP=1.`,
+		Example: `  cairn restore --snapshot latest --command db='pg_restore --clean --if-exists --single-transaction -d app' --target /srv/restore`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if f.snapshot == "" || f.target == "" {
-				return errors.New("restore needs --snapshot and --target")
+			cmds, err := parseCommands(f.commands)
+			if err != nil {
+				return err
+			}
+			piped := map[string]command.Spec{}
+			for _, c := range cmds {
+				piped[c.name] = c.spec
+			}
+			if f.snapshot == "" {
+				return errors.New("restore needs --snapshot")
 			}
 			r, release, err := g.openRepo(ctx, false, "restore")
 			if err != nil {
@@ -41,6 +62,33 @@ the command then exits 1.`,
 			if err != nil {
 				return err
 			}
+			// Components piped into commands first, in backup order (the
+			// database before the files that reference it).
+			var rest []string
+			for _, c := range sn.Components {
+				selected := len(f.components) == 0 || contains(f.components, c.Name)
+				spec, ok := piped[c.Name]
+				switch {
+				case ok && selected:
+					if err := pipeComponent(ctx, g, r, sn.Snapshot, c, spec); err != nil {
+						return err
+					}
+				case selected:
+					rest = append(rest, c.Name)
+				}
+			}
+			for name := range piped {
+				if sn.Component(name) == nil {
+					return fmt.Errorf("--command %s: the snapshot has no component %q", name, name)
+				}
+			}
+			if len(rest) == 0 {
+				return nil
+			}
+			if f.target == "" {
+				return fmt.Errorf("restore needs --target for components %s", strings.Join(rest, ", "))
+			}
+			f.components = rest
 			t, err := tree.OpenTarget(f.target)
 			if err != nil {
 				return err
@@ -90,8 +138,64 @@ the command then exits 1.`,
 	fl.StringVar(&f.snapshot, "snapshot", "", "snapshot ID, unique prefix, or latest")
 	fl.StringVar(&f.target, "target", "", "directory to restore into (created if missing)")
 	fl.StringArrayVar(&f.components, "component", nil, "restore only this component (repeatable)")
+	fl.StringArrayVar(&f.commands, "command", nil, "pipe stream component NAME into CMD instead of writing it (NAME='CMD ARGS'; repeatable)")
 	fl.BoolVar(&f.verify, "verify", false, "re-read restored files and compare them with the snapshot")
 	return cmd
+}
+
+// namedCommand is one --command NAME='CMD ARGS' flag.
+type namedCommand struct {
+	name string
+	spec command.Spec
+}
+
+// parseCommands parses --command flags, in the order given.
+func parseCommands(flags []string) ([]namedCommand, error) {
+	var out []namedCommand
+	seen := map[string]bool{}
+	for _, flag := range flags {
+		name, line, ok := strings.Cut(flag, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--command %q: want NAME='CMD ARGS'", flag)
+		}
+		argv, err := splitCommandLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("--command %s: %w", name, err)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("--command %s given twice", name)
+		}
+		seen[name] = true
+		out = append(out, namedCommand{name, command.Spec{Argv: argv}})
+	}
+	return out, nil
+}
+
+// pipeComponent streams a stream component into a restore command. A read
+// error kills the command (RestoreFromReader sees it) so the tool never
+// commits a truncated dump.
+func pipeComponent(ctx context.Context, g *globals, r *repo.Repository, sn *snapshot.Snapshot, c snapshot.Component, spec command.Spec) error {
+	if c.Kind != snapshot.KindStream {
+		return fmt.Errorf("--command %s: component %q is a %s, only a stream can be piped into a command", c.Name, c.Name, c.Kind)
+	}
+	node, err := r.FindNode(ctx, sn, c.Name)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(r.DumpFile(ctx, node, pw))
+	}()
+	err = command.RestoreFromReader(ctx, spec, pr)
+	pr.Close()
+	if err != nil {
+		return fmt.Errorf("restore component %s: %w", c.Name, err)
+	}
+	if !g.json && !g.quiet {
+		fmt.Fprintf(g.stdout, "restored component %s through %s: %s in %s\n", c.Name, spec.Argv[0], humanBytes(node.Size), time.Since(start).Round(time.Millisecond))
+	}
+	return nil
 }
 
 func contains(list []string, s string) bool {
