@@ -62,6 +62,11 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 			if err != nil {
 				return err
 			}
+			for _, name := range f.components {
+				if sn.Component(name) == nil {
+					return fmt.Errorf("snapshot %s has no component %q", sn.ID.Short(), name)
+				}
+			}
 			// Components piped into commands first, in backup order (the
 			// database before the files that reference it).
 			var rest []string
