@@ -81,3 +81,28 @@ func TestPostgresRoundTrip(t *testing.T) {
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// TestMariaDBRoundTrip is the same round trip with mariadb-dump in and
+// mariadb out: the command source is not PostgreSQL-shaped.
+func TestMariaDBRoundTrip(t *testing.T) {
+	my := dbs.MariaDB(t).NewDatabase(t)
+	testEnv(t)
+	my.Exec(t, `CREATE TABLE issues (id int PRIMARY KEY, title varchar(100), status varchar(10));
+		INSERT INTO issues SELECT seq, CONCAT('issue ', seq), 'open' FROM seq_1_to_20000;`)
+	const query = "SELECT COUNT(*), MD5(GROUP_CONCAT(id, title, status ORDER BY id SEPARATOR ',')) FROM issues"
+	before := my.Query(t, "SET SESSION group_concat_max_len = 100000000; "+query)
+
+	conn := shellQuote(my.ClientArgs()[0])
+	dump := shellQuote(my.DumpBin()) + " " + conn + " --single-transaction " + my.Database
+	b1 := decodeJSON[backupOut](t, mustCairn(t, nil, "backup", "--json", "--command", "db="+dump))
+
+	my.Exec(t, "UPDATE issues SET status = 'closed' WHERE id % 3 = 0; DELETE FROM issues WHERE id < 100;")
+	if my.Query(t, "SET SESSION group_concat_max_len = 100000000; "+query) == before {
+		t.Fatal("the change did not change the table")
+	}
+	restore := shellQuote(my.ClientBin()) + " " + conn + " " + my.Database
+	mustCairn(t, nil, "restore", "--snapshot", b1.ShortID, "--command", "db="+restore)
+	if got := my.Query(t, "SET SESSION group_concat_max_len = 100000000; "+query); got != before {
+		t.Errorf("after restore: %s, want %s", got, before)
+	}
+}
