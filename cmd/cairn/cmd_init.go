@@ -3,16 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 
 	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/store/local"
 	"github.com/spf13/cobra"
 )
 
 func newInitCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a new repository",
 		Args:  cobra.NoArgs,
@@ -24,10 +22,7 @@ func newInitCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := local.Open(g.repo)
-			if errors.Is(err, fs.ErrNotExist) {
-				st, err = local.Create(g.repo)
-			}
+			st, err := g.openStore(cmd.Context(), true)
 			if err != nil {
 				return err
 			}
@@ -45,6 +40,8 @@ func newInitCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&g.createBucket, "create-bucket", false, "create the S3 bucket if it does not exist")
+	return cmd
 }
 
 // kdfFromEnv lets tests and demos choose a cheaper scrypt cost with

@@ -8,12 +8,13 @@ import (
 	"testing"
 
 	"github.com/cairn-backup/cairn/internal/dbtest"
+	"github.com/cairn-backup/cairn/store/s3/s3test"
 )
 
 var dbs dbtest.Shared
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := s3test.Main(m) // runs the tests, then stops MinIO if one started
 	dbs.Close()
 	os.Exit(code)
 }

@@ -41,6 +41,9 @@ type globals struct {
 	json         bool
 	quiet        bool
 	cpuProfile   string
+	caFile       string
+	connections  int
+	createBucket bool
 	stdout       io.Writer
 	stderr       io.Writer
 	stdin        io.Reader
@@ -70,6 +73,8 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.StringVar(&g.passwordFile, "password-file", "", "read the password from this file (env CAIRN_PASSWORD_FILE, CAIRN_PASSWORD)")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print no progress")
+	pf.StringVar(&g.caFile, "cacert", os.Getenv("CAIRN_CACERT"), "PEM file of CA certificates to trust for an https S3 endpoint (env CAIRN_CACERT)")
+	pf.IntVar(&g.connections, "connections", 0, "parallel requests to an S3 repository (default 8)")
 	pf.StringVar(&g.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {

@@ -11,6 +11,8 @@ import (
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/store"
 	"github.com/cairn-backup/cairn/store/local"
+	"github.com/cairn-backup/cairn/store/retry"
+	"github.com/cairn-backup/cairn/store/s3"
 )
 
 // password finds the password: --password-file, then CAIRN_PASSWORD_FILE,
@@ -37,11 +39,37 @@ func (g *globals) password() (string, error) {
 	return "", errors.New("no password: set CAIRN_PASSWORD or CAIRN_PASSWORD_FILE, or pass --password-file")
 }
 
-// openStore opens the store at --repo. A location that does not exist is
-// "no repository" (exit 10), not a generic failure.
-func (g *globals) openStore() (store.Store, error) {
+// openStore opens the store at --repo: a local directory, or
+// s3:http(s)://host[:port]/bucket[/prefix] with credentials from the AWS_*
+// variables. A local location that does not exist is "no repository"
+// (exit 10), not a generic failure. create makes what is missing (init).
+func (g *globals) openStore(ctx context.Context, create bool) (store.Store, error) {
 	if g.repo == "" {
 		return nil, errors.New("no repository: pass -r/--repo or set CAIRN_REPOSITORY")
+	}
+	if strings.HasPrefix(g.repo, "s3:") {
+		cfg, err := s3.ParseURL(g.repo)
+		if err != nil {
+			return nil, err
+		}
+		s3.ConfigFromEnv(&cfg)
+		cfg.CAFile = g.caFile
+		cfg.Connections = g.connections
+		cfg.CreateBucket = create && g.createBucket
+		st, err := s3.Open(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		// Object stores fail transiently (503 SlowDown, resets); every
+		// request is retried with backoff before an error reaches us.
+		return retry.New(st, retry.Options{}), nil
+	}
+	if create {
+		st, err := local.Open(g.repo)
+		if errors.Is(err, fs.ErrNotExist) {
+			st, err = local.Create(g.repo)
+		}
+		return st, err
 	}
 	st, err := local.Open(g.repo)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -53,7 +81,7 @@ func (g *globals) openStore() (store.Store, error) {
 // openRepo opens the repository and takes a lock of the given kind; the
 // returned release function unlocks and closes.
 func (g *globals) openRepo(ctx context.Context, exclusive bool, purpose string) (*repo.Repository, func(), error) {
-	st, err := g.openStore()
+	st, err := g.openStore(ctx, false)
 	if err != nil {
 		return nil, nil, err
 	}
