@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/store"
@@ -56,7 +57,7 @@ func (g *globals) openStore(ctx context.Context, create bool) (store.Store, erro
 		cfg.CAFile = g.caFile
 		cfg.Connections = g.connections
 		cfg.CreateBucket = create && g.createBucket
-		st, err := s3.Open(ctx, cfg)
+		st, err := openS3(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -76,6 +77,24 @@ func (g *globals) openStore(ctx context.Context, create bool) (store.Store, erro
 		return nil, fmt.Errorf("%w: %s does not exist", repo.ErrNoRepository, g.repo)
 	}
 	return st, err
+}
+
+// openS3 retries a transient failure to open (503 SlowDown, a server
+// still starting, a reset) like every later request is retried.
+func openS3(ctx context.Context, cfg s3.Config) (*s3.Store, error) {
+	delay := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		st, err := s3.Open(ctx, cfg)
+		if err == nil || !store.Transient(err) || attempt == 5 {
+			return st, err
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		delay *= 2
+	}
 }
 
 // openRepo opens the repository and takes a lock of the given kind; the

@@ -174,6 +174,20 @@ func start(ctx context.Context, bin string) (*Server, error) {
 		s.Stop()
 		return nil, err
 	}
+	// Even "ready", a fresh server answers S3 calls with 503
+	// XMinioServerNotInitialized for a moment; wait until one succeeds.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := s.client.ListBuckets(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return nil, fmt.Errorf("minio server at %s does not answer S3 calls: %w", apiAddr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return s, nil
 }
 
@@ -190,7 +204,10 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
-	url := "http://" + s.Endpoint + "/minio/health/live"
+	// "ready" rather than "live": a live server can still answer S3 calls
+	// with 503 XMinioServerNotInitialized for a moment, which made the
+	// first test against a fresh server see the wrong error now and then.
+	url := "http://" + s.Endpoint + "/minio/health/ready"
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := client.Do(req); err == nil {
