@@ -1,0 +1,25 @@
+// Package esemu is an in-process Elasticsearch emulator for tests: an
+// httptest server on 127.0.0.1 that the go-elasticsearch v8 client cannot
+// tell from Elasticsearch for the calls the elasticsearch source makes
+// (product header, content types, the error JSON shapes and statuses of
+// shared/es-snapshot-repo.md §2), and that writes the real layout of an fs
+// snapshot repository (§1) with its lifecycle: index-N written once through
+// pending- files, index.latest overwritten, shard index-<uuid> generations,
+// snap-/meta- checksum blobs with Lucene header, footer and CRC32, and
+// immutable __<uuid> data blobs written with O_EXCL and reused by (name,
+// length, checksum) across snapshots.
+//
+// Documents live in memory, per shard, in Lucene-like immutable segments:
+// a flush (also done by every snapshot) turns new documents into a segment
+// whose files are deterministic functions of its documents, deletions
+// produce .liv files, and segments are merged past a threshold. An
+// unchanged index therefore produces byte-identical, unchanged blobs.
+// Restore reads everything from disk and checks lengths and checksums, so a
+// tool that stores or writes back repository files wrongly fails its tests.
+//
+// Faults and timing (§5.6) are set through Go methods: FailNextSnapshot,
+// FailShard, UnassignPrimary, SnapshotDelay, PostFinalizeCleanupDelay,
+// RespondStatus, Hangup, Unreachable, OmitProductHeader, ForeignWriter,
+// SetSLMPolicy, AfterSnapshot. Deviations from real ES are listed in
+// ../README.md.
+package esemu
