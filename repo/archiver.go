@@ -59,6 +59,7 @@ type ComponentSource struct {
 type BackupOptions struct {
 	Time    time.Time // snapshot time; default now
 	Host    string
+	App     string // application name recorded in the manifest
 	Tags    []string
 	Program string
 	// ReadConcurrency is how many files are read and chunked at once
@@ -189,6 +190,7 @@ func (r *Repository) backup(ctx context.Context, comps []ComponentSource, parent
 		Version: snapshot.Version,
 		Time:    opts.Time.UTC(),
 		Host:    opts.Host,
+		App:     opts.App,
 		Tags:    opts.Tags,
 		Program: opts.Program,
 	}

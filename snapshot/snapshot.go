@@ -47,6 +47,7 @@ type Snapshot struct {
 	Version    int         `json:"version"`
 	Time       time.Time   `json:"time"`
 	Host       string      `json:"host"`
+	App        string      `json:"app,omitempty"` // the application, from the config file
 	Tags       []string    `json:"tags,omitempty"`
 	Program    string      `json:"program,omitempty"` // "cairn VERSION" that wrote it
 	Components []Component `json:"components"`

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/command"
@@ -57,7 +58,6 @@ some files could not be read (listed on stderr).`,
 }
 
 func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
-	ctx := cmd.Context()
 	opts := repo.BackupOptions{Tags: f.tags, Host: f.host, Program: "cairn " + version, Progress: &repo.Progress{}}
 	if opts.Host == "" {
 		opts.Host, _ = os.Hostname()
@@ -70,6 +70,9 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 		opts.Time = t
 	}
 	opts.MaxSkew = f.maxSkew
+	if g.config != nil && len(f.commands)+len(f.trees) == 0 && f.stdin == "" {
+		return runConfiguredBackup(cmd, g, opts)
+	}
 	// Dump commands still running when a backup fails elsewhere are
 	// killed and reaped here; Finish is never reached for them.
 	var streams []*command.Stream
@@ -108,6 +111,22 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 			return err
 		}
 	}
+	return doBackup(cmd, g, opts, func(ctx context.Context, r *repo.Repository) (*repo.BackupResult, error) {
+		return r.Backup(ctx, comps, opts)
+	})
+}
+
+// runConfiguredBackup takes the application the config file describes.
+func runConfiguredBackup(cmd *cobra.Command, g *globals, opts repo.BackupOptions) error {
+	warn := func(s string) { fmt.Fprintf(g.stderr, "cairn: warning: %s\n", s) }
+	return doBackup(cmd, g, opts, func(ctx context.Context, r *repo.Repository) (*repo.BackupResult, error) {
+		return app.Backup(ctx, r, g.config, app.Options{BackupOptions: opts, Warn: warn})
+	})
+}
+
+// doBackup opens the repository, runs backup with progress, and prints.
+func doBackup(cmd *cobra.Command, g *globals, opts repo.BackupOptions, backup func(context.Context, *repo.Repository) (*repo.BackupResult, error)) error {
+	ctx := cmd.Context()
 	r, release, err := g.openRepo(ctx, false, "backup")
 	if err != nil {
 		return err
@@ -116,7 +135,7 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 
 	start := time.Now()
 	pp := startProgress(g, "backup", opts.Progress, 0)
-	res, err := r.Backup(ctx, comps, opts)
+	res, err := backup(ctx, r)
 	pp.Stop()
 	if res != nil {
 		for _, fe := range res.FileErrors {

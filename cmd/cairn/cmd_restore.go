@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/command"
@@ -61,6 +62,22 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 			sn, err := r.FindSnapshot(ctx, f.snapshot)
 			if err != nil {
 				return err
+			}
+			if g.config != nil && f.target == "" && len(f.commands) == 0 {
+				// The application's live targets, from the config.
+				report := func(s string) {
+					if !g.quiet && !g.json {
+						fmt.Fprintln(g.stdout, "restored "+s)
+					}
+				}
+				if err := app.Restore(ctx, r, g.config, &sn, app.RestoreOptions{Components: f.components, Report: report}); err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(g.stdout, map[string]any{"snapshot": sn.ID.String(), "restored": true})
+				}
+				fmt.Fprintf(g.stdout, "snapshot %s restored to the application's live targets\n", sn.ID.Short())
+				return nil
 			}
 			for _, name := range f.components {
 				if sn.Component(name) == nil {

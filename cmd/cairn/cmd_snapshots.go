@@ -18,6 +18,7 @@ type snapshotJSON struct {
 	ShortID     string               `json:"short_id"`
 	Time        time.Time            `json:"time"`
 	Host        string               `json:"host"`
+	App         string               `json:"app,omitempty"`
 	Tags        []string             `json:"tags"`
 	Size        uint64               `json:"size"`
 	SkewSeconds float64              `json:"skew_seconds"`
@@ -31,7 +32,7 @@ func toSnapshotJSON(e repo.SnapshotEntry) snapshotJSON {
 		tags = []string{}
 	}
 	return snapshotJSON{
-		ID: e.ID.String(), ShortID: e.ID.Short(), Time: e.Time, Host: e.Host, Tags: tags,
+		ID: e.ID.String(), ShortID: e.ID.Short(), Time: e.Time, Host: e.Host, App: e.App, Tags: tags,
 		Size: e.Size(), SkewSeconds: e.Skew().Seconds(), Program: e.Program, Components: e.Components,
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"runtime/pprof"
 	"syscall"
 
+	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/spf13/cobra"
 )
@@ -42,6 +43,8 @@ type globals struct {
 	quiet        bool
 	cpuProfile   string
 	caFile       string
+	configPath   string
+	config       *app.Config // loaded from --config, if given
 	connections  int
 	createBucket bool
 	stdout       io.Writer
@@ -75,9 +78,13 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print no progress")
 	pf.StringVar(&g.caFile, "cacert", os.Getenv("CAIRN_CACERT"), "PEM file of CA certificates to trust for an https S3 endpoint (env CAIRN_CACERT)")
 	pf.IntVar(&g.connections, "connections", 0, "parallel requests to an S3 repository (default 8)")
+	pf.StringVar(&g.configPath, "config", os.Getenv("CAIRN_CONFIG"), "application config file, cairn.yaml (env CAIRN_CONFIG)")
 	pf.StringVar(&g.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if err := g.loadConfig(); err != nil {
+			return err
+		}
 		if g.cpuProfile == "" {
 			return nil
 		}
@@ -101,6 +108,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newDumpCmd(g),
 		newCheckCmd(g),
 		newStatsCmd(g),
+		newConfigCmd(g),
 	)
 	return root
 }

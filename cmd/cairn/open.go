@@ -134,3 +134,5 @@ func (g *globals) openRepo(ctx context.Context, exclusive bool, purpose string) 
 	}
 	return r, release, nil
 }
+
+func lookupEnv(k string) string { return os.Getenv(k) }

@@ -23,6 +23,8 @@ var allowed = map[string][]string{
 	"snapshot": {"chunk"},
 	"sources":  {"snapshot", "chunk"},
 	"repo":     {"snapshot", "index", "pack", "chunk", "store"},
+	// app ties a config file to sources and repo; only cmd sits above it.
+	"app": {"repo", "sources", "snapshot", "index", "pack", "chunk", "store"},
 }
 
 func TestDependencyDirection(t *testing.T) {

@@ -1,0 +1,171 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"time"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/sources/command"
+	es "github.com/cairn-backup/cairn/sources/elasticsearch"
+	"github.com/cairn-backup/cairn/sources/tree"
+)
+
+// Options are what the caller adds to a configured backup.
+type Options struct {
+	repo.BackupOptions
+	// Warn receives warnings (a compressed dump, older ES snapshots that
+	// could not be deleted); default: dropped.
+	Warn func(string)
+}
+
+// hook turns an argv into a repo hook; nil for an empty one. A failing
+// hook's error carries the end of its output.
+func hook(argv []string) func(context.Context) error {
+	if len(argv) == 0 {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		return command.Run(ctx, command.Spec{Argv: argv, AllowEmpty: true})
+	}
+}
+
+func (c *Component) spec() command.Spec {
+	env := append(os.Environ(), c.Env...)
+	return command.Spec{Argv: c.Command, Shell: c.Shell, Env: env, AllowEmpty: c.AllowEmpty, Clean: c.Clean}
+}
+
+func (e *Elasticsearch) config() (es.Config, error) {
+	cfg := es.Config{URL: e.URL, Repository: e.Repository, Location: e.Location, Indices: e.Indices,
+		AllowPartial: e.AllowPartial, DeleteOlder: e.DeleteOlder, Username: e.Username, Password: e.Password}
+	if e.CACert != "" {
+		pem, err := os.ReadFile(e.CACert)
+		if err != nil {
+			return cfg, fmt.Errorf("elasticsearch cacert: %w", err)
+		}
+		cfg.CACert = pem
+	}
+	return cfg, nil
+}
+
+// Backup takes the configured application as one snapshot: the global
+// before hook, then each component in order between its own hooks, then
+// the global after hook, which runs whatever happened. A dump command or
+// an Elasticsearch snapshot starts only when its turn comes. Older ES
+// snapshots are deleted, if configured, only once cairn's snapshot is
+// written.
+func Backup(ctx context.Context, r *repo.Repository, cfg *Config, opts Options) (*repo.BackupResult, error) {
+	warn := opts.Warn
+	if warn == nil {
+		warn = func(string) {}
+	}
+	bo := opts.BackupOptions
+	bo.Before = hook(cfg.Hooks.Before)
+	bo.After = hook(cfg.Hooks.After)
+	if bo.MaxSkew == 0 {
+		bo.MaxSkew = time.Duration(cfg.MaxSkew)
+	}
+	if cfg.App != "" && bo.App == "" {
+		bo.App = cfg.App
+	}
+	var (
+		streams  []io.Closer
+		captures []*es.Capture
+	)
+	defer func() {
+		for _, s := range streams {
+			s.Close()
+		}
+	}()
+	comps := make([]repo.ComponentSource, 0, len(cfg.Components))
+	for i := range cfg.Components {
+		c := &cfg.Components[i]
+		cs := repo.ComponentSource{Name: c.Name, Before: hook(c.Hooks.Before), After: hook(c.Hooks.After)}
+		switch c.Kind() {
+		case "command":
+			cs.Start = func(ctx context.Context) (repo.ComponentSource, error) {
+				return startCommand(ctx, c, &streams, warn)
+			}
+		case "elasticsearch":
+			cs.Start = func(ctx context.Context) (repo.ComponentSource, error) {
+				ec, err := c.Elasticsearch.config()
+				if err != nil {
+					return repo.ComponentSource{}, err
+				}
+				cp, err := es.Backup(ctx, ec)
+				if err != nil {
+					return repo.ComponentSource{}, err
+				}
+				captures = append(captures, cp)
+				return repo.ComponentSource{FS: cp, Source: cp.Source(), Finish: cp.Finish, Meta: cp.Meta()}, nil
+			}
+		case "tree":
+			cs.Start = func(ctx context.Context) (repo.ComponentSource, error) {
+				src, err := tree.Open(c.Tree)
+				if err != nil {
+					return repo.ComponentSource{}, err
+				}
+				return repo.ComponentSource{FS: src, Source: src.Root()}, nil
+			}
+		}
+		comps = append(comps, cs)
+	}
+	res, err := r.Backup(ctx, comps, bo)
+	if err != nil {
+		return res, err
+	}
+	for _, cp := range captures {
+		if deleted, err := cp.DeleteOlder(ctx); err != nil {
+			warn(fmt.Sprintf("could not delete older Elasticsearch snapshots: %v", err))
+		} else if len(deleted) > 0 {
+			warn(fmt.Sprintf("deleted %d older Elasticsearch snapshots now in cairn", len(deleted)))
+		}
+	}
+	return res, nil
+}
+
+// startCommand runs a dump command in its configured mode.
+func startCommand(ctx context.Context, c *Component, streams *[]io.Closer, warn func(string)) (repo.ComponentSource, error) {
+	spec := c.spec()
+	switch c.Mode {
+	case "dir":
+		d, err := command.RunToDir(ctx, spec, c.Dir)
+		if err != nil {
+			return repo.ComponentSource{}, err
+		}
+		if kind, compressed := d.Sniff(); compressed {
+			warn(fmt.Sprintf("component %s: %s", c.Name, command.CompressionAdvice(kind)))
+		}
+		src, err := tree.Open(c.Dir)
+		if err != nil {
+			return repo.ComponentSource{}, err
+		}
+		return repo.ComponentSource{FS: src, Source: src.Root(), Meta: d.Meta(),
+			Finish: func(context.Context) error { return d.Done() }}, nil
+	default:
+		var st *command.Stream
+		var err error
+		if c.Mode == "pipe" {
+			st, err = command.StartWithPipe(ctx, spec)
+		} else {
+			st, err = command.Start(ctx, spec)
+		}
+		if err != nil {
+			return repo.ComponentSource{}, err
+		}
+		*streams = append(*streams, st)
+		meta := st.Meta()
+		return repo.ComponentSource{Reader: st, Source: meta[command.MetaCommand], Meta: meta,
+			Finish: func(ctx context.Context) error {
+				err := st.Wait(ctx)
+				maps.Copy(meta, st.Meta())
+				if kind, compressed := st.Sniff(); compressed && err == nil {
+					warn(fmt.Sprintf("component %s: %s", c.Name, command.CompressionAdvice(kind)))
+				}
+				return err
+			}}, nil
+	}
+}

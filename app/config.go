@@ -1,0 +1,322 @@
+// Package app is an application as an administrator describes it in
+// cairn.yaml: its repository, its components in the order they are taken
+// (database, search index, file repository), and the hooks around them;
+// and the backup and restore of all of it as one point in time.
+//
+// It sits between cmd/cairn, which parses flags and prints, and repo and
+// sources, which do the work: it turns the config into components for the
+// archiver and puts each component back to its live target on restore.
+package app
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairn-backup/cairn/snapshot"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is a parsed cairn.yaml.
+type Config struct {
+	Path         string      `yaml:"-"`
+	Repository   string      `yaml:"repository"`
+	PasswordFile string      `yaml:"password_file"`
+	App          string      `yaml:"app"`
+	MaxSkew      Duration    `yaml:"max_skew"`
+	Hooks        Hooks       `yaml:"hooks"`
+	Components   []Component `yaml:"components"`
+}
+
+// Hooks are commands (argv) run around the whole snapshot or around one
+// component. After hooks run even when the backup fails.
+type Hooks struct {
+	Before []string `yaml:"before"`
+	After  []string `yaml:"after"`
+}
+
+// Component is one part of the application: exactly one of Command,
+// Elasticsearch or Tree is set.
+type Component struct {
+	Line int    `yaml:"-"`
+	Name string `yaml:"name"`
+
+	// A dump command, and how to put its output back.
+	Command []string `yaml:"command"`
+	// Mode: "stream" (stdout, the default), "pipe" (the command writes to
+	// the named pipe {path}) or "dir" (the command fills Dir, given as {dir},
+	// which is archived as a tree).
+	Mode       string   `yaml:"mode"`
+	Dir        string   `yaml:"dir"`
+	Clean      bool     `yaml:"clean"`
+	Shell      bool     `yaml:"shell"`
+	Env        []string `yaml:"env"`
+	AllowEmpty bool     `yaml:"allow_empty"`
+	Restore    []string `yaml:"restore"`
+	// RestoreViaFile writes the dump to a file and passes it as {path}, for
+	// tools that cannot read stdin (impdp).
+	RestoreViaFile bool `yaml:"restore_via_file"`
+
+	Elasticsearch *Elasticsearch `yaml:"elasticsearch"`
+
+	Tree string `yaml:"tree"`
+	// Delete empties the tree's directory before restoring into it, as the
+	// vendor procedures do, so files added after the snapshot do not stay.
+	Delete bool `yaml:"delete"`
+
+	Hooks Hooks `yaml:"hooks"`
+
+	unknown []string // "line N: unknown key K", found by UnmarshalYAML
+}
+
+// Elasticsearch configures an Elasticsearch component.
+type Elasticsearch struct {
+	URL          string `yaml:"url"`
+	Repository   string `yaml:"repository"`
+	Location     string `yaml:"location"`
+	Indices      string `yaml:"indices"`
+	AllowPartial bool   `yaml:"allow_partial"`
+	DeleteOlder  bool   `yaml:"delete_older"`
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	CACert       string `yaml:"cacert"`
+}
+
+// Kind returns "command", "elasticsearch" or "tree".
+func (c *Component) Kind() string {
+	switch {
+	case len(c.Command) > 0:
+		return "command"
+	case c.Elasticsearch != nil:
+		return "elasticsearch"
+	default:
+		return "tree"
+	}
+}
+
+// UnmarshalYAML records the component's line for error messages. A
+// custom unmarshaler loses the decoder's strictness, so unknown keys (a
+// typo such as "delet: true" would silently keep files) are found here.
+func (c *Component) UnmarshalYAML(n *yaml.Node) error {
+	type plain Component
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*c = Component(p)
+	c.Line = n.Line
+	c.unknown = unknownKeys(n, reflect.TypeFor[Component](), "")
+	return nil
+}
+
+// unknownKeys lists the keys of mapping n that t has no yaml field for,
+// descending into nested structs.
+func unknownKeys(n *yaml.Node, t reflect.Type, path string) []string {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			fields[name] = f.Type
+		}
+	}
+	var out []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		ft, ok := fields[k.Value]
+		if !ok {
+			out = append(out, fmt.Sprintf("%d:unknown key %q", k.Line, path+k.Value))
+			continue
+		}
+		if ft.Kind() == reflect.Struct || (ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct) {
+			out = append(out, unknownKeys(v, ft, path+k.Value+".")...)
+		}
+	}
+	return out
+}
+
+// Duration is a time.Duration written as "10m", "90s".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (use e.g. 90s, 10m, 1h)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Problems is every problem found in a config file, each with its line.
+type Problems struct {
+	Path string
+	List []string
+}
+
+func (p *Problems) Error() string {
+	return fmt.Sprintf("%s: %d problems:\n  %s", p.Path, len(p.List), strings.Join(p.List, "\n  "))
+}
+
+func (p *Problems) add(line int, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if line > 0 {
+		msg = fmt.Sprintf("%s:%d: %s", p.Path, line, msg)
+	} else {
+		msg = p.Path + ": " + msg
+	}
+	p.List = append(p.List, msg)
+}
+
+// Load reads and checks a config file. All problems are reported at once,
+// each with its line, in a *Problems error.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses config text; path is used in messages and to resolve
+// relative paths.
+func Parse(path string, data []byte) (*Config, error) {
+	cfg := &Config{Path: path}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return nil, &Problems{Path: path, List: prefix(path, te.Errors)}
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if p := cfg.check(); len(p.List) > 0 {
+		return nil, p
+	}
+	return cfg, nil
+}
+
+func prefix(path string, errs []string) []string {
+	out := make([]string, len(errs))
+	for i, e := range errs {
+		out[i] = path + ":" + strings.TrimPrefix(e, "line ")
+	}
+	return out
+}
+
+// check validates what the YAML decoder cannot.
+func (cfg *Config) check() *Problems {
+	p := &Problems{Path: cfg.Path}
+	if len(cfg.Components) == 0 {
+		p.add(0, "no components: list the database, search index and file tree to back up")
+	}
+	if cfg.App != "" && snapshot.ValidComponentName(cfg.App) != nil {
+		p.add(0, "app %q: use letters, digits, '.', '_' or '-'", cfg.App)
+	}
+	seen := map[string]int{}
+	for i := range cfg.Components {
+		c := &cfg.Components[i]
+		for _, u := range c.unknown {
+			line, msg, _ := strings.Cut(u, ":")
+			n, _ := strconv.Atoi(line)
+			p.add(n, "component %q: %s", c.Name, msg)
+		}
+		if err := snapshot.ValidComponentName(c.Name); err != nil {
+			p.add(c.Line, "component name %q: use 1-64 letters, digits, '.', '_' or '-'", c.Name)
+		}
+		if first, dup := seen[c.Name]; dup {
+			p.add(c.Line, "component %q is also defined at line %d", c.Name, first)
+		}
+		seen[c.Name] = c.Line
+		kinds := 0
+		if len(c.Command) > 0 {
+			kinds++
+		}
+		if c.Elasticsearch != nil {
+			kinds++
+		}
+		if c.Tree != "" {
+			kinds++
+		}
+		if kinds != 1 {
+			p.add(c.Line, "component %q: give exactly one of command, elasticsearch or tree", c.Name)
+			continue
+		}
+		switch c.Kind() {
+		case "command":
+			cfg.checkCommand(p, c)
+		case "elasticsearch":
+			e := c.Elasticsearch
+			if e.URL == "" || e.Repository == "" || e.Location == "" || e.Indices == "" {
+				p.add(c.Line, "component %q: elasticsearch needs url, repository, location and indices", c.Name)
+			}
+			if e.Location != "" && !filepath.IsAbs(e.Location) {
+				p.add(c.Line, "component %q: elasticsearch location %q must be an absolute path, as Elasticsearch sees it", c.Name, e.Location)
+			}
+		case "tree":
+			if !filepath.IsAbs(c.Tree) {
+				p.add(c.Line, "component %q: tree %q must be an absolute path", c.Name, c.Tree)
+			} else if filepath.Clean(c.Tree) == "/" {
+				p.add(c.Line, "component %q: tree / cannot be a component (restore with delete would empty the root)", c.Name)
+			}
+		}
+		if c.Kind() != "command" && (c.Mode != "" || c.Dir != "" || len(c.Restore) > 0 || c.Shell || len(c.Env) > 0) {
+			p.add(c.Line, "component %q: mode, dir, restore, shell and env apply only to a command", c.Name)
+		}
+		if c.Kind() != "tree" && c.Delete {
+			p.add(c.Line, "component %q: delete applies only to a tree", c.Name)
+		}
+	}
+	return p
+}
+
+func (cfg *Config) checkCommand(p *Problems, c *Component) {
+	joined := strings.Join(c.Command, " ")
+	switch c.Mode {
+	case "", "stream":
+	case "pipe":
+		if !strings.Contains(joined, "{path}") {
+			p.add(c.Line, "component %q: mode pipe needs {path} in the command, where the dump is written", c.Name)
+		}
+	case "dir":
+		if c.Dir == "" || !filepath.IsAbs(c.Dir) {
+			p.add(c.Line, "component %q: mode dir needs dir, an absolute path the command fills", c.Name)
+		}
+	default:
+		p.add(c.Line, "component %q: mode %q: use stream, pipe or dir", c.Name, c.Mode)
+	}
+	if c.Mode != "dir" && c.Dir != "" {
+		p.add(c.Line, "component %q: dir applies only to mode dir", c.Name)
+	}
+	if c.RestoreViaFile && !strings.Contains(strings.Join(c.Restore, " "), "{path}") {
+		p.add(c.Line, "component %q: restore_via_file needs {path} in the restore command", c.Name)
+	}
+	for _, kv := range c.Env {
+		if !strings.Contains(kv, "=") {
+			p.add(c.Line, "component %q: env %q: want NAME=VALUE", c.Name, kv)
+		}
+	}
+}
+
+// Component returns the component called name, or nil.
+func (cfg *Config) Component(name string) *Component {
+	for i := range cfg.Components {
+		if cfg.Components[i].Name == name {
+			return &cfg.Components[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,283 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/sources/command"
+	es "github.com/cairn-backup/cairn/sources/elasticsearch"
+	"github.com/cairn-backup/cairn/sources/tree"
+)
+
+// RestoreOptions select what a configured restore puts back.
+type RestoreOptions struct {
+	// Components to restore; empty means every component of the config
+	// that the snapshot has.
+	Components []string
+	// Report receives one line per component restored.
+	Report func(string)
+}
+
+// Restore puts the snapshot's components back to their live targets, in the
+// config's order (database, search, files), between the global hooks (stop
+// the workers, deactivate the space), stopping at the first failure with a
+// message that names the component: a half-restored application must not
+// look restored.
+//
+//   - command: the stream is piped into the restore command (or written to
+//     a file passed as {path}); a dump taken as a directory is restored to
+//     a temporary directory passed as {dir}.
+//   - elasticsearch: the files go into a fresh directory next to the
+//     repository, registered read-only under a new name; the matching
+//     indices are closed and restored from it.
+//   - tree: restored next to the live directory, then moved into it; with
+//     delete: true the directory is emptied first.
+func Restore(ctx context.Context, r *repo.Repository, cfg *Config, sn *repo.SnapshotEntry, opts RestoreOptions) (err error) {
+	report := opts.Report
+	if report == nil {
+		report = func(string) {}
+	}
+	var todo []*Component
+	for _, name := range opts.Components {
+		c := cfg.Component(name)
+		if c == nil {
+			return fmt.Errorf("the config has no component %q", name)
+		}
+		if sn.Component(name) == nil {
+			return fmt.Errorf("snapshot %s has no component %q", sn.ID.Short(), name)
+		}
+	}
+	for i := range cfg.Components {
+		c := &cfg.Components[i]
+		if len(opts.Components) > 0 && !contains(opts.Components, c.Name) {
+			continue
+		}
+		if sn.Component(c.Name) == nil {
+			report(fmt.Sprintf("%s: not in snapshot %s, skipped", c.Name, sn.ID.Short()))
+			continue
+		}
+		todo = append(todo, c)
+	}
+	if len(todo) == 0 {
+		return errors.New("nothing to restore: no configured component is in the snapshot")
+	}
+	if h := hook(cfg.Hooks.Before); h != nil {
+		if err := h(ctx); err != nil {
+			return errors.Join(fmt.Errorf("before hook: %w", err), runAfter(ctx, cfg.Hooks.After))
+		}
+	}
+	defer func() { err = errors.Join(err, runAfter(ctx, cfg.Hooks.After)) }()
+	for i, c := range todo {
+		if err := restoreOne(ctx, r, sn.Snapshot, c, report); err != nil {
+			done := make([]string, i)
+			for j := range done {
+				done[j] = todo[j].Name
+			}
+			msg := fmt.Sprintf("restore stopped at component %s", c.Name)
+			if len(done) > 0 {
+				msg += fmt.Sprintf(" (already restored: %s)", strings.Join(done, ", "))
+			}
+			return fmt.Errorf("%s: %w", msg, err)
+		}
+	}
+	return nil
+}
+
+func runAfter(ctx context.Context, argv []string) error {
+	h := hook(argv)
+	if h == nil {
+		return nil
+	}
+	if err := h(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("after hook: %w", err)
+	}
+	return nil
+}
+
+func restoreOne(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, c *Component, report func(string)) error {
+	if h := hook(c.Hooks.Before); h != nil {
+		if err := h(ctx); err != nil {
+			return errors.Join(fmt.Errorf("before hook: %w", err), runAfter(ctx, c.Hooks.After))
+		}
+	}
+	var err error
+	switch c.Kind() {
+	case "command":
+		err = restoreCommand(ctx, r, sn, c, report)
+	case "elasticsearch":
+		err = restoreElasticsearch(ctx, r, sn, c, report)
+	case "tree":
+		err = restoreTree(ctx, r, sn, c, report)
+	}
+	return errors.Join(err, runAfter(ctx, c.Hooks.After))
+}
+
+func restoreCommand(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, c *Component, report func(string)) error {
+	if len(c.Restore) == 0 {
+		return fmt.Errorf("component %s has no restore command in the config; use cairn restore --target DIR --component %s to get the dump", c.Name, c.Name)
+	}
+	spec := c.spec()
+	spec.Argv = c.Restore
+	comp := sn.Component(c.Name)
+	if comp.Kind == snapshot.KindTree { // a dump taken as a directory
+		dir, err := os.MkdirTemp("", "cairn-restore-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if err := restoreInto(ctx, r, sn, c.Name, dir); err != nil {
+			return err
+		}
+		spec.Argv = substitute(spec.Argv, "{dir}", filepath.Join(dir, c.Name))
+		if err := command.Run(ctx, spec); err != nil {
+			return err
+		}
+		report(fmt.Sprintf("%s: restored through %s", c.Name, c.Restore[0]))
+		return nil
+	}
+	node, err := r.FindNode(ctx, sn, c.Name)
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(r.DumpFile(ctx, node, pw)) }()
+	defer pr.Close()
+	if c.RestoreViaFile {
+		err = command.RestoreViaFile(ctx, spec, pr, "")
+	} else {
+		err = command.RestoreFromReader(ctx, spec, pr)
+	}
+	if err != nil {
+		return err
+	}
+	report(fmt.Sprintf("%s: %d bytes restored through %s", c.Name, node.Size, c.Restore[0]))
+	return nil
+}
+
+func restoreElasticsearch(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, c *Component, report func(string)) error {
+	ec, err := c.Elasticsearch.config()
+	if err != nil {
+		return err
+	}
+	name := sn.Component(c.Name).Meta["snapshot"]
+	if name == "" {
+		return fmt.Errorf("component %s records no Elasticsearch snapshot name", c.Name)
+	}
+	dir, err := es.NewRestoreDir(ec)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := restoreInto(ctx, r, sn, c.Name, dir); err != nil {
+		return err
+	}
+	res, err := es.Restore(ctx, ec, es.RestoreOptions{
+		Dir:      filepath.Join(dir, c.Name),
+		RepoName: "cairn-restore-" + filepath.Base(dir),
+		Snapshot: name,
+		Indices:  c.Elasticsearch.Indices,
+		Partial:  c.Elasticsearch.AllowPartial,
+	})
+	if err != nil {
+		return err
+	}
+	report(fmt.Sprintf("%s: Elasticsearch snapshot %s restored: %s", c.Name, name, strings.Join(res.Indices, ", ")))
+	return nil
+}
+
+// restoreTree restores into a hidden staging directory inside the live one
+// (the same file system even when the live directory is a mount point, so
+// the final moves are renames), then moves the entries into place. Until
+// the moves start the live contents are untouched, so a restore that fails
+// reading the repository leaves them as they were.
+func restoreTree(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, c *Component, report func(string)) error {
+	live := filepath.Clean(c.Tree)
+	if err := os.MkdirAll(live, 0o755); err != nil {
+		return err
+	}
+	stage, err := os.MkdirTemp(live, ".cairn-restore-")
+	if err != nil {
+		return fmt.Errorf("staging directory in %s: %w", live, err)
+	}
+	defer os.RemoveAll(stage)
+	if err := restoreInto(ctx, r, sn, c.Name, stage); err != nil {
+		return err
+	}
+	staged := filepath.Join(stage, c.Name)
+	if c.Delete {
+		if err := emptyDir(live, filepath.Base(stage)); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(staged)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		dst := filepath.Join(live, e.Name())
+		if err := os.RemoveAll(dst); err != nil {
+			return err
+		}
+		if err := os.Rename(filepath.Join(staged, e.Name()), dst); err != nil {
+			return err
+		}
+	}
+	report(fmt.Sprintf("%s: %d entries restored into %s", c.Name, len(entries), live))
+	return nil
+}
+
+// restoreInto restores one component into dir (as dir/NAME).
+func restoreInto(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, name, dir string) error {
+	t, err := tree.OpenTarget(dir)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	_, err = r.Restore(ctx, sn, t, repo.RestoreOptions{Components: []string{name}, Verify: true})
+	return err
+}
+
+// emptyDir removes everything inside dir but keep, keeping dir itself (its
+// owner, mode and any mount on it).
+func emptyDir(dir, keep string) error {
+	if filepath.Clean(dir) == "/" {
+		return errors.New("refusing to empty /")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == keep {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func substitute(argv []string, key, val string) []string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		out[i] = strings.ReplaceAll(a, key, val)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

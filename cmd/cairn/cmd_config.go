@@ -1,0 +1,78 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cairn-backup/cairn/app"
+	"github.com/spf13/cobra"
+)
+
+// loadConfig reads --config. Its repository and password file apply when
+// -r/CAIRN_REPOSITORY and the password flags and variables are not given.
+func (g *globals) loadConfig() error {
+	if g.configPath == "" {
+		return nil
+	}
+	cfg, err := app.Load(g.configPath)
+	if err != nil {
+		return err
+	}
+	g.config = cfg
+	if g.repo == "" {
+		g.repo = cfg.Repository
+	}
+	if g.passwordFile == "" && cfg.PasswordFile != "" && lookupEnv("CAIRN_PASSWORD_FILE") == "" && lookupEnv("CAIRN_PASSWORD") == "" {
+		g.passwordFile = cfg.PasswordFile
+	}
+	return nil
+}
+
+func newConfigCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Work with the application config file",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check [FILE]",
+		Short: "Check a config file and report every problem with its line",
+		Args:  cobra.MaximumNArgs(1),
+		// The file is loaded here, not by the root's pre-run, so that all
+		// its problems are printed as a list.
+		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := g.configPath
+			if len(args) == 1 {
+				path = args[0]
+			}
+			if path == "" {
+				return errors.New("config check needs a file: give it, or --config, or CAIRN_CONFIG")
+			}
+			cfg, err := app.Load(path)
+			var probs *app.Problems
+			if errors.As(err, &probs) {
+				if g.json {
+					_ = printJSON(g.stdout, map[string]any{"file": path, "ok": false, "problems": probs.List})
+				} else {
+					for _, p := range probs.List {
+						fmt.Fprintln(g.stdout, p)
+					}
+				}
+				return fmt.Errorf("%s has %d problems", path, len(probs.List))
+			}
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(g.stdout, map[string]any{"file": path, "ok": true, "problems": []string{}})
+			}
+			fmt.Fprintf(g.stdout, "%s: ok: app %q, %d components:", path, cfg.App, len(cfg.Components))
+			for _, c := range cfg.Components {
+				fmt.Fprintf(g.stdout, " %s (%s)", c.Name, c.Kind())
+			}
+			fmt.Fprintln(g.stdout)
+			return nil
+		},
+	})
+	return cmd
+}
