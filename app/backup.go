@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
@@ -100,7 +101,9 @@ func Backup(ctx context.Context, r *repo.Repository, cfg *Config, opts Options) 
 					return repo.ComponentSource{}, err
 				}
 				captures = append(captures, cp)
-				return repo.ComponentSource{FS: cp, Source: cp.Source(), Finish: cp.Finish, Meta: cp.Meta()}, nil
+				meta := cp.Meta()
+				meta["url"] = c.Elasticsearch.URL
+				return repo.ComponentSource{FS: cp, Source: cp.Source(), Finish: cp.Finish, Meta: meta}, nil
 			}
 		case "tree":
 			cs.Start = func(ctx context.Context) (repo.ComponentSource, error) {
@@ -125,6 +128,17 @@ func Backup(ctx context.Context, r *repo.Repository, cfg *Config, opts Options) 
 		}
 	}
 	return res, nil
+}
+
+// StderrTail is the end of a dump command's stderr as kept in the
+// manifest: enough for the warnings a dump tool prints, bounded so a
+// chatty tool cannot bloat every snapshot.
+func StderrTail(b []byte) string {
+	const keep = 4 << 10
+	if len(b) > keep {
+		b = b[len(b)-keep:]
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // startCommand runs a dump command in its configured mode.
@@ -162,6 +176,9 @@ func startCommand(ctx context.Context, c *Component, streams *[]io.Closer, warn 
 			Finish: func(ctx context.Context) error {
 				err := st.Wait(ctx)
 				maps.Copy(meta, st.Meta())
+				if tail := StderrTail(st.Stderr()); tail != "" {
+					meta["stderr"] = tail
+				}
 				if kind, compressed := st.Sniff(); compressed && err == nil {
 					warn(fmt.Sprintf("component %s: %s", c.Name, command.CompressionAdvice(kind)))
 				}

@@ -21,6 +21,9 @@ type RestoreOptions struct {
 	// Components to restore; empty means every component of the config
 	// that the snapshot has.
 	Components []string
+	// Delete empties every tree component's live directory before
+	// restoring into it, as if the config said delete: true.
+	Delete bool
 	// Report receives one line per component restored.
 	Report func(string)
 }
@@ -75,7 +78,9 @@ func Restore(ctx context.Context, r *repo.Repository, cfg *Config, sn *repo.Snap
 	}
 	defer func() { err = errors.Join(err, runAfter(ctx, cfg.Hooks.After)) }()
 	for i, c := range todo {
-		if err := restoreOne(ctx, r, sn.Snapshot, c, report); err != nil {
+		cc := *c
+		cc.Delete = cc.Delete || opts.Delete
+		if err := restoreOne(ctx, r, sn.Snapshot, &cc, report); err != nil {
 			done := make([]string, i)
 			for j := range done {
 				done[j] = todo[j].Name

@@ -29,6 +29,19 @@ type Stats struct {
 	// RepositoryBytes is the size of all packs in the store, including
 	// blobs of other snapshots and garbage.
 	RepositoryBytes uint64 `json:"repository_bytes"`
+	// Components breaks the figures down by component name: a compressed
+	// database dump shows here as a dedup ratio near 1.
+	Components []ComponentStats `json:"components"`
+}
+
+// ComponentStats are Stats for one component name across the snapshots.
+type ComponentStats struct {
+	Name             string  `json:"name"`
+	LogicalBytes     uint64  `json:"logical_bytes"`
+	UniqueRawBytes   uint64  `json:"unique_raw_bytes"`
+	StoredBytes      uint64  `json:"stored_bytes"`
+	DedupRatio       float64 `json:"dedup_ratio"`
+	CompressionRatio float64 `json:"compression_ratio"`
 }
 
 // Stats computes Stats for the given snapshots.
@@ -37,72 +50,108 @@ func (r *Repository) Stats(ctx context.Context, snaps []SnapshotEntry) (*Stats, 
 		return nil, err
 	}
 	st := &Stats{Snapshots: len(snaps)}
-	seen := map[blobKey]bool{}
-	add := func(t pack.BlobType, id chunk.ID) {
-		k := blobKey{t, id}
-		if seen[k] {
-			return
-		}
-		seen[k] = true
-		if loc, ok := r.idx.Lookup(t, id); ok {
-			st.UniqueBlobs++
-			st.UniqueRawBytes += uint64(loc.Blob.RawLength)
-			st.StoredBytes += uint64(loc.Blob.Length)
-		}
-	}
-	// Logical sizes of a tree are computed once and reused, since
-	// successive snapshots share most subtrees.
-	sizes := map[chunk.ID][2]uint64{}
-	var walk func(id chunk.ID) ([2]uint64, error)
-	walk = func(id chunk.ID) ([2]uint64, error) {
-		if s, ok := sizes[id]; ok {
-			return s, nil
-		}
-		add(pack.TreeBlob, id)
-		t, err := r.LoadTree(ctx, id)
-		if err != nil {
-			return [2]uint64{}, err
-		}
-		var s [2]uint64
-		for _, n := range t.Nodes {
-			switch n.Type {
-			case snapshot.File:
-				s[0] += n.Size
-				s[1]++
-				for _, b := range n.Content {
-					add(pack.DataBlob, b)
-				}
-			case snapshot.Dir:
-				sub, err := walk(*n.Subtree)
-				if err != nil {
-					return s, err
-				}
-				s[0] += sub[0]
-				s[1] += sub[1]
-			}
-		}
-		sizes[id] = s
-		return s, nil
-	}
+	all := newStatsWalker(ctx, r)
+	byName := map[string]*statsWalker{}
+	var names []string
 	for _, sn := range snaps {
 		for _, c := range sn.Components {
-			s, err := walk(c.Tree)
+			w := byName[c.Name]
+			if w == nil {
+				w = newStatsWalker(ctx, r)
+				byName[c.Name] = w
+				names = append(names, c.Name)
+			}
+			s, err := all.walk(c.Tree)
 			if err != nil {
 				return nil, err
 			}
 			st.LogicalBytes += s[0]
 			st.Files += s[1]
+			if _, err := w.walk(c.Tree); err != nil {
+				return nil, err
+			}
+			w.logical += s[0]
 		}
 	}
-	if st.UniqueRawBytes > 0 {
-		st.DedupRatio = float64(st.LogicalBytes) / float64(st.UniqueRawBytes)
-	}
-	if st.StoredBytes > 0 {
-		st.CompressionRatio = float64(st.UniqueRawBytes) / float64(st.StoredBytes)
+	st.UniqueBlobs, st.UniqueRawBytes, st.StoredBytes = all.blobs, all.raw, all.stored
+	st.DedupRatio, st.CompressionRatio = ratio(st.LogicalBytes, st.UniqueRawBytes), ratio(st.UniqueRawBytes, st.StoredBytes)
+	for _, name := range names {
+		w := byName[name]
+		st.Components = append(st.Components, ComponentStats{
+			Name: name, LogicalBytes: w.logical, UniqueRawBytes: w.raw, StoredBytes: w.stored,
+			DedupRatio: ratio(w.logical, w.raw), CompressionRatio: ratio(w.raw, w.stored),
+		})
 	}
 	err := r.st.List(ctx, "data/", func(fi store.Info) error {
 		st.RepositoryBytes += uint64(fi.Size)
 		return nil
 	})
 	return st, err
+}
+
+func ratio(a, b uint64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// statsWalker sums the unique blobs below the trees it is given. Logical
+// sizes of a tree are computed once and reused, since successive snapshots
+// share most subtrees.
+type statsWalker struct {
+	ctx                context.Context
+	r                  *Repository
+	seen               map[blobKey]bool
+	sizes              map[chunk.ID][2]uint64 // tree → logical bytes, files
+	blobs, raw, stored uint64
+	logical            uint64
+}
+
+func newStatsWalker(ctx context.Context, r *Repository) *statsWalker {
+	return &statsWalker{ctx: ctx, r: r, seen: map[blobKey]bool{}, sizes: map[chunk.ID][2]uint64{}}
+}
+
+func (w *statsWalker) add(t pack.BlobType, id chunk.ID) {
+	k := blobKey{t, id}
+	if w.seen[k] {
+		return
+	}
+	w.seen[k] = true
+	if loc, ok := w.r.idx.Lookup(t, id); ok {
+		w.blobs++
+		w.raw += uint64(loc.Blob.RawLength)
+		w.stored += uint64(loc.Blob.Length)
+	}
+}
+
+func (w *statsWalker) walk(id chunk.ID) ([2]uint64, error) {
+	if s, ok := w.sizes[id]; ok {
+		return s, nil
+	}
+	w.add(pack.TreeBlob, id)
+	t, err := w.r.LoadTree(w.ctx, id)
+	if err != nil {
+		return [2]uint64{}, err
+	}
+	var s [2]uint64
+	for _, n := range t.Nodes {
+		switch n.Type {
+		case snapshot.File:
+			s[0] += n.Size
+			s[1]++
+			for _, b := range n.Content {
+				w.add(pack.DataBlob, b)
+			}
+		case snapshot.Dir:
+			sub, err := w.walk(*n.Subtree)
+			if err != nil {
+				return s, err
+			}
+			s[0] += sub[0]
+			s[1] += sub[1]
+		}
+	}
+	w.sizes[id] = s
+	return s, nil
 }

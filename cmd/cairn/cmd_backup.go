@@ -188,6 +188,9 @@ func commandComponent(g *globals, name string, spec command.Spec, started *[]*co
 				Finish: func(ctx context.Context) error {
 					err := st.Wait(ctx)
 					maps.Copy(meta, st.Meta())
+					if tail := app.StderrTail(st.Stderr()); tail != "" {
+						meta["stderr"] = tail
+					}
 					if kind, compressed := st.Sniff(); compressed && err == nil {
 						fmt.Fprintf(g.stderr, "cairn: warning: component %s: %s\n", name, command.CompressionAdvice(kind))
 					}

@@ -22,6 +22,7 @@ type restoreFlags struct {
 	target     string
 	components []string
 	verify     bool
+	delete     bool
 }
 
 func newRestoreCmd(g *globals) *cobra.Command {
@@ -63,6 +64,9 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 			if err != nil {
 				return err
 			}
+			if f.delete && (g.config == nil || f.target != "") {
+				return errors.New("--delete empties live directories and applies only to restore --config without --target")
+			}
 			if g.config != nil && f.target == "" && len(f.commands) == 0 {
 				// The application's live targets, from the config.
 				report := func(s string) {
@@ -70,7 +74,7 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 						fmt.Fprintln(g.stdout, "restored "+s)
 					}
 				}
-				if err := app.Restore(ctx, r, g.config, &sn, app.RestoreOptions{Components: f.components, Report: report}); err != nil {
+				if err := app.Restore(ctx, r, g.config, &sn, app.RestoreOptions{Components: f.components, Delete: f.delete, Report: report}); err != nil {
 					return err
 				}
 				if g.json {
@@ -162,6 +166,7 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 	fl.StringArrayVar(&f.components, "component", nil, "restore only this component (repeatable)")
 	fl.StringArrayVar(&f.commands, "command", nil, "pipe stream component NAME into CMD instead of writing it (NAME='CMD ARGS'; repeatable)")
 	fl.BoolVar(&f.verify, "verify", false, "re-read restored files and compare them with the snapshot")
+	fl.BoolVar(&f.delete, "delete", false, "with --config: empty each tree component's live directory before restoring into it")
 	return cmd
 }
 

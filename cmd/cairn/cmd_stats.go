@@ -44,6 +44,11 @@ func newStatsCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(g.stdout, "dedup ratio:        %.2f\n", st.DedupRatio)
 			fmt.Fprintf(g.stdout, "compression ratio:  %.2f\n", st.CompressionRatio)
 			fmt.Fprintf(g.stdout, "repository packs:   %s\n", humanBytes(st.RepositoryBytes))
+			fmt.Fprintf(g.stdout, "\n%-14s %12s %12s %12s %7s %7s\n", "component", "logical", "unique", "stored", "dedup", "compr")
+			for _, c := range st.Components {
+				fmt.Fprintf(g.stdout, "%-14s %12s %12s %12s %7.2f %7.2f\n", c.Name, humanBytes(c.LogicalBytes), humanBytes(c.UniqueRawBytes),
+					humanBytes(c.StoredBytes), c.DedupRatio, c.CompressionRatio)
+			}
 			return nil
 		},
 	}
