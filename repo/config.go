@@ -82,6 +82,16 @@ var (
 type InitOptions struct {
 	KDF     KDFParams     // scrypt cost; tests lower it
 	Chunker *chunk.Params // nil: fresh random parameters
+	Replica *ReplicaOf    // nil: an independent repository
+}
+
+// ReplicaOf makes Init create a replica of an open repository: the same
+// chunker parameters and blob-ID key, so blobs deduplicate across the two
+// and copy needs no re-chunking; with ShareDataKey also the same data key,
+// so copy moves whole packs as stored, never decrypting them.
+type ReplicaOf struct {
+	Source       *Repository
+	ShareDataKey bool
 }
 
 // Init creates a repository in st, protected by password.
@@ -95,6 +105,10 @@ func Init(ctx context.Context, st store.Store, password string, opts InitOptions
 		return nil, fmt.Errorf("repo: check for config: %w", err)
 	}
 	params := opts.Chunker
+	if opts.Replica != nil {
+		p := opts.Replica.Source.chunker
+		params = &p
+	}
 	if params == nil {
 		p, err := chunk.DefaultParams()
 		if err != nil {
@@ -111,6 +125,12 @@ func Init(ctx context.Context, st store.Store, password string, opts InitOptions
 	}
 	if _, err := rand.Read(mk.ID[:]); err != nil {
 		return nil, err
+	}
+	if rep := opts.Replica; rep != nil {
+		mk.ID = rep.Source.idKey
+		if rep.ShareDataKey {
+			mk.Data = rep.Source.key
+		}
 	}
 	if opts.KDF.N == 0 {
 		opts.KDF = DefaultKDF

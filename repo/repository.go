@@ -24,6 +24,7 @@ type Repository struct {
 	cfg     Config
 	key     pack.Key
 	hasher  *chunk.Hasher
+	idKey   [32]byte
 	chunker chunk.Params
 	enc     *pack.Encoder
 	idx     *index.Index
@@ -39,6 +40,7 @@ func newRepository(st store.Store, cfg Config, mk masterKey, params chunk.Params
 		cfg:     cfg,
 		key:     mk.Data,
 		hasher:  chunk.NewHasher(mk.ID),
+		idKey:   mk.ID,
 		chunker: params,
 		enc:     pack.NewEncoder(mk.Data),
 		idx:     index.New(),

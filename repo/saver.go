@@ -144,8 +144,10 @@ func (r *Repository) WithSaver(ctx context.Context, opts SaverOptions, fn func(c
 	}
 	close(s.uploads)
 	uploaders.Wait()
+	// When a stage failed, fn usually saw only the cancellation that
+	// followed; the stage's error is the cause worth reporting.
 	err := g.Wait()
-	if fnErr != nil {
+	if err == nil {
 		err = fnErr
 	}
 	// Index what is durable, also on failure; use a context that a cancelled

@@ -1,0 +1,369 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/index"
+	"github.com/cairn-backup/cairn/pack"
+	"github.com/cairn-backup/cairn/snapshot"
+	"golang.org/x/sync/errgroup"
+)
+
+// CopyMode is how Copy moves data, decided by what the two repositories
+// share.
+type CopyMode string
+
+const (
+	// CopyPacks: same blob-ID key and data key (a replica made with
+	// ShareDataKey): whole packs are copied as stored, never decrypted.
+	CopyPacks CopyMode = "packs"
+	// CopyBlobs: same blob-ID key (a replica): missing blobs are decrypted
+	// and re-encrypted; trees are unchanged.
+	CopyBlobs CopyMode = "blobs"
+	// CopyRewrite: unrelated repositories: every blob is re-hashed with the
+	// target's key and trees are rewritten to the new IDs.
+	CopyRewrite CopyMode = "rewrite"
+)
+
+// CopyOptions tune Copy.
+type CopyOptions struct {
+	// Verify re-reads, from the target, every blob the copied snapshots
+	// need and checks it against its ID.
+	Verify   bool
+	Saver    SaverOptions
+	Progress *Progress
+}
+
+// CopiedSnapshot pairs a source snapshot with its copy.
+type CopiedSnapshot struct {
+	Source chunk.ID `json:"source"`
+	Target chunk.ID `json:"target"`
+}
+
+// CopyResult says what Copy did.
+type CopyResult struct {
+	Mode    CopyMode         `json:"mode"`
+	Copied  []CopiedSnapshot `json:"copied"`
+	Skipped []chunk.ID       `json:"already_present"` // copies already in the target
+	Blobs   uint64           `json:"blobs"`           // blobs sent (CopyBlobs, CopyRewrite)
+	Packs   uint64           `json:"packs"`           // packs sent whole (CopyPacks)
+	Bytes   uint64           `json:"bytes"`           // stored bytes written to the target
+}
+
+// Mode tells how a copy from r to dst would move data.
+func (r *Repository) copyMode(dst *Repository) CopyMode {
+	switch {
+	case r.idKey == dst.idKey && r.key == dst.key:
+		return CopyPacks
+	case r.idKey == dst.idKey:
+		return CopyBlobs
+	}
+	return CopyRewrite
+}
+
+// Copy copies snapshots from r to dst, sending only what dst lacks. Each
+// snapshot appears in dst only after every blob it needs is durable and
+// indexed there, so an interrupted copy leaves dst consistent, and running
+// it again sends only what is still missing. A snapshot already copied
+// (recognised by its Original) is skipped.
+func (r *Repository) Copy(ctx context.Context, dst *Repository, snaps []SnapshotEntry, opts CopyOptions) (*CopyResult, error) {
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	if r.cfg.ID == dst.cfg.ID {
+		return nil, fmt.Errorf("repo: source and target are the same repository")
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	if err := dst.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	have, err := dst.Snapshots(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	present := map[chunk.ID]bool{}
+	for _, e := range have {
+		if e.Original != nil {
+			present[*e.Original] = true
+		}
+	}
+	res := &CopyResult{Mode: r.copyMode(dst)}
+	c := &copier{src: r, dst: dst, res: res, opts: &opts, trees: map[chunk.ID]chunk.ID{}, data: map[chunk.ID]chunk.ID{}}
+	for _, sn := range snaps {
+		orig := sn.ID
+		if sn.Original != nil {
+			orig = *sn.Original
+		}
+		if present[orig] {
+			res.Skipped = append(res.Skipped, sn.ID)
+			continue
+		}
+		id, err := c.copySnapshot(ctx, sn, orig)
+		if err != nil {
+			res.Bytes = c.added.Load()
+			return res, fmt.Errorf("copy snapshot %s: %w", sn.ID.Short(), err)
+		}
+		present[orig] = true
+		res.Copied = append(res.Copied, CopiedSnapshot{Source: sn.ID, Target: id})
+	}
+	res.Bytes = c.added.Load()
+	return res, nil
+}
+
+type copier struct {
+	src, dst *Repository
+	res      *CopyResult
+	opts     *CopyOptions
+	// CopyRewrite: source ID → target ID, so shared trees and blobs are
+	// converted once per run.
+	trees, data map[chunk.ID]chunk.ID
+	// added counts stored bytes written to the target; the saver's
+	// encoders add to it from their goroutines.
+	added atomic.Uint64
+}
+
+func (c *copier) copySnapshot(ctx context.Context, sn SnapshotEntry, orig chunk.ID) (chunk.ID, error) {
+	out := *sn.Snapshot
+	out.Components = slices.Clone(sn.Components)
+	out.Original = &orig
+	switch c.res.Mode {
+	case CopyPacks:
+		if err := c.copyPacks(ctx, sn.Snapshot); err != nil {
+			return chunk.ID{}, err
+		}
+	case CopyBlobs:
+		_, err := c.dst.WithSaver(ctx, c.opts.Saver, func(ctx context.Context, s *Saver) error {
+			return c.walkNeeded(ctx, sn.Snapshot, func(t pack.BlobType, id chunk.ID) error {
+				if !s.Reserve(t, id) {
+					return nil
+				}
+				data, err := c.src.LoadBlob(ctx, t, id, nil)
+				if err != nil {
+					return err
+				}
+				c.res.Blobs++
+				return s.Save(ctx, t, id, data, &c.added)
+			})
+		})
+		if err != nil {
+			return chunk.ID{}, err
+		}
+	case CopyRewrite:
+		_, err := c.dst.WithSaver(ctx, c.opts.Saver, func(ctx context.Context, s *Saver) error {
+			for i := range out.Components {
+				id, err := c.rewriteTree(ctx, s, out.Components[i].Tree)
+				if err != nil {
+					return err
+				}
+				out.Components[i].Tree = id
+			}
+			return nil
+		})
+		if err != nil {
+			return chunk.ID{}, err
+		}
+	}
+	if c.opts.Verify {
+		if err := c.verify(ctx, &out); err != nil {
+			return chunk.ID{}, err
+		}
+	}
+	return c.dst.SaveSnapshot(ctx, &out)
+}
+
+// walkNeeded calls fn for every blob (trees first) that sn needs. Trees
+// are visited once per snapshot.
+func (c *copier) walkNeeded(ctx context.Context, sn *snapshot.Snapshot, fn func(pack.BlobType, chunk.ID) error) error {
+	seen := map[chunk.ID]bool{}
+	var walk func(id chunk.ID) error
+	walk = func(id chunk.ID) error {
+		if seen[id] {
+			return nil
+		}
+		seen[id] = true
+		if err := fn(pack.TreeBlob, id); err != nil {
+			return err
+		}
+		t, err := c.src.LoadTree(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, n := range t.Nodes {
+			switch n.Type {
+			case snapshot.File:
+				for _, b := range n.Content {
+					if err := fn(pack.DataBlob, b); err != nil {
+						return err
+					}
+				}
+			case snapshot.Dir:
+				if err := walk(*n.Subtree); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, comp := range sn.Components {
+		if err := walk(comp.Tree); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyPacks sends, as stored, every source pack that holds a blob the
+// target lacks, then indexes them in the target. A pack also holding blobs
+// the target has is sent whole anyway: duplicates cost space until prune,
+// never correctness.
+func (c *copier) copyPacks(ctx context.Context, sn *snapshot.Snapshot) error {
+	packs := map[chunk.ID]bool{}
+	err := c.walkNeeded(ctx, sn, func(t pack.BlobType, id chunk.ID) error {
+		if c.dst.idx.Has(t, id) {
+			return nil
+		}
+		loc, ok := c.src.idx.Lookup(t, id)
+		if !ok {
+			return &BlobError{Type: t, ID: id, Err: ErrBlobNotFound}
+		}
+		packs[loc.Pack] = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	ids := make([]chunk.ID, 0, len(packs))
+	for id := range packs {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, chunk.ID.Compare)
+	var (
+		mu   sync.Mutex
+		done index.File // copied, not yet in an index file (guarded by mu)
+	)
+	opts := c.opts.Saver
+	opts.applyDefaults()
+	every := opts.IndexEvery
+	flush := func(ctx context.Context) error { // with mu held
+		if len(done.Packs) == 0 {
+			return nil
+		}
+		if _, err := c.dst.writeIndexFile(ctx, &done); err != nil {
+			return err
+		}
+		for _, p := range done.Packs {
+			c.dst.idx.AddPack(p.Pack, p.Blobs)
+		}
+		done = index.File{}
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for _, id := range ids {
+		g.Go(func() error {
+			buf, err := c.src.readObject(gctx, packName(id), id)
+			if err != nil {
+				return err
+			}
+			if err := c.dst.st.Put(gctx, packName(id), buf); err != nil {
+				return fmt.Errorf("write pack %s: %w", id.Short(), err)
+			}
+			c.opts.Progress.Bytes.Add(uint64(len(buf)))
+			mu.Lock()
+			defer mu.Unlock()
+			done.Packs = append(done.Packs, index.PackBlobs{Pack: id, Blobs: c.src.idx.PackBlobs(id)})
+			c.res.Packs++
+			c.added.Add(uint64(len(buf)))
+			if len(done.Packs) >= every {
+				return flush(gctx)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	// Index what arrived, also after a failure: those packs are durable,
+	// and a resumed copy then does not send them again.
+	mu.Lock()
+	defer mu.Unlock()
+	if ierr := flush(context.WithoutCancel(ctx)); ierr != nil && err == nil {
+		err = ierr
+	}
+	return err
+}
+
+// rewriteTree copies a tree between repositories with different ID keys:
+// every data blob is re-hashed with the target's key, and the tree is
+// re-encoded with the new IDs. It returns the tree's ID in the target.
+func (c *copier) rewriteTree(ctx context.Context, s *Saver, id chunk.ID) (chunk.ID, error) {
+	if nid, ok := c.trees[id]; ok {
+		return nid, nil
+	}
+	t, err := c.src.LoadTree(ctx, id)
+	if err != nil {
+		return chunk.ID{}, err
+	}
+	for i := range t.Nodes {
+		n := &t.Nodes[i]
+		switch n.Type {
+		case snapshot.File:
+			for j, b := range n.Content {
+				nb, ok := c.data[b]
+				if !ok {
+					data, err := c.src.LoadBlob(ctx, pack.DataBlob, b, nil)
+					if err != nil {
+						return chunk.ID{}, err
+					}
+					nb = c.dst.hasher.Sum(data)
+					if s.Reserve(pack.DataBlob, nb) {
+						c.res.Blobs++
+						if err := s.Save(ctx, pack.DataBlob, nb, data, &c.added); err != nil {
+							return chunk.ID{}, err
+						}
+					}
+					c.data[b] = nb
+				}
+				n.Content[j] = nb
+			}
+		case snapshot.Dir:
+			sub, err := c.rewriteTree(ctx, s, *n.Subtree)
+			if err != nil {
+				return chunk.ID{}, err
+			}
+			n.Subtree = &sub
+		}
+	}
+	buf, err := t.Encode()
+	if err != nil {
+		return chunk.ID{}, err
+	}
+	nid := c.dst.hasher.Sum(buf)
+	if s.Reserve(pack.TreeBlob, nid) {
+		c.res.Blobs++
+		if err := s.Save(ctx, pack.TreeBlob, nid, buf, &c.added); err != nil {
+			return chunk.ID{}, err
+		}
+	}
+	c.trees[id] = nid
+	return nid, nil
+}
+
+// verify reads back from the target every blob sn needs.
+func (c *copier) verify(ctx context.Context, sn *snapshot.Snapshot) error {
+	dstCopier := &copier{src: c.dst}
+	return dstCopier.walkNeeded(ctx, sn, func(t pack.BlobType, id chunk.ID) error {
+		if t == pack.TreeBlob {
+			return nil // walkNeeded has just loaded and checked it
+		}
+		if _, err := c.dst.LoadBlob(ctx, t, id, nil); err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,138 @@
+package repo_test
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/store/faulty"
+	"github.com/cairn-backup/cairn/store/mem"
+)
+
+func TestCopyModes(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, 20)
+	srcRepo := initRepo(t, mem.New())
+	for i := range 2 {
+		if _, err := backup(t, srcRepo, src, textData(uint64(30+i), 2<<20), repo.BackupOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := srcRepo.Snapshots(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		replica *repo.ReplicaOf
+		mode    repo.CopyMode
+	}{
+		{"unrelated repositories", nil, repo.CopyRewrite},
+		{"replica", &repo.ReplicaOf{Source: srcRepo}, repo.CopyBlobs},
+		{"replica sharing the data key", &repo.ReplicaOf{Source: srcRepo, ShareDataKey: true}, repo.CopyPacks},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dstStore := mem.New()
+			opts := testKDF
+			opts.Replica = tc.replica
+			dst, err := repo.Init(t.Context(), dstStore, "other password", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := srcRepo.Copy(t.Context(), dst, all, repo.CopyOptions{Verify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Mode != tc.mode || len(res.Copied) != 2 || res.Bytes == 0 {
+				t.Fatalf("result %+v", res)
+			}
+			// A fresh process on the target sees two complete snapshots.
+			dst2, err := repo.Open(t.Context(), dstStore, "other password")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := dst2.Check(t.Context(), repo.CheckOptions{ReadData: true})
+			if err != nil || !rep.OK() || rep.Snapshots != 2 {
+				t.Fatalf("check of the target: %v %+v", err, rep)
+			}
+			dir, _, err := restore(t, dst2, "latest", repo.RestoreOptions{Verify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameTree(t, src, filepath.Join(dir, "files"))
+
+			again, err := srcRepo.Copy(t.Context(), dst2, all, repo.CopyOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(again.Copied) != 0 || len(again.Skipped) != 2 || again.Bytes != 0 {
+				t.Errorf("second copy sent something: %+v", again)
+			}
+		})
+	}
+}
+
+// TestCopyResumes interrupts a copy at every point and checks that the
+// target stays consistent, holds no snapshot that is not complete, and that
+// running the copy again finishes it without sending everything again.
+func TestCopyResumes(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, 21)
+	srcRepo := initRepo(t, mem.New())
+	if _, err := backup(t, srcRepo, src, nil, repo.BackupOptions{Saver: repo.SaverOptions{PackSize: 512 << 10}}); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := srcRepo.Snapshots(t.Context())
+	copyOpts := repo.CopyOptions{Saver: repo.SaverOptions{PackSize: 512 << 10, IndexEvery: 1}}
+	for _, share := range []bool{false, true} {
+		newDst := func() (*faulty.Store, *repo.Repository) {
+			fs := faulty.New(mem.New())
+			dst, err := repo.Init(t.Context(), fs, "p", repo.InitOptions{KDF: testKDF.KDF, Replica: &repo.ReplicaOf{Source: srcRepo, ShareDataKey: share}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fs, dst
+		}
+		// An undisturbed copy: how many puts, how many bytes.
+		fs, dst := newDst()
+		before := fs.Puts()
+		res, err := srcRepo.Copy(t.Context(), dst, all, copyOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total, full := fs.Puts()-before, res.Bytes
+		if total < 4 {
+			t.Fatalf("only %d puts; the test needs several packs", total)
+		}
+		for n := 0; n < total; n++ {
+			fs, dst := newDst()
+			fs.Crash(n)
+			// An index file after every pack: a resumed copy skips every
+			// pack an index file recorded before the interruption.
+			if _, err := srcRepo.Copy(t.Context(), dst, all, copyOpts); !errors.Is(err, faulty.ErrCrashed) {
+				t.Fatalf("share=%v crash after %d of %d puts: got %v", share, n, total, err)
+			}
+			fs.Reset()
+			dst2, err := repo.Open(t.Context(), fs, "p")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := snapshotCount(t, dst2); c != 0 {
+				t.Fatalf("an interrupted copy left %d snapshots", c)
+			}
+			res, err := srcRepo.Copy(t.Context(), dst2, all, copyOpts)
+			if err != nil {
+				t.Fatalf("share=%v crash after %d puts: resumed copy: %v", share, n, err)
+			}
+			if n >= 2 && res.Bytes >= full {
+				t.Errorf("share=%v crash after %d puts: the resumed copy sent %d bytes, a full one %d", share, n, res.Bytes, full)
+			}
+			rep, err := dst2.Check(t.Context(), repo.CheckOptions{ReadData: true})
+			if err != nil || !rep.OK() || rep.Snapshots != 1 {
+				t.Fatalf("check: %v %+v", err, rep)
+			}
+		}
+	}
+}
