@@ -20,9 +20,12 @@ test:
 test-short:
 	$(GO) test -count=1 ./...
 
-# End to end on a local-directory repository in a temporary directory.
+# End to end on a local-directory repository in a temporary directory: the
+# core round trip, then a whole application (PostgreSQL, the Elasticsearch
+# emulator, a file tree) through cairn.yaml.
 demo: build
 	bash scripts/demo.sh $(BIN)
+	GO=$(GO) bash scripts/demo-app.sh $(BIN)
 
 # cairn against restic and borg on the same generated data; see bench/README.md.
 bench: build
