@@ -10,6 +10,10 @@ import (
 )
 
 func newInitCmd(g *globals) *cobra.Command {
+	var (
+		replicaOf, fromPassword string
+		sameKey                 bool
+	)
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a new repository",
@@ -27,7 +31,21 @@ func newInitCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			r, err := repo.Init(cmd.Context(), st, pw, repo.InitOptions{KDF: kdfFromEnv()})
+			opts := repo.InitOptions{KDF: kdfFromEnv()}
+			if replicaOf != "" {
+				src, release, err := g.openRepoAt(cmd.Context(), replicaOf, func() (string, error) {
+					if pw, err := readPassword(fromPassword, "CAIRN_FROM_PASSWORD_FILE", "CAIRN_FROM_PASSWORD", "--from-password-file"); err == nil {
+						return pw, nil
+					}
+					return pw, nil // the same password as the new repository
+				}, false, "init replica")
+				if err != nil {
+					return fmt.Errorf("--replica-of %s: %w", replicaOf, err)
+				}
+				defer release()
+				opts.Replica = &repo.ReplicaOf{Source: src, ShareDataKey: sameKey}
+			}
+			r, err := repo.Init(cmd.Context(), st, pw, opts)
 			if err != nil {
 				return err
 			}
@@ -41,6 +59,9 @@ func newInitCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&g.createBucket, "create-bucket", false, "create the S3 bucket if it does not exist")
+	cmd.Flags().StringVar(&replicaOf, "replica-of", "", "make a replica of this repository: same chunker and blob-ID key, so copy sends only what is missing")
+	cmd.Flags().StringVar(&fromPassword, "from-password-file", "", "password of the --replica-of repository (default: CAIRN_FROM_PASSWORD(_FILE), else this repository's)")
+	cmd.Flags().BoolVar(&sameKey, "same-data-key", false, "with --replica-of: share the data key too, so copy moves packs without decrypting them")
 	return cmd
 }
 

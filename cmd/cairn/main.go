@@ -109,6 +109,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newCheckCmd(g),
 		newStatsCmd(g),
 		newConfigCmd(g),
+		newCopyCmd(g),
 	)
 	return root
 }

@@ -19,9 +19,14 @@ import (
 // password finds the password: --password-file, then CAIRN_PASSWORD_FILE,
 // then CAIRN_PASSWORD. There is no prompt: cairn runs from schedulers.
 func (g *globals) password() (string, error) {
-	file := g.passwordFile
+	return readPassword(g.passwordFile, "CAIRN_PASSWORD_FILE", "CAIRN_PASSWORD", "--password-file")
+}
+
+// readPassword reads a password from a file named by a flag or a variable,
+// or from a variable.
+func readPassword(file, fileEnv, env, flag string) (string, error) {
 	if file == "" {
-		file = os.Getenv("CAIRN_PASSWORD_FILE")
+		file = os.Getenv(fileEnv)
 	}
 	if file != "" {
 		b, err := os.ReadFile(file)
@@ -34,10 +39,10 @@ func (g *globals) password() (string, error) {
 		}
 		return pw, nil
 	}
-	if pw := os.Getenv("CAIRN_PASSWORD"); pw != "" {
+	if pw := os.Getenv(env); pw != "" {
 		return pw, nil
 	}
-	return "", errors.New("no password: set CAIRN_PASSWORD or CAIRN_PASSWORD_FILE, or pass --password-file")
+	return "", fmt.Errorf("no password: set %s or %s, or pass %s", env, fileEnv, flag)
 }
 
 // openStore opens the store at --repo: a local directory, or
@@ -48,8 +53,13 @@ func (g *globals) openStore(ctx context.Context, create bool) (store.Store, erro
 	if g.repo == "" {
 		return nil, errors.New("no repository: pass -r/--repo or set CAIRN_REPOSITORY")
 	}
-	if strings.HasPrefix(g.repo, "s3:") {
-		cfg, err := s3.ParseURL(g.repo)
+	return g.openStoreAt(ctx, g.repo, create)
+}
+
+// openStoreAt opens the store at loc (see openStore).
+func (g *globals) openStoreAt(ctx context.Context, loc string, create bool) (store.Store, error) {
+	if strings.HasPrefix(loc, "s3:") {
+		cfg, err := s3.ParseURL(loc)
 		if err != nil {
 			return nil, err
 		}
@@ -66,15 +76,15 @@ func (g *globals) openStore(ctx context.Context, create bool) (store.Store, erro
 		return retry.New(st, retry.Options{}), nil
 	}
 	if create {
-		st, err := local.Open(g.repo)
+		st, err := local.Open(loc)
 		if errors.Is(err, fs.ErrNotExist) {
-			st, err = local.Create(g.repo)
+			st, err = local.Create(loc)
 		}
 		return st, err
 	}
-	st, err := local.Open(g.repo)
+	st, err := local.Open(loc)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s does not exist", repo.ErrNoRepository, g.repo)
+		return nil, fmt.Errorf("%w: %s does not exist", repo.ErrNoRepository, loc)
 	}
 	return st, err
 }
@@ -100,18 +110,26 @@ func openS3(ctx context.Context, cfg s3.Config) (*s3.Store, error) {
 // openRepo opens the repository and takes a lock of the given kind; the
 // returned release function unlocks and closes.
 func (g *globals) openRepo(ctx context.Context, exclusive bool, purpose string) (*repo.Repository, func(), error) {
-	st, err := g.openStore(ctx, false)
+	if g.repo == "" {
+		return nil, nil, errors.New("no repository: pass -r/--repo or set CAIRN_REPOSITORY")
+	}
+	return g.openRepoAt(ctx, g.repo, g.password, exclusive, purpose)
+}
+
+// openRepoAt opens the repository at loc with the password password gives.
+func (g *globals) openRepoAt(ctx context.Context, loc string, password func() (string, error), exclusive bool, purpose string) (*repo.Repository, func(), error) {
+	st, err := g.openStoreAt(ctx, loc, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	if _, err := repo.ReadConfig(ctx, st); err != nil {
 		st.Close()
 		if errors.Is(err, repo.ErrNoRepository) {
-			return nil, nil, fmt.Errorf("%w: %s", err, g.repo)
+			return nil, nil, fmt.Errorf("%w: %s", err, loc)
 		}
 		return nil, nil, err
 	}
-	pw, err := g.password()
+	pw, err := password()
 	if err != nil {
 		st.Close()
 		return nil, nil, err
