@@ -32,6 +32,15 @@ type Config struct {
 	MaxSkew      Duration    `yaml:"max_skew"`
 	Hooks        Hooks       `yaml:"hooks"`
 	Components   []Component `yaml:"components"`
+	// Replicate lists repositories each new snapshot is copied to after a
+	// configured backup (offsite copies, typically S3).
+	Replicate []Replica `yaml:"replicate"`
+}
+
+// Replica is a replication target.
+type Replica struct {
+	Repository   string `yaml:"repository"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 // Hooks are commands (argv) run around the whole snapshot or around one
@@ -225,6 +234,14 @@ func (cfg *Config) check() *Problems {
 	}
 	if cfg.App != "" && snapshot.ValidComponentName(cfg.App) != nil {
 		p.add(0, "app %q: use letters, digits, '.', '_' or '-'", cfg.App)
+	}
+	for i, rp := range cfg.Replicate {
+		if rp.Repository == "" {
+			p.add(0, "replicate[%d]: repository is missing", i)
+		}
+		if rp.Repository != "" && rp.Repository == cfg.Repository {
+			p.add(0, "replicate[%d]: %s is the repository itself", i, rp.Repository)
+		}
 	}
 	seen := map[string]int{}
 	for i := range cfg.Components {

@@ -116,12 +116,44 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 	})
 }
 
-// runConfiguredBackup takes the application the config file describes.
+// runConfiguredBackup takes the application the config file describes,
+// then copies the new snapshot to each configured replication target.
 func runConfiguredBackup(cmd *cobra.Command, g *globals, opts repo.BackupOptions) error {
 	warn := func(s string) { fmt.Fprintf(g.stderr, "cairn: warning: %s\n", s) }
 	return doBackup(cmd, g, opts, func(ctx context.Context, r *repo.Repository) (*repo.BackupResult, error) {
-		return app.Backup(ctx, r, g.config, app.Options{BackupOptions: opts, Warn: warn})
+		res, err := app.Backup(ctx, r, g.config, app.Options{BackupOptions: opts, Warn: warn})
+		if err != nil || len(g.config.Replicate) == 0 {
+			return res, err
+		}
+		sn := repo.SnapshotEntry{ID: res.ID, Snapshot: res.Snapshot}
+		for _, rp := range g.config.Replicate {
+			if err := replicate(ctx, g, r, sn, rp); err != nil {
+				// %v, not %w: the target's errors (no repository, wrong
+				// password) must not turn into this backup's exit code.
+				return res, fmt.Errorf("snapshot %s written, but replication to %s failed: %v", res.ID.Short(), rp.Repository, err)
+			}
+		}
+		return res, nil
 	})
+}
+
+// replicate copies one snapshot to a configured target.
+func replicate(ctx context.Context, g *globals, r *repo.Repository, sn repo.SnapshotEntry, rp app.Replica) error {
+	dst, release, err := g.openRepoAt(ctx, rp.Repository, func() (string, error) {
+		return readPassword(rp.PasswordFile, "CAIRN_TO_PASSWORD_FILE", "CAIRN_TO_PASSWORD", "password_file in replicate")
+	}, false, "replicate")
+	if err != nil {
+		return err
+	}
+	defer release()
+	res, err := r.Copy(ctx, dst, []repo.SnapshotEntry{sn}, repo.CopyOptions{})
+	if err != nil {
+		return err
+	}
+	if !g.quiet && !g.json {
+		fmt.Fprintf(g.stderr, "replicated snapshot %s to %s: sent %s (%s)\n", sn.ID.Short(), rp.Repository, humanBytes(res.Bytes), res.Mode)
+	}
+	return nil
 }
 
 // doBackup opens the repository, runs backup with progress, and prints.
@@ -142,9 +174,12 @@ func doBackup(cmd *cobra.Command, g *globals, opts repo.BackupOptions, backup fu
 			fmt.Fprintf(g.stderr, "cairn: cannot read %v\n", fe)
 		}
 	}
-	if err != nil {
+	if err != nil && (res == nil || res.ID.IsNull()) {
 		return fmt.Errorf("backup failed, no snapshot written: %w", err)
 	}
+	// From here on the snapshot is written; err, if any, is about what came
+	// after it (an after hook, replication) and makes the exit code 1.
+	after := err
 	el := time.Since(start)
 	if g.json {
 		out := backupJSON(res, el)
@@ -160,6 +195,9 @@ func doBackup(cmd *cobra.Command, g *globals, opts repo.BackupOptions, backup fu
 		fmt.Fprintf(g.stdout, "processed %s in %s (%.1f MB/s), added %s in %d packs, skew %s\n",
 			humanBytes(sn.Size()), el.Round(time.Millisecond), mbPerSec(sn.Size(), el),
 			humanBytes(res.Saver.StoredBytes), res.Saver.Packs, sn.Skew().Round(time.Millisecond))
+	}
+	if after != nil {
+		return after
 	}
 	if len(res.FileErrors) > 0 {
 		return &exitError{code: exitPartial, err: fmt.Errorf("snapshot %s written, but %d files could not be read", res.ID.Short(), len(res.FileErrors))}

@@ -247,3 +247,39 @@ components:
 		}
 	}
 }
+
+// TestConfiguredReplication: replicate: targets receive each new snapshot
+// after a configured backup; a failing replication reports that the
+// snapshot was written and exits 1.
+func TestConfiguredReplication(t *testing.T) {
+	testEnv(t)
+	dir := t.TempDir()
+	files := filepath.Join(dir, "files")
+	write(t, filepath.Join(files, "a.txt"), []byte("replicate me"), 0o644)
+	offsite := filepath.Join(dir, "offsite")
+	pwFile := filepath.Join(dir, "offsite-password")
+	write(t, pwFile, []byte("offsite secret\n"), 0o600)
+	t.Setenv("CAIRN_PASSWORD", "offsite secret")
+	mustCairn(t, nil, "-r", offsite, "init")
+	t.Setenv("CAIRN_PASSWORD", testPassword)
+
+	cfg := filepath.Join(dir, "cairn.yaml")
+	write(t, cfg, []byte(fmt.Sprintf("app: web\ncomponents:\n  - name: files\n    tree: %s\nreplicate:\n  - repository: %s\n    password_file: %s\n", files, offsite, pwFile)), 0o600)
+	b := decodeJSON[backupOut](t, mustCairn(t, nil, "--config", cfg, "backup", "--json"))
+
+	t.Setenv("CAIRN_PASSWORD", "offsite secret")
+	snaps := decodeJSON[[]snapshotOut](t, mustCairn(t, nil, "-r", offsite, "snapshots", "--json"))
+	t.Setenv("CAIRN_PASSWORD", testPassword)
+	if len(snaps) != 1 || !snaps[0].Time.Equal(b.Time) {
+		t.Fatalf("offsite snapshots %+v after backup %s", snaps, b.ShortID)
+	}
+
+	write(t, cfg, []byte(fmt.Sprintf("components:\n  - name: files\n    tree: %s\nreplicate:\n  - repository: %s\n", files, filepath.Join(dir, "missing"))), 0o600)
+	r := cairn(t, nil, "--config", cfg, "backup")
+	if r.code != 1 || !strings.Contains(r.stderr, "written, but replication to") {
+		t.Errorf("want exit 1 saying the snapshot was written but not replicated:\n%v", r)
+	}
+	if n := countSnapshots(t); n != 2 {
+		t.Errorf("%d local snapshots, want 2", n)
+	}
+}
