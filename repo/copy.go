@@ -1,7 +1,9 @@
 package repo
 
 import (
+	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -72,6 +74,41 @@ func (r *Repository) copyMode(dst *Repository) CopyMode {
 // it again sends only what is still missing. A snapshot already copied
 // (recognised by its Original) is skipped.
 func (r *Repository) Copy(ctx context.Context, dst *Repository, snaps []SnapshotEntry, opts CopyOptions) (*CopyResult, error) {
+	return r.copyTo(ctx, dst, snaps, opts, nil)
+}
+
+// CopyToAll copies to several targets at once, feeding them from one read
+// of the source: the copies run side by side in the same order, and each
+// blob or pack read from the source is shared by every target that needs
+// it while it stays in a bounded cache (readCacheBytes). Results are in
+// the order of dsts; the first failure is returned after all have stopped.
+func (r *Repository) CopyToAll(ctx context.Context, dsts []*Repository, snaps []SnapshotEntry, opts CopyOptions) ([]*CopyResult, error) {
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	shared := newSharedReads(readCacheBytes)
+	results := make([]*CopyResult, len(dsts))
+	errs := make([]error, len(dsts))
+	var wg sync.WaitGroup
+	for i, dst := range dsts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = r.copyTo(ctx, dst, snaps, opts, shared)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("target %d (%s): %w", i+1, dst.cfg.ID.Short(), errs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return results, errors.Join(errs...)
+}
+
+// readCacheBytes bounds what CopyToAll keeps of the source for targets
+// that lag behind: a few packs' worth.
+const readCacheBytes = 128 << 20
+
+func (r *Repository) copyTo(ctx context.Context, dst *Repository, snaps []SnapshotEntry, opts CopyOptions, shared *sharedReads) (*CopyResult, error) {
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
 	}
@@ -95,7 +132,7 @@ func (r *Repository) Copy(ctx context.Context, dst *Repository, snaps []Snapshot
 		}
 	}
 	res := &CopyResult{Mode: r.copyMode(dst)}
-	c := &copier{src: r, dst: dst, res: res, opts: &opts, trees: map[chunk.ID]chunk.ID{}, data: map[chunk.ID]chunk.ID{}}
+	c := &copier{src: r, dst: dst, res: res, opts: &opts, reads: shared, trees: map[chunk.ID]chunk.ID{}, data: map[chunk.ID]chunk.ID{}}
 	for _, sn := range snaps {
 		orig := sn.ID
 		if sn.Original != nil {
@@ -121,6 +158,7 @@ type copier struct {
 	src, dst *Repository
 	res      *CopyResult
 	opts     *CopyOptions
+	reads    *sharedReads // nil: no other target shares the reads
 	// CopyRewrite: source ID → target ID, so shared trees and blobs are
 	// converted once per run.
 	trees, data map[chunk.ID]chunk.ID
@@ -144,7 +182,7 @@ func (c *copier) copySnapshot(ctx context.Context, sn SnapshotEntry, orig chunk.
 				if !s.Reserve(t, id) {
 					return nil
 				}
-				data, err := c.src.LoadBlob(ctx, t, id, nil)
+				data, err := c.loadBlob(ctx, t, id)
 				if err != nil {
 					return err
 				}
@@ -178,6 +216,25 @@ func (c *copier) copySnapshot(ctx context.Context, sn SnapshotEntry, orig chunk.
 	return c.dst.SaveSnapshot(ctx, &out)
 }
 
+// loadBlob reads a source blob, through the shared reads when copying to
+// several targets at once.
+func (c *copier) loadBlob(ctx context.Context, t pack.BlobType, id chunk.ID) ([]byte, error) {
+	return c.reads.get(blobKey{t, id}, func() ([]byte, error) { return c.src.LoadBlob(ctx, t, id, nil) })
+}
+
+// loadTree reads and decodes a source tree through the shared reads.
+func (c *copier) loadTree(ctx context.Context, id chunk.ID) (*snapshot.Tree, error) {
+	buf, err := c.loadBlob(ctx, pack.TreeBlob, id)
+	if err != nil {
+		return nil, fmt.Errorf("load tree: %w", err)
+	}
+	t, err := snapshot.DecodeTree(buf)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	return t, nil
+}
+
 // walkNeeded calls fn for every blob (trees first) that sn needs. Trees
 // are visited once per snapshot.
 func (c *copier) walkNeeded(ctx context.Context, sn *snapshot.Snapshot, fn func(pack.BlobType, chunk.ID) error) error {
@@ -191,7 +248,7 @@ func (c *copier) walkNeeded(ctx context.Context, sn *snapshot.Snapshot, fn func(
 		if err := fn(pack.TreeBlob, id); err != nil {
 			return err
 		}
-		t, err := c.src.LoadTree(ctx, id)
+		t, err := c.loadTree(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -268,7 +325,7 @@ func (c *copier) copyPacks(ctx context.Context, sn *snapshot.Snapshot) error {
 	g.SetLimit(4)
 	for _, id := range ids {
 		g.Go(func() error {
-			buf, err := c.src.readObject(gctx, packName(id), id)
+			buf, err := c.reads.get(id, func() ([]byte, error) { return c.src.readObject(gctx, packName(id), id) })
 			if err != nil {
 				return err
 			}
@@ -305,7 +362,7 @@ func (c *copier) rewriteTree(ctx context.Context, s *Saver, id chunk.ID) (chunk.
 	if nid, ok := c.trees[id]; ok {
 		return nid, nil
 	}
-	t, err := c.src.LoadTree(ctx, id)
+	t, err := c.loadTree(ctx, id)
 	if err != nil {
 		return chunk.ID{}, err
 	}
@@ -316,7 +373,7 @@ func (c *copier) rewriteTree(ctx context.Context, s *Saver, id chunk.ID) (chunk.
 			for j, b := range n.Content {
 				nb, ok := c.data[b]
 				if !ok {
-					data, err := c.src.LoadBlob(ctx, pack.DataBlob, b, nil)
+					data, err := c.loadBlob(ctx, pack.DataBlob, b)
 					if err != nil {
 						return chunk.ID{}, err
 					}
@@ -366,4 +423,65 @@ func (c *copier) verify(ctx context.Context, sn *snapshot.Snapshot) error {
 		}
 		return nil
 	})
+}
+
+// sharedReads lets several copies share what they read from the source: the
+// first to ask for a key loads it, the others wait for that load, and the
+// result is kept (least recently used first out) within a byte budget.
+// A nil *sharedReads just loads. The returned bytes must not be modified.
+type sharedReads struct {
+	mu      sync.Mutex
+	entries map[any]*readEntry // guarded by mu
+	lru     *list.List         // of keys, most recent at the front; guarded by mu
+	size    int                // bytes held; guarded by mu
+	budget  int
+}
+
+type readEntry struct {
+	done chan struct{}
+	data []byte
+	err  error
+	elem *list.Element
+}
+
+func newSharedReads(budget int) *sharedReads {
+	return &sharedReads{entries: map[any]*readEntry{}, lru: list.New(), budget: budget}
+}
+
+func (s *sharedReads) get(key any, load func() ([]byte, error)) ([]byte, error) {
+	if s == nil {
+		return load()
+	}
+	s.mu.Lock()
+	if e, ok := s.entries[key]; ok {
+		if e.elem != nil {
+			s.lru.MoveToFront(e.elem)
+		}
+		s.mu.Unlock()
+		<-e.done
+		return e.data, e.err
+	}
+	e := &readEntry{done: make(chan struct{})}
+	s.entries[key] = e
+	s.mu.Unlock()
+
+	e.data, e.err = load()
+	close(e.done)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.err != nil {
+		delete(s.entries, key) // let another target try again
+		return e.data, e.err
+	}
+	e.elem = s.lru.PushFront(key)
+	s.size += len(e.data)
+	for s.size > s.budget && s.lru.Len() > 1 {
+		old := s.lru.Back()
+		oe := s.entries[old.Value]
+		s.lru.Remove(old)
+		delete(s.entries, old.Value)
+		s.size -= len(oe.data)
+	}
+	return e.data, nil
 }

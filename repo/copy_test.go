@@ -136,3 +136,51 @@ func TestCopyResumes(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyToSeveralTargetsReadsOnce feeds two replicas from one read of the
+// source: the source is read about as much as for one target, not twice.
+func TestCopyToSeveralTargetsReadsOnce(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, 22)
+	srcStore := faulty.New(mem.New())
+	srcRepo := initRepo(t, srcStore)
+	if _, err := backup(t, srcRepo, src, textData(5, 3<<20), repo.BackupOptions{Saver: repo.SaverOptions{PackSize: 1 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := srcRepo.Snapshots(t.Context())
+	replica := func(share bool) *repo.Repository {
+		dst, err := repo.Init(t.Context(), mem.New(), "p", repo.InitOptions{KDF: testKDF.KDF, Replica: &repo.ReplicaOf{Source: srcRepo, ShareDataKey: share}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dst
+	}
+	for _, share := range []bool{true, false} {
+		before := srcStore.Gets()
+		if _, err := srcRepo.Copy(t.Context(), replica(share), all, repo.CopyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		one := srcStore.Gets() - before
+
+		before = srcStore.Gets()
+		dsts := []*repo.Repository{replica(share), replica(share)}
+		results, err := srcRepo.CopyToAll(t.Context(), dsts, all, repo.CopyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		two := srcStore.Gets() - before
+		if len(results) != 2 || len(results[0].Copied) != 1 || len(results[1].Copied) != 1 {
+			t.Fatalf("results %+v", results)
+		}
+		t.Logf("share=%v: %d source reads for one target, %d for two", share, one, two)
+		if float64(two) > 1.5*float64(one) {
+			t.Errorf("share=%v: two targets read the source %d times, one target %d", share, two, one)
+		}
+		for _, d := range dsts {
+			rep, err := d.Check(t.Context(), repo.CheckOptions{ReadData: true})
+			if err != nil || !rep.OK() || rep.Snapshots != 1 {
+				t.Fatalf("check: %v %+v", err, rep)
+			}
+		}
+	}
+}

@@ -10,7 +10,7 @@ import (
 )
 
 type copyFlags struct {
-	to         string
+	to         []string
 	toPassword string
 	latest     bool
 	app        string
@@ -34,7 +34,7 @@ or CAIRN_TO_PASSWORD.`,
 		Example: `  cairn copy --to s3:https://backup.example.net/offsite/alm --latest --verify`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if f.to == "" {
+			if len(f.to) == 0 {
 				return errors.New("copy needs --to REPO")
 			}
 			if f.latest && len(args) > 0 {
@@ -45,13 +45,19 @@ or CAIRN_TO_PASSWORD.`,
 				return err
 			}
 			defer releaseSrc()
-			dst, releaseDst, err := g.openRepoAt(ctx, f.to, func() (string, error) {
-				return readPassword(f.toPassword, "CAIRN_TO_PASSWORD_FILE", "CAIRN_TO_PASSWORD", "--to-password-file")
-			}, false, "copy")
-			if err != nil {
-				return fmt.Errorf("target %s: %w", f.to, err)
+			// Several targets share one password source; each is fed from
+			// the same reads of the source.
+			var dsts []*repo.Repository
+			for _, to := range f.to {
+				dst, releaseDst, err := g.openRepoAt(ctx, to, func() (string, error) {
+					return readPassword(f.toPassword, "CAIRN_TO_PASSWORD_FILE", "CAIRN_TO_PASSWORD", "--to-password-file")
+				}, false, "copy")
+				if err != nil {
+					return fmt.Errorf("target %s: %w", to, err)
+				}
+				defer releaseDst()
+				dsts = append(dsts, dst)
 			}
-			defer releaseDst()
 
 			var snaps []repo.SnapshotEntry
 			if len(args) > 0 {
@@ -82,33 +88,43 @@ or CAIRN_TO_PASSWORD.`,
 			prog := &repo.Progress{}
 			pp := startProgress(g, "copy", prog, 0)
 			start := time.Now()
-			res, err := src.Copy(ctx, dst, snaps, repo.CopyOptions{Verify: f.verify, Progress: prog})
+			results, err := src.CopyToAll(ctx, dsts, snaps, repo.CopyOptions{Verify: f.verify, Progress: prog})
 			pp.Stop()
-			if res != nil {
-				if g.json {
-					if jerr := printJSON(g.stdout, res); jerr != nil {
-						return jerr
-					}
-				} else {
-					for _, c := range res.Copied {
-						fmt.Fprintf(g.stdout, "copied snapshot %s as %s\n", c.Source.Short(), c.Target.Short())
-					}
-					if n := len(res.Skipped); n > 0 {
-						fmt.Fprintf(g.stdout, "%d snapshots already in the target\n", n)
-					}
-					el := time.Since(start)
-					fmt.Fprintf(g.stdout, "sent %s (%d blobs, %d whole packs; mode %s) in %s (%.1f MB/s)\n",
-						humanBytes(res.Bytes), res.Blobs, res.Packs, res.Mode, el.Round(time.Millisecond), mbPerSec(res.Bytes, el))
-					if f.verify && err == nil {
-						fmt.Fprintln(g.stdout, "verified: every blob of the copied snapshots reads back from the target")
-					}
+			if g.json {
+				out := any(results)
+				if len(results) == 1 {
+					out = results[0] // one target: one object, as scripts expect
+				}
+				if jerr := printJSON(g.stdout, out); jerr != nil {
+					return jerr
+				}
+				return err
+			}
+			for i, res := range results {
+				if res == nil {
+					continue
+				}
+				if len(results) > 1 {
+					fmt.Fprintf(g.stdout, "to %s:\n", f.to[i])
+				}
+				for _, c := range res.Copied {
+					fmt.Fprintf(g.stdout, "copied snapshot %s as %s\n", c.Source.Short(), c.Target.Short())
+				}
+				if n := len(res.Skipped); n > 0 {
+					fmt.Fprintf(g.stdout, "%d snapshots already in the target\n", n)
+				}
+				el := time.Since(start)
+				fmt.Fprintf(g.stdout, "sent %s (%d blobs, %d whole packs; mode %s) in %s (%.1f MB/s)\n",
+					humanBytes(res.Bytes), res.Blobs, res.Packs, res.Mode, el.Round(time.Millisecond), mbPerSec(res.Bytes, el))
+				if f.verify && err == nil {
+					fmt.Fprintln(g.stdout, "verified: every blob of the copied snapshots reads back from the target")
 				}
 			}
 			return err
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.to, "to", "", "target repository (a directory or s3:…)")
+	fl.StringArrayVar(&f.to, "to", nil, "target repository (a directory or s3:…; repeatable: several targets from one read of the source)")
 	fl.StringVar(&f.toPassword, "to-password-file", "", "read the target's password from this file")
 	fl.BoolVar(&f.latest, "latest", false, "copy only the newest snapshot (of --app, if given)")
 	fl.StringVar(&f.app, "app", "", "copy only snapshots of this application")

@@ -18,6 +18,7 @@ func TestS3Repository(t *testing.T) {
 	t.Setenv("CAIRN_PASSWORD", testPassword)
 	t.Setenv("CAIRN_PASSWORD_FILE", "")
 	t.Setenv("CAIRN_KDF_N", "1024")
+	t.Setenv("CAIRN_CACHE_DIR", t.TempDir())
 	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
 	bucket := srv.UniqueName(t)

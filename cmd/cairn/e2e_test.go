@@ -72,6 +72,7 @@ func testEnv(t *testing.T) string {
 	t.Setenv("CAIRN_PASSWORD", testPassword)
 	t.Setenv("CAIRN_PASSWORD_FILE", "")
 	t.Setenv("CAIRN_KDF_N", "1024")
+	t.Setenv("CAIRN_CACHE_DIR", t.TempDir())
 	mustCairn(t, nil, "init")
 	return repoDir
 }

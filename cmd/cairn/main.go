@@ -47,6 +47,7 @@ type globals struct {
 	config       *app.Config // loaded from --config, if given
 	connections  int
 	createBucket bool
+	noCache      bool
 	stdout       io.Writer
 	stderr       io.Writer
 	stdin        io.Reader
@@ -78,6 +79,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print no progress")
 	pf.StringVar(&g.caFile, "cacert", os.Getenv("CAIRN_CACERT"), "PEM file of CA certificates to trust for an https S3 endpoint (env CAIRN_CACERT)")
 	pf.IntVar(&g.connections, "connections", 0, "parallel requests to an S3 repository (default 8)")
+	pf.BoolVar(&g.noCache, "no-cache", false, "do not keep a local cache of a remote repository's index and manifests")
 	pf.StringVar(&g.configPath, "config", os.Getenv("CAIRN_CONFIG"), "application config file, cairn.yaml (env CAIRN_CONFIG)")
 	pf.StringVar(&g.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")

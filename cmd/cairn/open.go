@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/store"
+	"github.com/cairn-backup/cairn/store/cache"
 	"github.com/cairn-backup/cairn/store/local"
 	"github.com/cairn-backup/cairn/store/retry"
 	"github.com/cairn-backup/cairn/store/s3"
@@ -122,12 +124,16 @@ func (g *globals) openRepoAt(ctx context.Context, loc string, password func() (s
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, err := repo.ReadConfig(ctx, st); err != nil {
+	cfg, err := repo.ReadConfig(ctx, st)
+	if err != nil {
 		st.Close()
 		if errors.Is(err, repo.ErrNoRepository) {
 			return nil, nil, fmt.Errorf("%w: %s", err, loc)
 		}
 		return nil, nil, err
+	}
+	if strings.HasPrefix(loc, "s3:") && !g.noCache {
+		st = g.withCache(st, cfg.ID.String())
 	}
 	pw, err := password()
 	if err != nil {
@@ -154,3 +160,25 @@ func (g *globals) openRepoAt(ctx context.Context, loc string, password func() (s
 }
 
 func lookupEnv(k string) string { return os.Getenv(k) }
+
+// withCache keeps index files and manifests of a remote repository in the
+// user's cache directory (CAIRN_CACHE_DIR, else e.g. ~/.cache/cairn), one
+// directory per repository ID, so commands do not download them each time.
+// Entries are verified by their hash on every use. If no cache directory
+// can be had, cairn goes on without one.
+func (g *globals) withCache(st store.Store, repoID string) store.Store {
+	base := os.Getenv("CAIRN_CACHE_DIR")
+	if base == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			return st
+		}
+		base = filepath.Join(d, "cairn")
+	}
+	c, err := cache.New(st, filepath.Join(base, repoID))
+	if err != nil {
+		fmt.Fprintf(g.stderr, "cairn: warning: no metadata cache: %v\n", err)
+		return st
+	}
+	return c
+}
