@@ -134,13 +134,19 @@ type bench struct {
 	l       layout
 	timeout time.Duration
 	logf    func(string, ...any)
+	minio   *minioServer // nil: no S3 part
 }
 
-// run runs the whole protocol for one tool on one data set. It never stops
-// the other runs: a failure is recorded in the result.
+// run runs the whole protocol for one tool on one data set, then, with -s3
+// and a tool that has an S3 backend, the S3 part (s3.go). It never stops the
+// other runs: a failure is recorded in the result.
 func (b *bench) run(t tool, ds *dataset, rep int) runResult {
 	res := runResult{Rep: rep, Tool: t.name(), Dataset: ds.name}
-	if err := b.protocol(t, ds, &res); err != nil {
+	err := b.protocol(t, ds, &res)
+	if st, ok := t.(s3Tool); ok && err == nil && b.minio != nil {
+		err = b.s3Protocol(st, ds, &res)
+	}
+	if err != nil {
 		res.Error = err.Error()
 		res.RestoreWrong = errors.Is(err, errRestoreWrong)
 		b.logf("[%s/%s] FAILED: %v", t.name(), ds.name, err)
@@ -181,18 +187,18 @@ func (b *bench) protocol(t tool, ds *dataset, res *runResult) error {
 		return err
 	}
 	args, stdin := t.backup(repo, ds.name, ds.src, 1)
-	if err := b.timed(res, stepBackup1, spec(args, stdin, ""), repo, ds.v1Bytes); err != nil {
+	if _, err := b.timed(res, stepBackup1, spec(args, stdin, ""), repo, ds.v1Bytes); err != nil {
 		return err
 	}
 	if err := ds.mutate(); err != nil {
 		return fmt.Errorf("mutate live data to v2: %w", err)
 	}
 	args, stdin = t.backup(repo, ds.name, ds.src, 2)
-	if err := b.timed(res, stepBackup2, spec(args, stdin, ""), repo, ds.v2Bytes); err != nil {
+	if _, err := b.timed(res, stepBackup2, spec(args, stdin, ""), repo, ds.v2Bytes); err != nil {
 		return err
 	}
 	args, dir := t.restore(repo, ds.name, target)
-	if err := b.timed(res, stepRestore, spec(args, "", dir), repo, ds.v2Bytes); err != nil {
+	if _, err := b.timed(res, stepRestore, spec(args, "", dir), repo, ds.v2Bytes); err != nil {
 		return err
 	}
 	if err := ds.verify(t.restored(ds.name, target, ds.src)); err != nil {
@@ -204,24 +210,26 @@ func (b *bench) protocol(t tool, ds *dataset, res *runResult) error {
 	return os.RemoveAll(target)
 }
 
-// timed runs one measured step and appends its result.
-func (b *bench) timed(res *runResult, name string, c cmdSpec, repo string, input int64) error {
+// timed runs one measured step and appends its result. repo is the
+// directory whose growth the step is charged with (for an S3 repository,
+// where MinIO keeps its objects).
+func (b *bench) timed(res *runResult, name string, c cmdSpec, repo string, input int64) (usage, error) {
 	// Flush dirty pages left by preparing the data (or by the previous
 	// tool), so their writeback is not charged to this step.
 	syscall.Sync()
 	before, err := dirSize(repo)
 	if err != nil {
-		return err
+		return usage{}, err
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
 	defer cancel()
 	u, runErr := runCmd(ctx, c)
 	if runErr != nil {
-		return fmt.Errorf("%s: %w", name, runErr)
+		return u, fmt.Errorf("%s: %w", name, runErr)
 	}
 	after, err := dirSize(repo)
 	if err != nil {
-		return err
+		return u, err
 	}
 	s := stepResult{
 		Step: name, Command: c.String(),
@@ -232,5 +240,5 @@ func (b *bench) timed(res *runResult, name string, c cmdSpec, repo string, input
 	res.Steps = append(res.Steps, s)
 	b.logf("[%s/%s] %-8s %7.2f s %8.1f MB/s  cpu %6.1f s  rss %6.1f MiB  repo %+9.1f MiB",
 		res.Tool, res.Dataset, name, s.WallSec, s.MBps, s.UserSec+s.SysSec, float64(s.MaxRSSKiB)/1024, float64(after-before)/(1<<20))
-	return nil
+	return u, nil
 }

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,8 @@ type config struct {
 	stepTimeout time.Duration
 	repeat      int
 	genOnly     bool
+	s3          bool   // also measure backup and copy to a MinIO server
+	minioBin    string // its binary
 }
 
 func parseFlags() (config, error) {
@@ -44,6 +47,7 @@ func parseFlags() (config, error) {
 		defDir = filepath.Join(os.TempDir(), "cairn-bench")
 	}
 	var tools, datasets, cairnBin, resticBin, borgBin string
+	defMinio := findMinio()
 	flag.StringVar(&c.dir, "dir", defDir, "work dir for data, repositories and results (default $CAIRN_BENCH_DIR or /tmp/cairn-bench)")
 	flag.IntVar(&c.dumpMiB, "dump-mib", 500, "size of the SQL dump in MiB")
 	flag.IntVar(&c.treeMiB, "tree-mib", 300, "size of the file tree in MiB")
@@ -58,6 +62,8 @@ func parseFlags() (config, error) {
 	flag.DurationVar(&c.stepTimeout, "step-timeout", 2*time.Hour, "time limit of one timed command")
 	flag.IntVar(&c.repeat, "repeat", 1, "run the whole protocol this many times; the table shows medians")
 	flag.BoolVar(&c.genOnly, "gen-only", false, "only generate the data, run no tool")
+	flag.BoolVar(&c.s3, "s3", defMinio != "", "also back up to and copy to a local MinIO server (default true when a minio binary is found)")
+	flag.StringVar(&c.minioBin, "minio", cmp.Or(defMinio, "minio"), "minio binary for -s3 (default: $MINIO_BINARY, PATH, $(go env GOPATH)/bin)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", flag.Args())
@@ -146,6 +152,29 @@ func resolveTools(ctx context.Context, c config) ([]tool, []toolInfo, error) {
 	return ts, infos, nil
 }
 
+// resolveMinio finds the minio binary for -s3, or says how to get one. It
+// returns nil when none of the tools has an S3 backend (only borg runs).
+func resolveMinio(ctx context.Context, c config, ts []tool) (*s3Info, error) {
+	var users []string
+	for _, t := range ts {
+		if _, ok := t.(s3Tool); ok {
+			users = append(users, t.name())
+		}
+	}
+	if len(users) == 0 {
+		logf("-s3: none of the tools has an S3 backend (borg has none); no S3 rows")
+		return nil, nil
+	}
+	bin, err := exec.LookPath(c.minioBin)
+	if err == nil {
+		bin, err = filepath.Abs(bin)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("-s3: minio binary %q not found (%v): %s", c.minioBin, err, minioInstallHint)
+	}
+	return &s3Info{Path: bin, Version: s3Version(ctx, bin), Tools: users}, nil
+}
+
 func debPackage(tool string) string {
 	if tool == "borg" {
 		return "borgbackup"
@@ -186,6 +215,12 @@ func run(c config) error {
 			return errors.New("none of the requested tools is installed")
 		}
 	}
+	var s3 *s3Info
+	if c.s3 && !c.genOnly {
+		if s3, err = resolveMinio(ctx, c, ts); err != nil {
+			return err
+		}
+	}
 	params := dataParams{Version: genVersion, Seed: c.seed, DumpMiB: c.dumpMiB, TreeMiB: c.treeMiB}
 	st, reused, err := prepareData(l, params, logf)
 	if err != nil {
@@ -195,6 +230,22 @@ func run(c config) error {
 		return nil
 	}
 	b := &bench{ctx: ctx, l: l, timeout: c.stepTimeout, logf: logf}
+	if s3 != nil {
+		m, err := startMinio(ctx, s3.Path, filepath.Join(c.dir, "minio"))
+		if err != nil {
+			return fmt.Errorf("-s3: %w", err)
+		}
+		// Deferred, so the server goes on every way out of run; if we are
+		// killed instead, its parent-death signal ends it.
+		defer func() {
+			if err := m.stop(); err != nil {
+				logf("minio: stop: %v", err)
+			}
+		}()
+		s3.Endpoint = m.endpoint
+		b.minio = m
+		logf("minio: %s serving at %s (data in %s)", s3.Version, m.endpoint, m.dir)
+	}
 	var runs []runResult
 	// Repetitions go round all tools, so a slow spell of the machine does
 	// not hit one tool's runs only.
@@ -221,7 +272,10 @@ func run(c config) error {
 	}
 	res := &results{
 		Started: started, Repeat: c.repeat, Host: host(), Params: params, Dump: st.Dump, Tree: st.Tree,
-		DataReused: reused, Tools: infos, Runs: runs, Table: buildTable(c.datasets, ran, runs), Notes: notes,
+		DataReused: reused, Tools: infos, S3: s3, Runs: runs, Table: buildTable(c.datasets, ran, runs), Notes: notes,
+	}
+	if s3 != nil {
+		res.Notes = append(slices.Clip(res.Notes), s3Notes...)
 	}
 	res.WallSeconds = time.Since(started).Seconds()
 	writeText(os.Stdout, res, ran)

@@ -64,12 +64,13 @@ func firstLine(ctx context.Context, bin string, args ...string) (string, error) 
 }
 
 // cleanEnv is our environment without any variable that could point a tool
-// at another repository, password or cache.
+// at another repository, password, cache or S3 account (AWS_*: the S3 steps
+// add the bench MinIO's credentials themselves).
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "RESTIC_") || strings.HasPrefix(k, "BORG_") || strings.HasPrefix(k, "CAIRN_") || k == "XDG_CACHE_HOME" {
+		if strings.HasPrefix(k, "RESTIC_") || strings.HasPrefix(k, "BORG_") || strings.HasPrefix(k, "CAIRN_") || strings.HasPrefix(k, "AWS_") || k == "XDG_CACHE_HOME" {
 			continue
 		}
 		env = append(env, kv)
