@@ -92,9 +92,14 @@ type Elasticsearch struct {
 	Indices      string `yaml:"indices"`
 	AllowPartial bool   `yaml:"allow_partial"`
 	DeleteOlder  bool   `yaml:"delete_older"`
-	Username     string `yaml:"username"`
-	Password     string `yaml:"password"`
-	CACert       string `yaml:"cacert"`
+	// RenamePattern and RenameReplacement restore the indices under other
+	// names (Elasticsearch's rename_pattern / rename_replacement, "$1" for
+	// a group), e.g. to look at old data beside the live indices.
+	RenamePattern     string `yaml:"rename_pattern"`
+	RenameReplacement string `yaml:"rename_replacement"`
+	Username          string `yaml:"username"`
+	Password          string `yaml:"password"`
+	CACert            string `yaml:"cacert"`
 }
 
 // Kind returns "command", "elasticsearch" or "tree".

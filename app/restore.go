@@ -189,6 +189,9 @@ func restoreElasticsearch(ctx context.Context, r *repo.Repository, sn *snapshot.
 		Snapshot: name,
 		Indices:  c.Elasticsearch.Indices,
 		Partial:  c.Elasticsearch.AllowPartial,
+
+		RenamePattern:     c.Elasticsearch.RenamePattern,
+		RenameReplacement: c.Elasticsearch.RenameReplacement,
 	})
 	if err != nil {
 		return err

@@ -283,3 +283,48 @@ func TestConfiguredReplication(t *testing.T) {
 		t.Errorf("%d local snapshots, want 2", n)
 	}
 }
+
+// TestCommandModes takes a real PostgreSQL database through each way a
+// dump tool can be driven from cairn.yaml: stdout, a named pipe ({path}),
+// a directory ({dir}, pg_dump -Fd), and back through stdin, a file
+// ({path}, restore_via_file) or a directory ({dir}).
+func TestCommandModes(t *testing.T) {
+	pg := dbs.Postgres(t).NewDatabase(t)
+	testEnv(t)
+	pg.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 3000) i;`)
+	query := "SELECT count(*), md5(string_agg(id || v, ',' ORDER BY id)) FROM t"
+	before := pg.Query(t, query)
+	dumpDir := filepath.Join(t.TempDir(), "dump")
+	env := fmt.Sprintf("[PGHOST=%s, PGPORT=%d, PGUSER=%s]", pg.Host, pg.Port, pg.User)
+	dump, restore := fmt.Sprintf("%q", pg.Bin("pg_dump")), fmt.Sprintf("%q", pg.Bin("pg_restore"))
+	common := "--clean, --if-exists, --single-transaction, --exit-on-error, --dbname=" + pg.Database
+	tests := []struct{ name, component string }{
+		{"stream, restore through a file", fmt.Sprintf(`command: [%s, -Fc, -Z0, %s]
+    restore: [%s, %s, "{path}"]
+    restore_via_file: true`, dump, pg.Database, restore, common)},
+		{"named pipe", fmt.Sprintf(`command: [%s, -Fc, -Z0, --no-sync, -f, "{path}", %s]
+    mode: pipe
+    restore: [%s, %s]`, dump, pg.Database, restore, common)},
+		{"directory", fmt.Sprintf(`command: [%s, -Fd, -Z0, --no-sync, -f, "{dir}/db", %s]
+    mode: dir
+    dir: %s
+    clean: true
+    restore: [%s, %s, "{dir}/db"]`, dump, pg.Database, dumpDir, restore, common)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "cairn.yaml")
+			write(t, cfg, []byte("components:\n  - name: db\n    env: "+env+"\n    "+tc.component+"\n"), 0o600)
+			mustCairn(t, nil, "config", "check", cfg)
+			b := decodeJSON[backupOut](t, mustCairn(t, nil, "--config", cfg, "backup", "--json"))
+			pg.Exec(t, "DELETE FROM t WHERE id % 2 = 0; UPDATE t SET v = 'x' WHERE id < 10;")
+			if pg.Query(t, query) == before {
+				t.Fatal("the change did not take")
+			}
+			mustCairn(t, nil, "--config", cfg, "restore", "--snapshot", b.ShortID)
+			if got := pg.Query(t, query); got != before {
+				t.Errorf("after restore %s, want %s", got, before)
+			}
+		})
+	}
+}
