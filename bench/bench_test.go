@@ -3,6 +3,7 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,19 +177,28 @@ func TestTailBufferKeepsTail(t *testing.T) {
 
 // fakeCairn implements the cairn CLI contract with cp, to test the cairn
 // adapter and the protocol without a real cairn. CORRUPT=1 makes its restore
-// damage the data.
+// damage the data. An s3:http://HOST/BUCKET/PREFIX repository is the
+// directory $FAKE_S3/BUCKET/PREFIX; a copy to a repository made with
+// --replica-of reports mode "packs" unless NO_PACKS=1.
 const fakeCairn = `#!/bin/sh
 set -e
-repo="$CAIRN_REPOSITORY"
+loc() { case "$1" in s3:*) echo "$FAKE_S3/${1#s3:http://*/}" ;; *) echo "$1" ;; esac; }
+repo=$(loc "$CAIRN_REPOSITORY")
 case "$1" in
-init) mkdir -p "$repo" ;;
+init)
+  mkdir -p "$repo"
+  if [ "$3" = "--replica-of" ] && [ -z "$NO_PACKS" ]; then touch "$repo/replica"; fi ;;
 backup)
-  rm -rf "$repo/snap"; mkdir -p "$repo/snap"
-  if [ "$2" = "--stdin" ]; then cat > "$repo/snap/$3"
-  else cp -a "${3#*=}" "$repo/snap/${3%%=*}"; fi ;;
+  rm -rf "$repo/data"; mkdir -p "$repo/data"
+  if [ "$2" = "--stdin" ]; then cat > "$repo/data/$3"
+  else cp -a "${3#*=}" "$repo/data/${3%%=*}"; fi ;;
 restore)
-  cp -a "$repo/snap/." "$5/"
+  cp -a "$repo/data/." "$5/"
   if [ -n "$CORRUPT" ]; then for f in "$5"/db "$5"/files/*; do if [ -f "$f" ]; then echo x >> "$f"; fi; done; fi ;;
+copy)
+  target=$(loc "$3"); cp -a "$repo/data" "$target/"
+  mode=rewrite; if [ -f "$target/replica" ]; then mode=packs; fi
+  echo "{\"mode\": \"$mode\", \"copied\": [{}, {}]}" ;;
 *) echo "unknown command $1" >&2; exit 2 ;;
 esac
 `
@@ -294,5 +304,153 @@ func TestBuildTableMediansAndRatios(t *testing.T) {
 	}
 	if got := statusOf(append(runs, runResult{Tool: "restic", Dataset: dsDump, RestoreWrong: true}), "restic", dsDump); got != "WRONG RESTORE" {
 		t.Errorf("status %q", got)
+	}
+}
+
+// The S3 part runs after the local protocol: a backup into a fresh S3
+// repository and cairn's two copies of the local repository, each measured;
+// a copy in the wrong mode fails the run. MinIO is faked by the fake cairn's
+// directories, so this runs anywhere.
+func TestS3ProtocolWithFakeCairn(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "cairn")
+	if err := os.WriteFile(bin, []byte(fakeCairn), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l := layout{root: filepath.Join(dir, "work")}
+	st, _, err := prepareData(l, dataParams{Version: genVersion, Seed: 2, DumpMiB: 1, TreeMiB: 1}, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &minioServer{endpoint: "127.0.0.1:9", dir: filepath.Join(dir, "minio")}
+	t.Setenv("FAKE_S3", filepath.Join(m.dir, "data"))
+	b := &bench{ctx: t.Context(), l: l, timeout: time.Minute, logf: t.Logf, minio: m}
+	var runs []runResult
+	for _, ds := range []*dataset{dumpDataset(l, st), treeDataset(l, st)} {
+		res := b.run(cairnTool{bin}, ds, 1)
+		if res.Error != "" || !res.RestoreVerified || len(res.Steps) != 6 {
+			t.Fatalf("%s: %+v", ds.name, res)
+		}
+		bk := res.step(stepS3Backup)
+		if bk == nil || bk.InputBytes != ds.v1Bytes || bk.RepoAfter <= 0 || bk.MBps <= 0 {
+			t.Errorf("%s: implausible backup to MinIO: %+v", ds.name, bk)
+		}
+		packs, err := dirSize(filepath.Join(l.repo("cairn", ds.name), "data"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range []string{stepCopyReplica, stepCopyUnrelated} {
+			if s := res.step(step); s == nil || s.InputBytes != packs || s.RepoAfter < packs || !strings.Contains(s.Command, " copy --to s3:http://127.0.0.1:9/cairn-bench/"+ds.name+"-") {
+				t.Errorf("%s: implausible %s: %+v", ds.name, step, s)
+			}
+		}
+		runs = append(runs, res)
+	}
+	rows := buildTable([]string{dsDump, dsTree}, []string{"cairn"}, runs)
+	if len(rows) != 2*len(metrics) {
+		t.Errorf("%d rows, want all %d metrics for both data sets", len(rows), 2*len(metrics))
+	}
+
+	// Another repetition gets new S3 repositories.
+	t.Setenv("NO_PACKS", "1")
+	res := b.run(cairnTool{bin}, dumpDataset(l, st), 2)
+	if s := res.step(stepS3Backup); s == nil || s.RepoAfter <= 0 {
+		t.Errorf("repetition 2: backup to MinIO: %+v", s)
+	}
+	if _, err := os.Stat(filepath.Join(m.dir, "data", "cairn-bench", "dump-run2-replica")); err != nil {
+		t.Errorf("repetition 2: %v", err)
+	}
+	if !strings.Contains(res.Error, `mode "rewrite"`) || res.step(stepCopyUnrelated) != nil {
+		t.Fatalf("a replica copy that re-encrypted was not caught: %+v", res)
+	}
+}
+
+// restic's one copy stands in for both of cairn's copy rows; the S3 rows
+// are left out of a run without them.
+func TestBuildTableS3Rows(t *testing.T) {
+	steps := func(names ...string) []stepResult {
+		var s []stepResult
+		for i, n := range names {
+			s = append(s, stepResult{Step: n, MBps: float64(10 * (i + 1))})
+		}
+		return s
+	}
+	runs := []runResult{
+		{Rep: 1, Tool: "cairn", Dataset: dsDump, Steps: steps(stepBackup1, stepS3Backup, stepCopyReplica, stepCopyUnrelated)},
+		{Rep: 1, Tool: "restic", Dataset: dsDump, Steps: steps(stepBackup1, stepS3Backup, stepCopy)},
+		{Rep: 1, Tool: "borg", Dataset: dsDump, Steps: steps(stepBackup1)},
+	}
+	byName := map[string]tableRow{}
+	for _, r := range buildTable([]string{dsDump}, []string{"cairn", "restic", "borg"}, runs) {
+		byName[r.Metric] = r
+	}
+	replica, unrelated := byName["copy to MinIO (replica, packs)"], byName["copy to MinIO (unrelated)"]
+	if *replica.Values["cairn"] != 30 || *unrelated.Values["cairn"] != 40 || *replica.Values["restic"] != 30 || *unrelated.Values["restic"] != 30 {
+		t.Fatalf("copy rows: %+v %+v", replica, unrelated)
+	}
+	if *unrelated.Ratios["restic"] != 40.0/30 || replica.Values["borg"] != nil || replica.Ratios["borg"] != nil {
+		t.Errorf("copy rows: %+v %+v", replica, unrelated)
+	}
+	if r := byName["backup to MinIO throughput"]; *r.Values["cairn"] != 20 || *r.Values["restic"] != 20 {
+		t.Errorf("backup to MinIO: %+v", r)
+	}
+	for _, r := range buildTable([]string{dsDump}, []string{"cairn", "borg"}, runs[2:]) {
+		if strings.Contains(r.Metric, "MinIO") {
+			t.Errorf("S3 row in a run without S3 steps: %+v", r)
+		}
+	}
+}
+
+func TestCopyChecks(t *testing.T) {
+	if err := checkCairnCopy(`{"mode": "packs", "copied": [{}, {}], "bytes": 5}`, "packs", 2); err != nil {
+		t.Error(err)
+	}
+	for _, out := range []string{`{"mode": "rewrite", "copied": [{}, {}]}`, `{"mode": "packs", "copied": [{}]}`, "copied snapshot 1 as 2"} {
+		if checkCairnCopy(out, "packs", 2) == nil {
+			t.Errorf("accepted %q", out)
+		}
+	}
+	out := "snapshot 9a1300de of [/x] at 2026-11-22)\n  copy started, this may take a while...\n\nsnapshot 3de60b0d saved\nsnapshot 1b2c saved\n"
+	if err := checkResticCopy(out, 2); err != nil {
+		t.Error(err)
+	}
+	if checkResticCopy(out, 3) == nil {
+		t.Error("accepted 2 saved snapshots for 3")
+	}
+}
+
+// The MinIO server starts on free loopback ports, answers S3 requests and
+// is gone, with its data, after stop. Needs a minio binary (make test
+// builds one); skipped without.
+func TestMinioStartStop(t *testing.T) {
+	bin := findMinio()
+	if bin == "" {
+		t.Skip("no minio binary: " + minioInstallHint)
+	}
+	dir := filepath.Join(t.TempDir(), "minio")
+	m, err := startMinio(t.Context(), bin, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + m.endpoint + "/")
+	if err != nil {
+		m.stop()
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("unsigned ListBuckets: %s, want 403", resp.Status)
+	}
+	if !strings.HasPrefix(m.endpoint, "127.0.0.1:") {
+		t.Errorf("endpoint %s is not loopback", m.endpoint)
+	}
+	if err := m.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if m.cmd.ProcessState == nil {
+		t.Error("minio still running after stop")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("data dir left behind: %v", err)
 	}
 }

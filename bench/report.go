@@ -26,37 +26,64 @@ var notes = []string{
 	"Every restore of the second snapshot is compared byte for byte (SHA-256) with v2; a wrong restore fails the run.",
 }
 
+// s3Notes are added when the S3 part ran.
+var s3Notes = []string{
+	"S3 rows (-s3): a MinIO server on 127.0.0.1 (single drive, data under the work dir, plain HTTP) started for the run; borg has no S3 backend and has no values there.",
+	"backup to MinIO = first backup of v1 into a fresh S3 repository (cairn init --create-bucket; restic init), with a fresh cache; MB/s = v1 bytes / wall seconds.",
+	"copy to MinIO: the local repository the run made (two snapshots) copied into a fresh S3 repository; MB/s = bytes of that tool's local packs (data/ dir) / wall seconds, so each tool is credited with its own repository's size.",
+	"cairn copies into a replica made with init --replica-of LOCAL --same-data-key (whole packs, not decrypted) and into an unrelated repository (re-encrypted); restic has one kind of copy (re-encrypted, target made with init --copy-chunker-params): the same measurement is shown in both copy rows.",
+}
+
 // metric is one row of the table, read from a run.
 type metric struct {
 	name         string
 	unit         string
 	higherBetter bool
 	value        func(r *runResult) (float64, bool)
+	// optional rows are left out when no tool has a value: the S3 rows of a
+	// run without -s3.
+	optional bool
 }
 
-func stepMetric(name, step, unit string, higher bool, f func(s *stepResult) float64) metric {
+// stepMetric reads f of the first of steps the run has (restic's one copy
+// stands in for both of cairn's).
+func stepMetric(name, unit string, higher bool, f func(s *stepResult) float64, steps ...string) metric {
 	return metric{name: name, unit: unit, higherBetter: higher, value: func(r *runResult) (float64, bool) {
-		s := r.step(step)
-		if s == nil {
-			return 0, false
+		for _, step := range steps {
+			if s := r.step(step); s != nil {
+				return f(s), true
+			}
 		}
-		return f(s), true
+		return 0, false
 	}}
+}
+
+func s3Metric(m metric) metric {
+	m.optional = true
+	return m
 }
 
 const mib = 1 << 20
 
+func mbps(s *stepResult) float64   { return s.MBps }
+func rssMiB(s *stepResult) float64 { return float64(s.MaxRSSKiB) / 1024 }
+func cpuSec(s *stepResult) float64 { return s.UserSec + s.SysSec }
+
 var metrics = []metric{
-	stepMetric("backup 1 throughput", stepBackup1, "MB/s", true, func(s *stepResult) float64 { return s.MBps }),
-	stepMetric("backup 2 throughput", stepBackup2, "MB/s", true, func(s *stepResult) float64 { return s.MBps }),
-	stepMetric("restore throughput", stepRestore, "MB/s", true, func(s *stepResult) float64 { return s.MBps }),
-	stepMetric("repo size after backup 1", stepBackup1, "MiB", false, func(s *stepResult) float64 { return float64(s.RepoAfter) / mib }),
-	stepMetric("bytes added by backup 2", stepBackup2, "MiB", false, func(s *stepResult) float64 { return float64(s.RepoAfter-s.RepoBefore) / mib }),
-	stepMetric("peak RSS backup 1", stepBackup1, "MiB", false, func(s *stepResult) float64 { return float64(s.MaxRSSKiB) / 1024 }),
-	stepMetric("peak RSS backup 2", stepBackup2, "MiB", false, func(s *stepResult) float64 { return float64(s.MaxRSSKiB) / 1024 }),
-	stepMetric("peak RSS restore", stepRestore, "MiB", false, func(s *stepResult) float64 { return float64(s.MaxRSSKiB) / 1024 }),
-	stepMetric("CPU time backup 1", stepBackup1, "s", false, func(s *stepResult) float64 { return s.UserSec + s.SysSec }),
-	stepMetric("CPU time backup 2", stepBackup2, "s", false, func(s *stepResult) float64 { return s.UserSec + s.SysSec }),
+	stepMetric("backup 1 throughput", "MB/s", true, mbps, stepBackup1),
+	stepMetric("backup 2 throughput", "MB/s", true, mbps, stepBackup2),
+	stepMetric("restore throughput", "MB/s", true, mbps, stepRestore),
+	stepMetric("repo size after backup 1", "MiB", false, func(s *stepResult) float64 { return float64(s.RepoAfter) / mib }, stepBackup1),
+	stepMetric("bytes added by backup 2", "MiB", false, func(s *stepResult) float64 { return float64(s.RepoAfter-s.RepoBefore) / mib }, stepBackup2),
+	stepMetric("peak RSS backup 1", "MiB", false, rssMiB, stepBackup1),
+	stepMetric("peak RSS backup 2", "MiB", false, rssMiB, stepBackup2),
+	stepMetric("peak RSS restore", "MiB", false, rssMiB, stepRestore),
+	stepMetric("CPU time backup 1", "s", false, cpuSec, stepBackup1),
+	stepMetric("CPU time backup 2", "s", false, cpuSec, stepBackup2),
+	s3Metric(stepMetric("backup to MinIO throughput", "MB/s", true, mbps, stepS3Backup)),
+	s3Metric(stepMetric("peak RSS backup to MinIO", "MiB", false, rssMiB, stepS3Backup)),
+	s3Metric(stepMetric("copy to MinIO (replica, packs)", "MB/s", true, mbps, stepCopyReplica, stepCopy)),
+	s3Metric(stepMetric("copy to MinIO (unrelated)", "MB/s", true, mbps, stepCopyUnrelated, stepCopy)),
 }
 
 // tableRow is one metric of one data set, for every tool.
@@ -80,6 +107,14 @@ type toolInfo struct {
 	Skipped  string `json:"skipped,omitempty"`
 }
 
+// s3Info describes the MinIO server of the S3 rows.
+type s3Info struct {
+	Path     string   `json:"path"`
+	Version  string   `json:"version"`
+	Endpoint string   `json:"endpoint"`
+	Tools    []string `json:"tools"` // the tools measured on it
+}
+
 type hostInfo struct {
 	CPU       string `json:"cpu"`
 	CPUs      int    `json:"cpus"`
@@ -99,6 +134,7 @@ type results struct {
 	Tree        treeStats   `json:"tree"`
 	DataReused  bool        `json:"data_reused"`
 	Tools       []toolInfo  `json:"tools"`
+	S3          *s3Info     `json:"s3,omitempty"`
 	Runs        []runResult `json:"runs"`
 	Table       []tableRow  `json:"table"`
 	Notes       []string    `json:"notes"`
@@ -124,6 +160,9 @@ func buildTable(datasets []string, tools []string, runs []runResult) []tableRow 
 					v := median(row.Samples[t])
 					row.Values[t] = &v
 				}
+			}
+			if m.optional && len(row.Values) == 0 {
+				continue
 			}
 			if c := row.Values["cairn"]; c != nil {
 				row.Ratios = map[string]*float64{}
@@ -231,6 +270,9 @@ func writeText(w io.Writer, res *results, tools []string) {
 			fmt.Fprintf(bw, "tool %-6s %s [%s]\n", t.Name, t.Version, t.Settings)
 		}
 	}
+	if s := res.S3; s != nil {
+		fmt.Fprintf(bw, "s3: %s at %s, for %s\n", s.Version, s.Endpoint, strings.Join(s.Tools, ", "))
+	}
 	writeDataSummary(bw, res)
 	cmp := others(tools)
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -313,6 +355,9 @@ func writeMarkdown(path string, res *results, tools []string) error {
 		} else {
 			fmt.Fprintf(w, "- %s: `%s` — %s\n", t.Name, t.Version, t.Settings)
 		}
+	}
+	if s := res.S3; s != nil {
+		fmt.Fprintf(w, "- S3 rows: `%s` on %s, for %s\n", s.Version, s.Endpoint, strings.Join(s.Tools, ", "))
 	}
 	fmt.Fprintln(w)
 	var sb strings.Builder

@@ -44,16 +44,16 @@ type Component struct {
 
 // Snapshot is the manifest that ties components into one point in time.
 type Snapshot struct {
-	Version    int         `json:"version"`
-	Time       time.Time   `json:"time"`
-	Host       string      `json:"host"`
-	App        string      `json:"app,omitempty"` // the application, from the config file
-	Tags       []string    `json:"tags,omitempty"`
-	Program    string      `json:"program,omitempty"` // "cairn VERSION" that wrote it
+	Version int       `json:"version"`
+	Time    time.Time `json:"time"`
+	Host    string    `json:"host"`
+	App     string    `json:"app,omitempty"` // the application, from the config file
+	Tags    []string  `json:"tags,omitempty"`
+	Program string    `json:"program,omitempty"` // "cairn VERSION" that wrote it
 	// Original is the ID of the snapshot this one was copied from (by
 	// cairn copy; through chains of copies, the first one), so a copy is
 	// recognised in the target and not made twice.
-	Original *chunk.ID `json:"original,omitempty"`
+	Original   *chunk.ID   `json:"original,omitempty"`
 	Components []Component `json:"components"`
 }
 
