@@ -38,6 +38,7 @@ type config struct {
 	genOnly     bool
 	s3          bool   // also measure backup and copy to a MinIO server
 	minioBin    string // its binary
+	minioFound  bool   // whether one was found (the default of -s3)
 }
 
 func parseFlags() (config, error) {
@@ -48,6 +49,7 @@ func parseFlags() (config, error) {
 	}
 	var tools, datasets, cairnBin, resticBin, borgBin string
 	defMinio := findMinio()
+	c.minioFound = defMinio != ""
 	flag.StringVar(&c.dir, "dir", defDir, "work dir for data, repositories and results (default $CAIRN_BENCH_DIR or /tmp/cairn-bench)")
 	flag.IntVar(&c.dumpMiB, "dump-mib", 500, "size of the SQL dump in MiB")
 	flag.IntVar(&c.treeMiB, "tree-mib", 300, "size of the file tree in MiB")
@@ -216,6 +218,9 @@ func run(c config) error {
 		}
 	}
 	var s3 *s3Info
+	if !c.s3 && !c.minioFound && !c.genOnly {
+		logf("no minio binary found, so no S3 rows: run scripts/install-minio.sh or pass -minio PATH")
+	}
 	if c.s3 && !c.genOnly {
 		if s3, err = resolveMinio(ctx, c, ts); err != nil {
 			return err

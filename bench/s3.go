@@ -1,0 +1,391 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Steps of the S3 part of the protocol (-s3), run after the local protocol.
+const (
+	stepS3Backup      = "s3-backup"      // first backup of v1 into a fresh S3 repository
+	stepCopyReplica   = "copy-replica"   // cairn: local → replica sharing the data key (whole packs)
+	stepCopyUnrelated = "copy-unrelated" // cairn: local → unrelated repository (re-encrypt)
+	stepCopy          = "copy"           // restic's only kind of copy (re-encrypt)
+)
+
+// Credentials of the MinIO server the benchmark runs.
+const (
+	minioUser   = "cairnbench"
+	minioSecret = "cairnbench-secret-key"
+)
+
+// minioInstallHint is the advice given when -s3 is asked for and no minio
+// binary is found.
+const minioInstallHint = "run scripts/install-minio.sh (builds the pinned MinIO with go install), pass -minio PATH, or leave the S3 rows out with -s3=false"
+
+// findMinio returns the minio binary the S3 tests use too: $MINIO_BINARY,
+// else minio on PATH, else minio in $GOBIN, $(go env GOPATH)/bin or ~/go/bin;
+// "" if there is none.
+func findMinio() string {
+	if p := os.Getenv("MINIO_BINARY"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p
+	}
+	var dirs []string
+	if gobin := os.Getenv("GOBIN"); gobin != "" {
+		dirs = append(dirs, gobin)
+	}
+	if out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output(); err == nil {
+		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) == 2 {
+			if lines[0] != "" {
+				dirs = append(dirs, lines[0])
+			}
+			for _, p := range filepath.SplitList(lines[1]) {
+				dirs = append(dirs, filepath.Join(p, "bin"))
+			}
+		}
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, "go", "bin"))
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, "minio")
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p
+		}
+	}
+	return ""
+}
+
+// minioServer is a MinIO server on 127.0.0.1 keeping its data under the
+// work dir; stop kills it and deletes the data.
+type minioServer struct {
+	endpoint string // host:port of the S3 API
+	dir      string // <work dir>/minio: data, certs dir, HOME
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	log      *tailBuffer
+}
+
+// startMinio starts bin with its data in dir (emptied first: a killed run
+// may have left one) and waits until it answers S3 requests. Free ports are
+// found by binding and releasing them; another process can take one in
+// between, so a failed start is tried again.
+func startMinio(ctx context.Context, bin, dir string) (*minioServer, error) {
+	var lastErr error
+	for range 3 {
+		m, err := startMinioOnce(ctx, bin, dir)
+		if err == nil {
+			return m, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func startMinioOnce(ctx context.Context, bin, dir string) (*minioServer, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	apiAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	consoleAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "server", filepath.Join(dir, "data"),
+		"--address", apiAddr, "--console-address", consoleAddr,
+		"--certs-dir", filepath.Join(dir, "certs"), "--quiet")
+	cmd.Env = append(cleanEnv(),
+		"MINIO_ROOT_USER="+minioUser,
+		"MINIO_ROOT_PASSWORD="+minioSecret,
+		"MINIO_BROWSER=off",
+		"MINIO_UPDATE=off",
+		"MINIO_CALLHOME_ENABLE=off",
+		"MINIO_SCANNER_SPEED=slowest", // no background scans during the timed steps
+		"HOME="+dir,                   // keeps ~/.minio out of the real home
+	)
+	log := &tailBuffer{max: 16 << 10}
+	cmd.Stdout, cmd.Stderr = log, log // the same pointer: exec serialises the writes
+	// If we die without stopping it (SIGKILL, SIGTERM), so does the server.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	m := &minioServer{endpoint: apiAddr, dir: dir, cmd: cmd, exited: make(chan struct{}), log: log}
+	go func() { cmd.Wait(); close(m.exited) }()
+	if err := m.waitReady(ctx, time.Minute); err != nil {
+		m.stop()
+		return nil, fmt.Errorf("minio server at %s: %w\n  minio output (tail):\n%s", apiAddr, err, indentTail(log.String(), 20))
+	}
+	return m, nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// waitReady waits for /minio/health/ready, then for the S3 API itself: a
+// fresh server answers S3 requests with 503 XMinioServerNotInitialized for a
+// moment after it is "ready". An unsigned ListBuckets is refused with 403
+// AccessDenied once the S3 layer is up, which is all we need to know.
+func (m *minioServer) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	for _, check := range []struct {
+		path string
+		ok   func(code int) bool
+	}{
+		{"/minio/health/ready", func(code int) bool { return code == http.StatusOK }},
+		{"/", func(code int) bool { return code != http.StatusServiceUnavailable }},
+	} {
+		last := "no answer"
+		for {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.endpoint+check.path, nil)
+			if err != nil {
+				return err
+			}
+			if resp, err := client.Do(req); err == nil {
+				resp.Body.Close()
+				if check.ok(resp.StatusCode) {
+					break
+				}
+				last = resp.Status
+			}
+			select {
+			case <-m.exited:
+				return fmt.Errorf("exited before it was ready (%v)", m.cmd.ProcessState)
+			case <-ctx.Done():
+				return fmt.Errorf("GET %s: not ready after %v (last: %s)", check.path, timeout, last)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// stop kills the server, waits for it and deletes its data.
+func (m *minioServer) stop() error {
+	if m.cmd.Process != nil {
+		m.cmd.Process.Kill()
+		<-m.exited
+	}
+	return os.RemoveAll(m.dir)
+}
+
+// url is the S3 location of a repository at prefix in bucket, as both cairn
+// and restic spell it.
+func (m *minioServer) url(bucket, prefix string) string {
+	return "s3:http://" + m.endpoint + "/" + bucket + "/" + prefix
+}
+
+// path is where MinIO keeps the objects under prefix in bucket (single-drive
+// layout: one directory per object), to measure what a step stored.
+func (m *minioServer) path(bucket, prefix string) string {
+	return filepath.Join(m.dir, "data", bucket, filepath.FromSlash(prefix))
+}
+
+// env is what a tool needs to reach the server.
+func (m *minioServer) env() []string {
+	return []string{"AWS_ACCESS_KEY_ID=" + minioUser, "AWS_SECRET_ACCESS_KEY=" + minioSecret}
+}
+
+// s3Cmd is one command of the S3 part. repo is the repository the tool's
+// own environment names (tool.env): the S3 repository, except for cairn's
+// copy, which runs on the local source with the target in its arguments.
+type s3Cmd struct {
+	repo string
+	env  []string // added to the tool's environment
+	args []string
+}
+
+// copyPlan is one way a tool copies the snapshots of its local repository
+// into a new S3 repository.
+type copyPlan struct {
+	step   string // stepCopyReplica, stepCopyUnrelated or stepCopy
+	target string // prefix of the target repository (in the tool's bucket)
+	init   s3Cmd  // creates the target (not timed)
+	copy   s3Cmd  // the timed copy
+	// check judges what the copy printed, given how many snapshots the
+	// local repository has, so a copy that did nothing fails the run.
+	check func(stdout string, snapshots int) error
+}
+
+// s3Tool is a tool with an S3 backend: it is measured against MinIO too.
+// borg has none.
+type s3Tool interface {
+	tool
+	// s3InitArgs creates a repository on S3 (with its bucket, if need be).
+	s3InitArgs() []string
+	// copyPlans returns the copies to measure from local to the targets
+	// url(prefix) names; pwFile holds the password of every repository.
+	copyPlans(local, prefix string, url func(prefix string) string, pwFile string) []copyPlan
+}
+
+func (t cairnTool) s3InitArgs() []string { return []string{"init", "--create-bucket"} }
+
+// cairn copies to a replica sharing the data key (packs are sent whole,
+// never decrypted) and to an unrelated repository (blobs re-encrypted).
+func (t cairnTool) copyPlans(local, prefix string, url func(string) string, _ string) []copyPlan {
+	plan := func(step, suffix, mode string, initArgs ...string) copyPlan {
+		target := prefix + suffix
+		return copyPlan{
+			step: step, target: target,
+			init: s3Cmd{repo: url(target), env: []string{"CAIRN_FROM_PASSWORD=" + benchPassword}, args: initArgs},
+			copy: s3Cmd{repo: local, env: []string{"CAIRN_TO_PASSWORD=" + benchPassword}, args: []string{"copy", "--to", url(target), "--json"}},
+			check: func(stdout string, snapshots int) error {
+				return checkCairnCopy(stdout, mode, snapshots)
+			},
+		}
+	}
+	return []copyPlan{
+		plan(stepCopyReplica, "-replica", "packs", "init", "--create-bucket", "--replica-of", local, "--same-data-key"),
+		plan(stepCopyUnrelated, "-copy", "rewrite", "init", "--create-bucket"),
+	}
+}
+
+// checkCairnCopy checks cairn copy --json output: every snapshot copied, in
+// the expected mode.
+func checkCairnCopy(stdout, mode string, snapshots int) error {
+	var out struct {
+		Mode   string            `json:"mode"`
+		Copied []json.RawMessage `json:"copied"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		return fmt.Errorf("cannot read copy --json output: %w\n%s", err, indentTail(stdout, 10))
+	}
+	if out.Mode != mode || len(out.Copied) != snapshots {
+		return fmt.Errorf("copy reported mode %q and %d snapshots copied, want mode %q and %d", out.Mode, len(out.Copied), mode, snapshots)
+	}
+	return nil
+}
+
+func (t resticTool) s3InitArgs() []string { return []string{"init"} }
+
+// restic has one kind of copy: blobs decrypted and re-encrypted, into a
+// repository made with the source's chunker parameters so later backups
+// deduplicate with the copied data. The source password comes from a file:
+// restic 0.14 reads no RESTIC_FROM_PASSWORD.
+func (t resticTool) copyPlans(local, prefix string, url func(string) string, pwFile string) []copyPlan {
+	target := prefix + "-copy"
+	from := []string{"--from-repo", local, "--from-password-file", pwFile}
+	return []copyPlan{{
+		step: stepCopy, target: target,
+		init:  s3Cmd{repo: url(target), args: append([]string{"init", "--copy-chunker-params"}, from...)},
+		copy:  s3Cmd{repo: url(target), args: append([]string{"copy"}, from...)},
+		check: checkResticCopy,
+	}}
+}
+
+var resticSaved = regexp.MustCompile(`(?m)^snapshot [0-9a-f]+ saved\s*$`)
+
+// checkResticCopy counts the "snapshot ID saved" lines restic copy prints.
+func checkResticCopy(stdout string, snapshots int) error {
+	if n := len(resticSaved.FindAllString(stdout, -1)); n != snapshots {
+		return fmt.Errorf("copy saved %d snapshots, want %d\n%s", n, snapshots, indentTail(stdout, 10))
+	}
+	return nil
+}
+
+// localSnapshots is how many snapshots the local protocol leaves.
+const localSnapshots = 2
+
+// s3Protocol is the S3 part, run after the local protocol left the local
+// repository with its two snapshots: make the live path v1 again, back it up
+// into a fresh repository on MinIO, then copy the local repository's
+// snapshots into fresh S3 repositories in each of the tool's ways.
+func (b *bench) s3Protocol(t s3Tool, ds *dataset, res *runResult) error {
+	m := b.minio
+	bucket := t.name() + "-bench"
+	prefix := ds.name
+	if res.Rep > 1 { // MinIO lives for the whole run: each repetition gets new repositories
+		prefix += fmt.Sprintf("-run%d", res.Rep)
+	}
+	url := func(p string) string { return m.url(bucket, p) }
+	local, cache := b.l.repo(t.name(), ds.name), b.l.cache(t.name(), ds.name+"-s3")
+	if err := os.RemoveAll(cache); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return err
+	}
+	pwFile := filepath.Join(b.l.root, "password")
+	if err := os.WriteFile(pwFile, []byte(benchPassword), 0o600); err != nil {
+		return err
+	}
+	spec := func(c s3Cmd, stdin string) cmdSpec {
+		env := append(append(append(cleanEnv(), m.env()...), t.env(c.repo, cache)...), c.env...)
+		return cmdSpec{Path: t.path(), Args: c.args, Env: env, Stdin: stdin}
+	}
+
+	if err := ds.reset(); err != nil {
+		return fmt.Errorf("prepare live v1 data: %w", err)
+	}
+	if _, err := runCmd(b.ctx, spec(s3Cmd{repo: url(prefix), args: t.s3InitArgs()}, "")); err != nil {
+		return fmt.Errorf("init on MinIO: %w", err)
+	}
+	args, stdin := t.backup(url(prefix), ds.name, ds.src, 1)
+	if _, err := b.timed(res, stepS3Backup, spec(s3Cmd{repo: url(prefix), args: args}, stdin), m.path(bucket, prefix), ds.v1Bytes); err != nil {
+		return err
+	}
+
+	// Copy throughput is measured on the bytes of the local repository's
+	// packs (data/), what a copy has to move at most.
+	packs, err := dirSize(filepath.Join(local, "data"))
+	if err != nil {
+		return err
+	}
+	if packs == 0 {
+		return fmt.Errorf("local repository %s has no packs in data/", local)
+	}
+	for _, p := range t.copyPlans(local, prefix, url, pwFile) {
+		if _, err := runCmd(b.ctx, spec(p.init, "")); err != nil {
+			return fmt.Errorf("init copy target %s: %w", url(p.target), err)
+		}
+		u, err := b.timed(res, p.step, spec(p.copy, ""), m.path(bucket, p.target), packs)
+		if err != nil {
+			return err
+		}
+		if err := p.check(u.Stdout, localSnapshots); err != nil {
+			return fmt.Errorf("%s: %w", p.step, err)
+		}
+	}
+	return nil
+}
+
+// s3Version is the first line of minio --version, for the report.
+func s3Version(ctx context.Context, bin string) string {
+	v, err := firstLine(ctx, bin, "--version")
+	if err != nil || v == "" {
+		return "minio (version unknown)"
+	}
+	return v
+}
