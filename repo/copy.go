@@ -86,6 +86,10 @@ func (r *Repository) CopyToAll(ctx context.Context, dsts []*Repository, snaps []
 	if err := r.LoadIndex(ctx); err != nil {
 		return nil, err
 	}
+	if len(dsts) == 1 {
+		res, err := r.copyTo(ctx, dsts[0], snaps, opts, nil) // nothing to share
+		return []*CopyResult{res}, err
+	}
 	shared := newSharedReads(readCacheBytes)
 	results := make([]*CopyResult, len(dsts))
 	errs := make([]error, len(dsts))
@@ -105,8 +109,8 @@ func (r *Repository) CopyToAll(ctx context.Context, dsts []*Repository, snaps []
 }
 
 // readCacheBytes bounds what CopyToAll keeps of the source for targets
-// that lag behind: a few packs' worth.
-const readCacheBytes = 128 << 20
+// that lag behind: four 16 MiB packs' worth.
+const readCacheBytes = 64 << 20
 
 func (r *Repository) copyTo(ctx context.Context, dst *Repository, snaps []SnapshotEntry, opts CopyOptions, shared *sharedReads) (*CopyResult, error) {
 	if opts.Progress == nil {
