@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the peers the benchmark compares against, from Debian's packages.
+# Installs the peers the benchmark compares against, from Debian's packages,
+# and the MinIO server for its S3 rows.
 set -euo pipefail
 missing=()
 command -v restic >/dev/null || missing+=(restic)
@@ -9,3 +10,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
+# The S3 rows run cairn and restic against a MinIO the bench starts itself.
+bash "$(dirname "$0")/install-minio.sh" >/dev/null
