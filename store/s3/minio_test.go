@@ -220,11 +220,20 @@ func TestSilentEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
 	var conns sync.WaitGroup
 	done := make(chan struct{})
-	defer func() { close(done); conns.Wait() }()
+	accepting := make(chan struct{})
+	// Stop accepting before waiting for the connections: a WaitGroup must
+	// not gain members while Wait runs (the race detector caught that when
+	// the client retried during the wait).
+	defer func() {
+		l.Close()
+		<-accepting
+		close(done)
+		conns.Wait()
+	}()
 	go func() {
+		defer close(accepting)
 		for {
 			c, err := l.Accept()
 			if err != nil {
