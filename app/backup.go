@@ -87,9 +87,7 @@ func Backup(ctx context.Context, r *repo.Repository, cfg *Config, opts Options) 
 		cs := repo.ComponentSource{Name: c.Name, Before: hook(c.Hooks.Before), After: hook(c.Hooks.After)}
 		switch c.Kind() {
 		case "command":
-			cs.Start = func(ctx context.Context) (repo.ComponentSource, error) {
-				return startCommand(ctx, c, &streams, warn)
-			}
+			cs.Start = CommandSource(c, &streams, warn).Start
 		case "elasticsearch":
 			cs.Start = func(ctx context.Context) (repo.ComponentSource, error) {
 				ec, err := c.Elasticsearch.config()
@@ -139,6 +137,17 @@ func StderrTail(b []byte) string {
 		b = b[len(b)-keep:]
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// CommandSource is a dump-command component for the archiver: the command
+// starts when the component's turn comes, and its stream is added to
+// streams, which the caller closes once the backup returns (a backup that
+// fails elsewhere never reaches Finish, and the command must not outlive
+// it). cmd/cairn's --command flags use it too.
+func CommandSource(c *Component, streams *[]io.Closer, warn func(string)) repo.ComponentSource {
+	return repo.ComponentSource{Name: c.Name, Start: func(ctx context.Context) (repo.ComponentSource, error) {
+		return startCommand(ctx, c, streams, warn)
+	}}
 }
 
 // startCommand runs a dump command in its configured mode.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cairn-backup/cairn/repo"
@@ -59,7 +60,7 @@ func Restore(ctx context.Context, r *repo.Repository, cfg *Config, sn *repo.Snap
 	}
 	for i := range cfg.Components {
 		c := &cfg.Components[i]
-		if len(opts.Components) > 0 && !contains(opts.Components, c.Name) {
+		if len(opts.Components) > 0 && !slices.Contains(opts.Components, c.Name) {
 			continue
 		}
 		if sn.Component(c.Name) == nil {
@@ -279,13 +280,4 @@ func substitute(argv []string, key, val string) []string {
 		out[i] = strings.ReplaceAll(a, key, val)
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

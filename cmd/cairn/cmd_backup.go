@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"maps"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -11,7 +11,6 @@ import (
 	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
-	"github.com/cairn-backup/cairn/sources/command"
 	"github.com/cairn-backup/cairn/sources/tree"
 	"github.com/spf13/cobra"
 )
@@ -75,7 +74,8 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 	}
 	// Dump commands still running when a backup fails elsewhere are
 	// killed and reaped here; Finish is never reached for them.
-	var streams []*command.Stream
+	warn := func(s string) { fmt.Fprintf(g.stderr, "cairn: warning: %s\n", s) }
+	var streams []io.Closer
 	defer func() {
 		for _, st := range streams {
 			st.Close()
@@ -87,7 +87,7 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 		return err
 	}
 	for _, c := range cmds {
-		comps = append(comps, commandComponent(g, c.name, c.spec, &streams))
+		comps = append(comps, app.CommandSource(&app.Component{Name: c.name, Command: c.spec.Argv}, &streams, warn))
 	}
 	if f.stdin != "" {
 		comps = append(comps, repo.ComponentSource{Name: f.stdin, Source: "stdin", Reader: g.stdin})
@@ -203,40 +203,6 @@ func doBackup(cmd *cobra.Command, g *globals, opts repo.BackupOptions, backup fu
 		return &exitError{code: exitPartial, err: fmt.Errorf("snapshot %s written, but %d files could not be read", res.ID.Short(), len(res.FileErrors))}
 	}
 	return nil
-}
-
-// commandComponent runs a dump command when its turn comes and streams its
-// stdout. Its exit status is checked before the component counts as
-// complete; its stderr is shown when it fails, and compressed output gets
-// one warning, because it defeats deduplication.
-func commandComponent(g *globals, name string, spec command.Spec, started *[]*command.Stream) repo.ComponentSource {
-	return repo.ComponentSource{
-		Name: name,
-		Start: func(ctx context.Context) (repo.ComponentSource, error) {
-			st, err := command.Start(ctx, spec)
-			if err != nil {
-				return repo.ComponentSource{}, err
-			}
-			*started = append(*started, st)
-			meta := st.Meta()
-			return repo.ComponentSource{
-				Reader: st,
-				Source: meta[command.MetaCommand],
-				Meta:   meta,
-				Finish: func(ctx context.Context) error {
-					err := st.Wait(ctx)
-					maps.Copy(meta, st.Meta())
-					if tail := app.StderrTail(st.Stderr()); tail != "" {
-						meta["stderr"] = tail
-					}
-					if kind, compressed := st.Sniff(); compressed && err == nil {
-						fmt.Fprintf(g.stderr, "cairn: warning: component %s: %s\n", name, command.CompressionAdvice(kind))
-					}
-					return err
-				},
-			}, nil
-		},
-	}
 }
 
 func backupJSON(res *repo.BackupResult, el time.Duration) map[string]any {

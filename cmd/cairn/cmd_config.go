@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/cairn-backup/cairn/app"
 	"github.com/spf13/cobra"
@@ -22,7 +23,7 @@ func (g *globals) loadConfig() error {
 	if g.repo == "" {
 		g.repo = cfg.Repository
 	}
-	if g.passwordFile == "" && cfg.PasswordFile != "" && lookupEnv("CAIRN_PASSWORD_FILE") == "" && lookupEnv("CAIRN_PASSWORD") == "" {
+	if g.passwordFile == "" && cfg.PasswordFile != "" && os.Getenv("CAIRN_PASSWORD_FILE") == "" && os.Getenv("CAIRN_PASSWORD") == "" {
 		g.passwordFile = cfg.PasswordFile
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,7 +93,7 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 			// database before the files that reference it).
 			var rest []string
 			for _, c := range sn.Components {
-				selected := len(f.components) == 0 || contains(f.components, c.Name)
+				selected := len(f.components) == 0 || slices.Contains(f.components, c.Name)
 				spec, ok := piped[c.Name]
 				switch {
 				case ok && selected:
@@ -123,7 +124,7 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 			prog := &repo.Progress{}
 			var total uint64
 			for _, c := range sn.Components {
-				if len(f.components) == 0 || contains(f.components, c.Name) {
+				if len(f.components) == 0 || slices.Contains(f.components, c.Name) {
 					total += c.Size
 				}
 			}
@@ -223,13 +224,4 @@ func pipeComponent(ctx context.Context, g *globals, r *repo.Repository, sn *snap
 		fmt.Fprintf(g.stdout, "restored component %s through %s: %s in %s\n", c.Name, spec.Argv[0], humanBytes(node.Size), time.Since(start).Round(time.Millisecond))
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -159,8 +159,6 @@ func (g *globals) openRepoAt(ctx context.Context, loc string, password func() (s
 	return r, release, nil
 }
 
-func lookupEnv(k string) string { return os.Getenv(k) }
-
 // withCache keeps index files and manifests of a remote repository in the
 // user's cache directory (CAIRN_CACHE_DIR, else e.g. ~/.cache/cairn), one
 // directory per repository ID, so commands do not download them each time.
