@@ -116,7 +116,7 @@ func restoreOne(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, 
 	var err error
 	switch c.Kind() {
 	case "command":
-		err = restoreCommand(ctx, r, sn, c, report)
+		err = RestoreCommand(ctx, r, sn, c, report)
 	case "elasticsearch":
 		err = restoreElasticsearch(ctx, r, sn, c, report)
 	case "tree":
@@ -125,7 +125,9 @@ func restoreOne(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, 
 	return errors.Join(err, runAfter(ctx, c.Hooks.After))
 }
 
-func restoreCommand(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, c *Component, report func(string)) error {
+// RestoreCommand puts one command component back through its restore
+// command (see Restore); cmd/cairn's restore --command uses it too.
+func RestoreCommand(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, c *Component, report func(string)) error {
 	if len(c.Restore) == 0 {
 		return fmt.Errorf("component %s has no restore command in the config; use cairn restore --target DIR --component %s to get the dump", c.Name, c.Name)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -200,28 +199,19 @@ func parseCommands(flags []string) ([]namedCommand, error) {
 }
 
 // pipeComponent streams a stream component into a restore command. A read
-// error kills the command (RestoreFromReader sees it) so the tool never
-// commits a truncated dump.
+// error kills the command so the tool never commits a truncated dump.
 func pipeComponent(ctx context.Context, g *globals, r *repo.Repository, sn *snapshot.Snapshot, c snapshot.Component, spec command.Spec) error {
 	if c.Kind != snapshot.KindStream {
 		return fmt.Errorf("--command %s: component %q is a %s, only a stream can be piped into a command", c.Name, c.Name, c.Kind)
 	}
-	node, err := r.FindNode(ctx, sn, c.Name)
-	if err != nil {
-		return err
-	}
 	start := time.Now()
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(r.DumpFile(ctx, node, pw))
-	}()
-	err = command.RestoreFromReader(ctx, spec, pr)
-	pr.Close()
-	if err != nil {
-		return fmt.Errorf("restore component %s: %w", c.Name, err)
+	report := func(s string) {
+		if !g.json && !g.quiet {
+			fmt.Fprintf(g.stdout, "restored %s in %s\n", s, time.Since(start).Round(time.Millisecond))
+		}
 	}
-	if !g.json && !g.quiet {
-		fmt.Fprintf(g.stdout, "restored component %s through %s: %s in %s\n", c.Name, spec.Argv[0], humanBytes(node.Size), time.Since(start).Round(time.Millisecond))
+	if err := app.RestoreCommand(ctx, r, sn, &app.Component{Name: c.Name, Restore: spec.Argv}, report); err != nil {
+		return fmt.Errorf("restore component %s: %w", c.Name, err)
 	}
 	return nil
 }
