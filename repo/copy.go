@@ -229,14 +229,7 @@ func (c *copier) loadBlob(ctx context.Context, t pack.BlobType, id chunk.ID) ([]
 // loadTree reads and decodes a source tree through the shared reads.
 func (c *copier) loadTree(ctx context.Context, id chunk.ID) (*snapshot.Tree, error) {
 	buf, err := c.loadBlob(ctx, pack.TreeBlob, id)
-	if err != nil {
-		return nil, fmt.Errorf("load tree: %w", err)
-	}
-	t, err := snapshot.DecodeTree(buf)
-	if err != nil {
-		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
-	}
-	return t, nil
+	return decodeTree(id, buf, err)
 }
 
 // walkNeeded calls fn for every blob (trees first) that sn needs. Trees

@@ -251,6 +251,11 @@ func (r *Repository) loadBlobAt(ctx context.Context, loc index.Location, dst []b
 // LoadTree loads and decodes a tree blob.
 func (r *Repository) LoadTree(ctx context.Context, id chunk.ID) (*snapshot.Tree, error) {
 	buf, err := r.LoadBlob(ctx, pack.TreeBlob, id, nil)
+	return decodeTree(id, buf, err)
+}
+
+// decodeTree decodes a loaded tree blob, wrapping a load error.
+func decodeTree(id chunk.ID, buf []byte, err error) (*snapshot.Tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tree: %w", err)
 	}
