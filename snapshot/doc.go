@@ -13,4 +13,7 @@
 //     deduplicates.
 //   - Node: a file, directory or symlink with its metadata; a file lists its
 //     content blobs in order, a directory names its subtree.
+//   - Policy: the retention rules of `forget` (keep-last, hourly … yearly
+//     buckets, within, tags) and the keep-min guard, applied per group of
+//     snapshots (app and host by default); pure, no I/O.
 package snapshot
