@@ -271,7 +271,9 @@ func groupKeyEqual(a, b GroupKey) bool {
 }
 
 // bucket functions map a time to the bucket it falls into.
-func hourKey(t time.Time) int  { return t.Year()*1_000_000 + int(t.Month())*10_000 + t.Day()*100 + t.Hour() }
+func hourKey(t time.Time) int {
+	return t.Year()*1_000_000 + int(t.Month())*10_000 + t.Day()*100 + t.Hour()
+}
 func dayKey(t time.Time) int   { return t.Year()*10_000 + int(t.Month())*100 + t.Day() }
 func monthKey(t time.Time) int { return t.Year()*100 + int(t.Month()) }
 func yearKey(t time.Time) int  { return t.Year() }
