@@ -385,7 +385,7 @@ func (a *archiver) chunkStream(ctx context.Context, fr *fileReader, r io.Reader)
 }
 
 func (a *archiver) saveTree(ctx context.Context, t *snapshot.Tree) (chunk.ID, error) {
-	buf, err := t.Encode()
+	buf, err := encodeTree(t)
 	if err != nil {
 		return chunk.ID{}, err
 	}

@@ -393,7 +393,7 @@ func (c *copier) rewriteTree(ctx context.Context, s *Saver, id chunk.ID) (chunk.
 			n.Subtree = &sub
 		}
 	}
-	buf, err := t.Encode()
+	buf, err := encodeTree(t)
 	if err != nil {
 		return chunk.ID{}, err
 	}

@@ -266,6 +266,30 @@ func decodeTree(id chunk.ID, buf []byte, err error) (*snapshot.Tree, error) {
 	return t, nil
 }
 
+// encodeTree encodes a tree for saving and decodes the result before it is
+// saved: a tree that would not read back (a name the encoding cannot carry,
+// a node the decoder refuses) fails the backup instead of the restore.
+// Decoding costs about as much as encoding, a small part of a backup.
+func encodeTree(t *snapshot.Tree) ([]byte, error) {
+	buf, err := t.Encode()
+	if err != nil {
+		return nil, err
+	}
+	back, err := snapshot.DecodeTree(buf)
+	if err != nil {
+		return nil, fmt.Errorf("tree does not decode after encoding: %w", err)
+	}
+	if len(back.Nodes) != len(t.Nodes) {
+		return nil, fmt.Errorf("tree of %d nodes decodes to %d", len(t.Nodes), len(back.Nodes))
+	}
+	for _, n := range t.Nodes {
+		if m := back.Find(n.Name); m == nil || m.LinkTarget != n.LinkTarget {
+			return nil, fmt.Errorf("tree node %q does not decode to itself", n.Name)
+		}
+	}
+	return buf, nil
+}
+
 // SaveSnapshot stores a manifest. Call it only after the blob session that
 // wrote its blobs has flushed its index.
 func (r *Repository) SaveSnapshot(ctx context.Context, sn *snapshot.Snapshot) (chunk.ID, error) {

@@ -32,6 +32,8 @@ func FuzzDecodeTree(f *testing.F) {
 		`{"nodes":[{"name":"s","type":"symlink","linktarget":"/etc/passwd","content":["` + testID(2).String() + `"]}]}`,
 		`{"nodes":[{"name":"\u0000","type":"file"}]}`,
 		`{"nodes":[{"name":"\xff","type":"file"}]}`,
+		`{"nodes":[{"name":"a\ufffd","type":"file","name_raw":"Yf8="},{"name":"b","type":"symlink","linktarget":"\ufffd","linktarget_raw":"gA=="}]}`,
+		`{"nodes":[{"name":"ab","type":"file","name_raw":"YWI="}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -77,6 +79,12 @@ func FuzzDecodeTree(f *testing.F) {
 		enc2, err := tr2.Encode()
 		if err != nil {
 			t.Fatalf("second Encode: %v", err)
+		}
+		for i := range tr.Nodes {
+			// Names and link targets are bytes and survive byte-exact.
+			if tr.Nodes[i].Name != tr2.Nodes[i].Name || tr.Nodes[i].LinkTarget != tr2.Nodes[i].LinkTarget {
+				t.Fatalf("node %d: %q -> %q, link %q -> %q", i, tr.Nodes[i].Name, tr2.Nodes[i].Name, tr.Nodes[i].LinkTarget, tr2.Nodes[i].LinkTarget)
+			}
 		}
 		if !bytes.Equal(enc, enc2) {
 			t.Fatalf("encoding is not a fixed point:\n%s\n%s", enc, enc2)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cairn-backup/cairn/chunk"
 )
@@ -79,42 +80,100 @@ func (t *Tree) Find(name string) *Node {
 	return &t.Nodes[i]
 }
 
-// Encode returns the canonical encoding of t: nodes sorted by name, times in
-// UTC, JSON with fields in declaration order. Equal trees encode to equal
-// bytes, which is what lets unchanged directories deduplicate.
+// Encode returns the canonical encoding of t: nodes sorted bytewise by
+// name, times in UTC, JSON with fields in declaration order. Equal trees
+// encode to equal bytes, which is what lets unchanged directories
+// deduplicate.
+//
+// Names and link targets are bytes (Linux allows any byte but '/' and NUL
+// in a name). JSON strings are UTF-8, and encoding/json silently replaces
+// invalid bytes with U+FFFD, so a name that is not valid UTF-8 is written
+// twice: as its UTF-8-repaired form in "name" (for readers who only look)
+// and byte-exact, base64, in "name_raw"; likewise "linktarget_raw". Valid
+// names encode exactly as before the raw fields existed, so trees written
+// by older versions still decode and unchanged directories still dedup.
 func (t *Tree) Encode() ([]byte, error) {
-	nodes := slices.Clone(t.Nodes)
-	if nodes == nil {
-		nodes = []Node{} // nil and empty must encode alike
+	nodes := make([]wireNode, len(t.Nodes)) // never nil: nil and empty must encode alike
+	for i, n := range t.Nodes {
+		nodes[i].Node = n
 	}
-	slices.SortFunc(nodes, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(nodes, func(a, b wireNode) int { return strings.Compare(a.Name, b.Name) })
 	for i := range nodes {
-		if err := ValidName(nodes[i].Name); err != nil {
+		n := &nodes[i]
+		if err := ValidName(n.Name); err != nil {
 			return nil, err
 		}
-		if i > 0 && nodes[i].Name == nodes[i-1].Name {
-			return nil, fmt.Errorf("snapshot: duplicate node name %q", nodes[i].Name)
+		if i > 0 && n.Name == nodes[i-1].Name {
+			return nil, fmt.Errorf("snapshot: duplicate node name %q", n.Name)
 		}
-		nodes[i].ModTime = nodes[i].ModTime.UTC()
-		nodes[i].ChangeTime = nodes[i].ChangeTime.UTC()
+		n.ModTime = n.ModTime.UTC()
+		n.ChangeTime = n.ChangeTime.UTC()
+		n.Name, n.NameRaw = splitRaw(n.Name)
+		n.LinkTarget, n.LinkTargetRaw = splitRaw(n.LinkTarget)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(Tree{Nodes: nodes}); err != nil {
+	if err := enc.Encode(wireTree{Nodes: nodes}); err != nil {
 		return nil, fmt.Errorf("snapshot: encode tree: %w", err)
 	}
 	return buf.Bytes(), nil
 }
 
+// wireNode is a node as a tree blob stores it: the node's fields, then the
+// raw forms of a name or link target that is not valid UTF-8.
+type wireNode struct {
+	Node
+	NameRaw       []byte `json:"name_raw,omitempty"`
+	LinkTargetRaw []byte `json:"linktarget_raw,omitempty"`
+}
+
+type wireTree struct {
+	Nodes []wireNode `json:"nodes"`
+}
+
+// splitRaw returns what a tree stores for s: s itself when it is valid
+// UTF-8, else its repaired form and its bytes.
+func splitRaw(s string) (string, []byte) {
+	if utf8.ValidString(s) {
+		return s, nil
+	}
+	return strings.ToValidUTF8(s, "\uFFFD"), []byte(s)
+}
+
+// joinRaw reverses splitRaw, accepting only what splitRaw produces: a raw
+// form that is not valid UTF-8 and whose repaired form is the string.
+func joinRaw(field, s string, raw []byte) (string, error) {
+	if raw == nil {
+		return s, nil
+	}
+	if utf8.Valid(raw) {
+		return "", fmt.Errorf("snapshot: %s_raw %q is valid UTF-8 (not canonical)", field, raw)
+	}
+	if r := strings.ToValidUTF8(string(raw), "\uFFFD"); r != s {
+		return "", fmt.Errorf("snapshot: %s %q does not match %s_raw %q", field, s, field, raw)
+	}
+	return string(raw), nil
+}
+
 // DecodeTree parses a tree blob and checks what a restorer relies on: valid,
-// unique, sorted names and the fields each node type needs.
+// unique, names sorted bytewise and the fields each node type needs.
 func DecodeTree(data []byte) (*Tree, error) {
-	var t Tree
-	if err := json.Unmarshal(data, &t); err != nil {
+	var w wireTree
+	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("snapshot: decode tree: %w", err)
 	}
-	for i, n := range t.Nodes {
+	t := &Tree{Nodes: make([]Node, len(w.Nodes))}
+	for i := range w.Nodes {
+		n := &t.Nodes[i]
+		*n = w.Nodes[i].Node
+		var err error
+		if n.Name, err = joinRaw("name", n.Name, w.Nodes[i].NameRaw); err != nil {
+			return nil, err
+		}
+		if n.LinkTarget, err = joinRaw("linktarget", n.LinkTarget, w.Nodes[i].LinkTargetRaw); err != nil {
+			return nil, err
+		}
 		if err := ValidName(n.Name); err != nil {
 			return nil, err
 		}
@@ -132,5 +191,5 @@ func DecodeTree(data []byte) (*Tree, error) {
 			return nil, fmt.Errorf("snapshot: node %q has unknown type %q", n.Name, n.Type)
 		}
 	}
-	return &t, nil
+	return t, nil
 }
