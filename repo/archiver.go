@@ -142,9 +142,6 @@ func (r *Repository) Backup(ctx context.Context, comps []ComponentSource, opts B
 	if opts.Time.IsZero() {
 		opts.Time = time.Now()
 	}
-	if err := r.LoadIndex(ctx); err != nil {
-		return nil, err
-	}
 	var parents []SnapshotEntry
 	if !opts.NoParent {
 		// A damaged manifest only costs the shortcut for its components;
@@ -154,6 +151,11 @@ func (r *Repository) Backup(ctx context.Context, comps []ComponentSource, opts B
 			return nil, err
 		}
 		parents = all
+	}
+	// After the snapshots, so the index covers every blob a parent (maybe
+	// written by a backup that ran meanwhile) names.
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
 	}
 
 	if opts.Before != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -71,11 +72,24 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckReport
 		opts.Progress = &Progress{}
 	}
 	c := &checker{r: r, rep: &CheckReport{}}
+	// Order matters while a backup runs beside check: snapshots are listed
+	// first, then the index is loaded, then the packs are listed. A backup
+	// writes packs, then their index file, then the snapshot, so every
+	// snapshot listed here has its index file in the index loaded next, and
+	// every pack that index names in the listing after it. What a backup
+	// writes later is not checked this time (its packs show up as not yet
+	// indexed, a warning). Loading the index first (as before) made such a
+	// snapshot's blobs look lost. The caller must not have loaded the index
+	// before: LoadIndex loads once.
+	snapIDs, err := r.ListIDs(ctx, "snapshots/")
+	if err != nil {
+		return nil, err
+	}
 	if err := r.LoadIndex(ctx); err != nil {
 		return nil, err
 	}
 	sizes := map[chunk.ID]int64{}
-	err := r.st.List(ctx, "data/", func(fi store.Info) error {
+	err = r.st.List(ctx, "data/", func(fi store.Info) error {
 		id, err := chunk.ParseID(fi.Name[len(fi.Name)-2*chunk.IDSize:])
 		if err != nil || packName(id) != fi.Name {
 			c.rep.Warnings = append(c.rep.Warnings, "stray object "+fi.Name)
@@ -104,7 +118,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckReport
 	}
 	for id := range sizes {
 		if _, ok := slices.BinarySearchFunc(indexed, id, chunk.ID.Compare); !ok {
-			c.rep.Warnings = append(c.rep.Warnings, fmt.Sprintf("pack %s is not in any index (left by an interrupted backup; prune removes it)", id))
+			c.rep.Warnings = append(c.rep.Warnings, fmt.Sprintf("pack %s is not in any index (left by an interrupted backup, which prune removes, or written by one still running)", id))
 		}
 	}
 	if opts.ReadData {
@@ -116,7 +130,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckReport
 		c.rep.Damaged = append(c.rep.Damaged, *d)
 	}
 	slices.SortFunc(c.rep.Damaged, func(a, b PackDamage) int { return a.Pack.Compare(b.Pack) })
-	if err := c.snapshots(ctx, damaged); err != nil {
+	if err := c.snapshots(ctx, snapIDs, damaged); err != nil {
 		return nil, err
 	}
 	slices.Sort(c.rep.Errors)
@@ -234,12 +248,8 @@ func sameBlobs(a, b []pack.Blob) bool {
 
 // snapshots walks every snapshot's trees and checks that each blob it
 // needs is indexed and not in a damaged pack.
-func (c *checker) snapshots(ctx context.Context, damaged map[chunk.ID]*PackDamage) error {
+func (c *checker) snapshots(ctx context.Context, ids []chunk.ID, damaged map[chunk.ID]*PackDamage) error {
 	r := c.r
-	ids, err := r.ListIDs(ctx, "snapshots/")
-	if err != nil {
-		return err
-	}
 	lost := map[chunk.ID]bool{}
 	for _, d := range damaged {
 		for _, b := range d.Blobs {
@@ -258,6 +268,9 @@ func (c *checker) snapshots(ctx context.Context, damaged map[chunk.ID]*PackDamag
 	seenTrees := map[chunk.ID]int{}
 	for _, sid := range ids {
 		sn, err := r.LoadSnapshot(ctx, sid)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // forgotten since it was listed
+		}
 		if err != nil {
 			c.errorf("snapshot %s: %v", sid.Short(), err)
 			continue
