@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/sources/command"
 	"github.com/cairn-backup/cairn/sources/tree"
 	"github.com/spf13/cobra"
 )
@@ -23,6 +24,8 @@ type backupFlags struct {
 	tags     []string
 	host     string
 	time     string
+	// allowEmpty accepts a --command or --stdin stream of zero bytes.
+	allowEmpty bool
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -36,8 +39,12 @@ kind in the order given. A --command is started only when its turn comes. The
 snapshot is written only when every component is complete: a dump command that
 exits non-zero, is killed, is missing or writes nothing fails the backup.
 
+--stdin cannot see whether the program feeding the pipe succeeded: an empty
+stream is refused (unless --allow-empty), but a short one is not detected.
+Prefer --command, which checks the dump's exit status.
+
 Exit codes: 0 success; 1 failure, no snapshot written; 3 snapshot written but
-some files could not be read (listed on stderr).`,
+some files could not be read or changed while being read (listed on stderr).`,
 		Example: `  cairn backup --command db='pg_dump --format=custom -Z0 app' --tree files=/srv/app/files
   pg_dump app | cairn backup --stdin db --tree files=/srv/app/files`,
 		Args: cobra.NoArgs,
@@ -53,6 +60,7 @@ some files could not be read (listed on stderr).`,
 	fl.StringArrayVar(&f.tags, "tag", nil, "tag the snapshot (repeatable)")
 	fl.StringVar(&f.host, "host", "", "host name to record (default: this host)")
 	fl.StringVar(&f.time, "time", "", "snapshot time, RFC 3339 (default: now)")
+	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "accept a --command or --stdin stream that is empty (refused by default: an empty dump usually means a failed one)")
 	return cmd
 }
 
@@ -87,10 +95,10 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 		return err
 	}
 	for _, c := range cmds {
-		comps = append(comps, app.CommandSource(&app.Component{Name: c.name, Command: c.spec.Argv}, &streams, warn))
+		comps = append(comps, app.CommandSource(&app.Component{Name: c.name, Command: c.spec.Argv, AllowEmpty: f.allowEmpty}, &streams, warn))
 	}
 	if f.stdin != "" {
-		comps = append(comps, repo.ComponentSource{Name: f.stdin, Source: "stdin", Reader: g.stdin})
+		comps = append(comps, stdinSource(f.stdin, g.stdin, f.allowEmpty))
 	}
 	for _, spec := range f.trees {
 		name, dir, ok := strings.Cut(spec, "=")
@@ -114,6 +122,31 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 	return doBackup(cmd, g, opts, func(ctx context.Context, r *repo.Repository) (*repo.BackupResult, error) {
 		return r.Backup(ctx, comps, opts)
 	})
+}
+
+// stdinSource backs up standard input as the stream component name. A pipe
+// hides its producer's exit status, so all that can be checked is that
+// something came: `pg_dump app | cairn backup --stdin db` must not record an
+// empty dump as a good one when pg_dump failed before writing.
+func stdinSource(name string, r io.Reader, allowEmpty bool) repo.ComponentSource {
+	cr := &countingReader{r: r}
+	return repo.ComponentSource{Name: name, Source: "stdin", Reader: cr, Finish: func(context.Context) error {
+		if cr.n == 0 && !allowEmpty {
+			return fmt.Errorf("standard input %w (did the program feeding the pipe fail? pass --allow-empty if an empty stream is expected, or use --command, which checks the exit status)", command.ErrEmpty)
+		}
+		return nil
+	}}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // runConfiguredBackup takes the application the config file describes,

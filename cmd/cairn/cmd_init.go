@@ -34,10 +34,12 @@ func newInitCmd(g *globals) *cobra.Command {
 			opts := repo.InitOptions{KDF: kdfFromEnv()}
 			if replicaOf != "" {
 				src, release, err := g.openRepoAt(cmd.Context(), replicaOf, func() (string, error) {
-					if pw, err := readPassword(fromPassword, "CAIRN_FROM_PASSWORD_FILE", "CAIRN_FROM_PASSWORD", "--from-password-file"); err == nil {
-						return pw, nil
+					if fromPassword == "" && os.Getenv("CAIRN_FROM_PASSWORD_FILE") == "" && os.Getenv("CAIRN_FROM_PASSWORD") == "" {
+						return pw, nil // the same password as the new repository
 					}
-					return pw, nil // the same password as the new repository
+					// A password source that was named but cannot be read
+					// is an error, not a reason to try another password.
+					return readPassword(fromPassword, "CAIRN_FROM_PASSWORD_FILE", "CAIRN_FROM_PASSWORD", "--from-password-file")
 				}, false, "init replica")
 				if err != nil {
 					return fmt.Errorf("--replica-of %s: %w", replicaOf, err)

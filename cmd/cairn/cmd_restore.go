@@ -88,38 +88,51 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 					return fmt.Errorf("snapshot %s has no component %q", sn.ID.Short(), name)
 				}
 			}
-			// Components piped into commands first, in backup order (the
-			// database before the files that reference it).
+			// Everything is checked before the first component is piped:
+			// a typo in the last --command must not surface after the
+			// database was already replaced.
+			for name := range piped {
+				c := sn.Component(name)
+				if c == nil {
+					return fmt.Errorf("--command %s: the snapshot has no component %q", name, name)
+				}
+				if c.Kind != snapshot.KindStream {
+					return fmt.Errorf("--command %s: component %q is a %s, only a stream can be piped into a command", name, name, c.Kind)
+				}
+			}
 			var rest []string
+			var pipe []snapshot.Component
 			for _, c := range sn.Components {
-				selected := len(f.components) == 0 || slices.Contains(f.components, c.Name)
-				spec, ok := piped[c.Name]
-				switch {
-				case ok && selected:
-					if err := pipeComponent(ctx, g, r, sn.Snapshot, c, spec); err != nil {
-						return err
-					}
-				case selected:
+				if len(f.components) > 0 && !slices.Contains(f.components, c.Name) {
+					continue
+				}
+				if _, ok := piped[c.Name]; ok {
+					pipe = append(pipe, c)
+				} else {
 					rest = append(rest, c.Name)
 				}
 			}
-			for name := range piped {
-				if sn.Component(name) == nil {
-					return fmt.Errorf("--command %s: the snapshot has no component %q", name, name)
+			var t *tree.Target
+			if len(rest) > 0 {
+				if f.target == "" {
+					return fmt.Errorf("restore needs --target for components %s", strings.Join(rest, ", "))
+				}
+				if t, err = tree.OpenTarget(f.target); err != nil {
+					return err
+				}
+				defer t.Close()
+			}
+			// Components piped into commands first, in backup order (the
+			// database before the files that reference it).
+			for _, c := range pipe {
+				if err := pipeComponent(ctx, g, r, sn.Snapshot, c, piped[c.Name]); err != nil {
+					return err
 				}
 			}
 			if len(rest) == 0 {
 				return nil
 			}
-			if f.target == "" {
-				return fmt.Errorf("restore needs --target for components %s", strings.Join(rest, ", "))
-			}
 			f.components = rest
-			t, err := tree.OpenTarget(f.target)
-			if err != nil {
-				return err
-			}
-			defer t.Close()
 			prog := &repo.Progress{}
 			var total uint64
 			for _, c := range sn.Components {
@@ -201,9 +214,6 @@ func parseCommands(flags []string) ([]namedCommand, error) {
 // pipeComponent streams a stream component into a restore command. A read
 // error kills the command so the tool never commits a truncated dump.
 func pipeComponent(ctx context.Context, g *globals, r *repo.Repository, sn *snapshot.Snapshot, c snapshot.Component, spec command.Spec) error {
-	if c.Kind != snapshot.KindStream {
-		return fmt.Errorf("--command %s: component %q is a %s, only a stream can be piped into a command", c.Name, c.Name, c.Kind)
-	}
 	start := time.Now()
 	report := func(s string) {
 		if !g.json && !g.quiet {

@@ -6,10 +6,13 @@ import (
 )
 
 // splitCommandLine splits a --command value into argv the way a POSIX shell
-// splits words: whitespace separates, single quotes keep everything, double
-// quotes keep everything but \" and \\, a backslash escapes the next
-// character. There is no expansion, globbing, piping or redirection: a
-// command that needs them belongs in a config file with shell: true.
+// splits words (XCU 2.2): whitespace separates; single quotes keep
+// everything; inside double quotes a backslash is special only before $ ` "
+// \ and newline, and kept as written before anything else (so
+// `printf "%s\n"` passes `%s\n` on, as sh does); outside quotes a backslash
+// escapes the next character; backslash-newline joins lines. There is no
+// expansion, globbing, piping or redirection: a command that needs them
+// belongs in a config file with shell: true.
 func splitCommandLine(s string) ([]string, error) {
 	var (
 		args    []string
@@ -20,8 +23,20 @@ func splitCommandLine(s string) ([]string, error) {
 	)
 	for _, r := range s {
 		switch {
+		case escaped && quote == '"':
+			switch r {
+			case '$', '`', '"', '\\':
+				cur.WriteRune(r)
+			case '\n': // line continuation: both go
+			default:
+				cur.WriteRune('\\')
+				cur.WriteRune(r)
+			}
+			escaped = false
 		case escaped:
-			cur.WriteRune(r)
+			if r != '\n' {
+				cur.WriteRune(r)
+			}
 			escaped = false
 		case quote == '\'':
 			if r == '\'' {
