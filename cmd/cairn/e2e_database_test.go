@@ -68,7 +68,7 @@ func TestPostgresRoundTrip(t *testing.T) {
 	}
 
 	t.Run("failing restore command", func(t *testing.T) {
-		r := cairn(t, nil, "restore", "--snapshot", b1.ShortID, "--command", "db="+shellQuote(pg.Bin("pg_restore"))+" --dbname=no_such_database")
+		r := cairn(t, nil, "restore", "--snapshot", b1.ShortID, "--component", "db", "--command", "db="+shellQuote(pg.Bin("pg_restore"))+" --dbname=no_such_database")
 		if r.code != 1 || !strings.Contains(r.stderr, "no_such_database") {
 			t.Errorf("want exit 1 naming the database:\n%v", r)
 		}
