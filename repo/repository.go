@@ -32,6 +32,8 @@ type Repository struct {
 	mu          sync.Mutex
 	indexLoaded bool
 	indexFiles  []chunk.ID // loaded index files, for compaction later
+	lockTiming  LockTiming // guarded by mu
+	locks       []*Lock    // guarded by mu: held locks, checked before a snapshot is saved
 }
 
 func newRepository(st store.Store, cfg Config, mk masterKey, params chunk.Params) *Repository {
@@ -44,6 +46,8 @@ func newRepository(st store.Store, cfg Config, mk masterKey, params chunk.Params
 		chunker: params,
 		enc:     pack.NewEncoder(mk.Data),
 		idx:     index.New(),
+
+		lockTiming: DefaultLockTiming,
 	}
 }
 
@@ -292,10 +296,26 @@ func encodeTree(t *snapshot.Tree) ([]byte, error) {
 
 // SaveSnapshot stores a manifest. Call it only after the blob session that
 // wrote its blobs has flushed its index.
+//
+// Every lock this Repository holds must be demonstrably fresh: a prune on
+// another host keeps the blobs a backup may use only while the backup's
+// lock is live, so a snapshot written under a lock that may look stale
+// could name deleted blobs. The write is cancelled before the lock could
+// look stale. (A Repository holding no lock, as in library tests, writes
+// unchecked; every cairn command holds one.)
 func (r *Repository) SaveSnapshot(ctx context.Context, sn *snapshot.Snapshot) (chunk.ID, error) {
 	plain, err := sn.Encode()
 	if err != nil {
 		return chunk.ID{}, err
+	}
+	until, err := r.checkHeldLocks()
+	if err != nil {
+		return chunk.ID{}, fmt.Errorf("not saving the snapshot: %w", err)
+	}
+	if !until.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, until)
+		defer cancel()
 	}
 	return r.writeSealed(ctx, "snapshots/", plain, adSnapshot)
 }

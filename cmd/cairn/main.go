@@ -48,9 +48,13 @@ type globals struct {
 	connections  int
 	createBucket bool
 	noCache      bool
-	stdout       io.Writer
-	stderr       io.Writer
-	stdin        io.Reader
+	// abort cancels the running command's context with a cause (a lost
+	// lock); run reports the cause instead of "context canceled".
+	abort    context.CancelCauseFunc
+	abortCtx context.Context
+	stdout   io.Writer
+	stderr   io.Writer
+	stdin    io.Reader
 }
 
 // exitError carries a specific exit code up to main.
@@ -83,7 +87,9 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.StringVar(&g.configPath, "config", os.Getenv("CAIRN_CONFIG"), "application config file, cairn.yaml (env CAIRN_CONFIG)")
 	pf.StringVar(&g.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")
-	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		g.abortCtx, g.abort = context.WithCancelCause(cmd.Context())
+		cmd.SetContext(g.abortCtx)
 		if err := g.loadConfig(); err != nil {
 			return err
 		}
@@ -124,6 +130,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
+	}
+	if g.abortCtx != nil {
+		if cause := context.Cause(g.abortCtx); cause != nil && !errors.Is(err, cause) && errors.Is(cause, repo.ErrLockLost) {
+			err = fmt.Errorf("%w (%w)", cause, err)
+		}
 	}
 	code := exitCode(err)
 	fmt.Fprintf(stderr, "cairn: %v\n", err)

@@ -145,12 +145,45 @@ func (g *globals) openRepoAt(ctx context.Context, loc string, password func() (s
 		st.Close()
 		return nil, nil, err
 	}
-	lock, err := r.Lock(ctx, exclusive, purpose)
+	kind := repo.LockShared
+	if exclusive {
+		kind = repo.LockExclusive
+	}
+	return g.lockRepo(ctx, r, kind, purpose)
+}
+
+// lockRepo takes a lock on r. If the lock is lost (it could not be
+// refreshed before another host might see it stale), the command's context
+// is cancelled with the reason: the command stops instead of working on
+// under a lock a prune may already ignore.
+func (g *globals) lockRepo(ctx context.Context, r *repo.Repository, kind repo.LockKind, purpose string) (*repo.Repository, func(), error) {
+	if s := os.Getenv("CAIRN_LOCK_TIMING"); s != "" {
+		t, err := repo.ParseLockTiming(s)
+		if err == nil {
+			err = r.SetLockTiming(t)
+		}
+		if err != nil {
+			r.Close()
+			return nil, nil, fmt.Errorf("CAIRN_LOCK_TIMING: %w", err)
+		}
+	}
+	lock, err := r.LockAs(ctx, kind, purpose)
 	if err != nil {
 		r.Close()
 		return nil, nil, err
 	}
+	released := make(chan struct{})
+	go func() {
+		select {
+		case <-lock.Lost():
+			if g.abort != nil {
+				g.abort(lock.Err())
+			}
+		case <-released:
+		}
+	}()
 	release := func() {
+		close(released)
 		if err := lock.Unlock(); err != nil {
 			fmt.Fprintf(g.stderr, "cairn: warning: %v\n", err)
 		}

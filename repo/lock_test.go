@@ -1,0 +1,150 @@
+package repo_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/store/faulty"
+	"github.com/cairn-backup/cairn/store/mem"
+)
+
+// fastLocks ages locks in a fraction of a second.
+var fastLocks = repo.LockTiming{Refresh: 20 * time.Millisecond, Stale: 400 * time.Millisecond, Margin: 100 * time.Millisecond}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A lock whose refreshes fail is lost before another host could see it
+// stale, and a snapshot is not written under it. Before the fix the
+// failed refresh was ignored and the snapshot written.
+func TestLockRefreshFailureIsFatal(t *testing.T) {
+	fs := faulty.New(mem.New())
+	r := initRepo(t, fs)
+	if err := r.SetLockTiming(fastLocks); err != nil {
+		t.Fatal(err)
+	}
+	l, err := r.Lock(t.Context(), false, "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	// Healthy: the lock is refreshed and stays fresh past the stale limit.
+	start := time.Now()
+	waitFor(t, "three stale periods", func() bool { return time.Since(start) > 3*fastLocks.Stale })
+	if err := l.Fresh(fastLocks.Refresh); err != nil {
+		t.Fatalf("a refreshed lock is not fresh: %v", err)
+	}
+	infos, err := r.ListLocks(t.Context())
+	if err != nil || len(infos) != 1 || !infos[0].Refreshed.After(start) {
+		t.Fatalf("lock record not refreshed: %+v, %v", infos, err)
+	}
+	if _, err := r.SaveSnapshot(t.Context(), &snapshot.Snapshot{Time: time.Now(), Host: "h"}); err != nil {
+		t.Fatalf("save under a fresh lock: %v", err)
+	}
+
+	fs.FailPut(faulty.Prefix("locks/"), 0, nil) // every refresh fails from now on
+	failedAt := time.Now()
+	select {
+	case <-l.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lock whose refreshes fail was never declared lost")
+	}
+	if lostAfter := time.Since(failedAt); lostAfter > fastLocks.Stale-fastLocks.Margin+fastLocks.Refresh {
+		t.Errorf("lost only %s after refreshes began to fail; must be before Stale-Margin", lostAfter)
+	}
+	if !errors.Is(l.Err(), repo.ErrLockLost) {
+		t.Fatalf("Err() = %v, want ErrLockLost", l.Err())
+	}
+	_, err = r.SaveSnapshot(t.Context(), &snapshot.Snapshot{Time: time.Now(), Host: "h"})
+	if !errors.Is(err, repo.ErrLockLost) {
+		t.Fatalf("SaveSnapshot under a lost lock: %v, want ErrLockLost", err)
+	}
+}
+
+// A lock that is merely old (a refresh delayed, say by a stuck store) is
+// not fresh enough to save a snapshot under, even before it is declared
+// lost.
+func TestSaveSnapshotNeedsFreshLock(t *testing.T) {
+	fs := faulty.New(mem.New())
+	r := initRepo(t, fs)
+	slow := repo.LockTiming{Refresh: 150 * time.Millisecond, Stale: 500 * time.Millisecond, Margin: 100 * time.Millisecond}
+	if err := r.SetLockTiming(slow); err != nil {
+		t.Fatal(err)
+	}
+	l, err := r.Lock(t.Context(), false, "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	fs.FailPut(faulty.Prefix("locks/"), 0, nil)
+	waitFor(t, "the lock to age", func() bool { return l.Fresh(slow.Refresh) != nil })
+	if _, err := r.SaveSnapshot(t.Context(), &snapshot.Snapshot{Time: time.Now(), Host: "h"}); !errors.Is(err, repo.ErrLockLost) {
+		t.Fatalf("SaveSnapshot under an aging lock: %v, want ErrLockLost", err)
+	}
+	ids, _ := r.ListIDs(t.Context(), "snapshots/")
+	if len(ids) != 0 {
+		t.Fatalf("%d snapshots written", len(ids))
+	}
+}
+
+// An unreadable lock record blocks exclusive and prune lockers (it may be
+// a live lock); shared lockers go ahead. Before the fix it was skipped.
+func TestUnreadableLockBlocksExclusive(t *testing.T) {
+	for _, junk := range []string{"{not json", "", `{"exclusive":false}`, strings.Repeat("x", 1<<20)} {
+		st := mem.New()
+		r := initRepo(t, st)
+		if err := st.Put(t.Context(), "locks/0123456789abcdef0123456789abcdef", []byte(junk)); err != nil {
+			t.Fatal(err)
+		}
+		for _, kind := range []repo.LockKind{repo.LockExclusive, repo.LockPrune} {
+			_, err := r.LockAs(t.Context(), kind, "prune")
+			if !errors.Is(err, repo.ErrLocked) || !strings.Contains(err.Error(), "cannot be read") {
+				t.Fatalf("%s lock over an unreadable record %.20q: %v, want locked", kind, junk, err)
+			}
+		}
+		l, err := r.LockAs(t.Context(), repo.LockShared, "backup")
+		if err != nil {
+			t.Fatalf("shared lock over an unreadable record: %v", err)
+		}
+		l.Unlock()
+	}
+}
+
+func TestPruneLockExcludesOnlyPrunes(t *testing.T) {
+	r := initRepo(t, mem.New())
+	ctx := t.Context()
+	backup, err := r.LockAs(ctx, repo.LockShared, "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backup.Unlock()
+	prune, err := r.LockAs(ctx, repo.LockPrune, "prune")
+	if err != nil {
+		t.Fatalf("prune lock beside a backup: %v", err)
+	}
+	if _, err := r.LockAs(ctx, repo.LockPrune, "prune"); !errors.Is(err, repo.ErrLocked) {
+		t.Fatalf("second prune: %v, want locked", err)
+	}
+	if _, err := r.LockAs(ctx, repo.LockExclusive, "x"); !errors.Is(err, repo.ErrLocked) {
+		t.Fatalf("exclusive beside a prune: %v, want locked", err)
+	}
+	b2, err := r.LockAs(ctx, repo.LockShared, "backup")
+	if err != nil {
+		t.Fatalf("backup beside a prune: %v", err)
+	}
+	b2.Unlock()
+	prune.Unlock()
+}
