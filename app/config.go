@@ -35,12 +35,17 @@ type Config struct {
 	// Replicate lists repositories each new snapshot is copied to after a
 	// configured backup (offsite copies, typically S3).
 	Replicate []Replica `yaml:"replicate"`
+	// Retention is the forget policy `cairn forget --config` applies.
+	Retention *Retention `yaml:"retention"`
 }
 
 // Replica is a replication target.
 type Replica struct {
 	Repository   string `yaml:"repository"`
 	PasswordFile string `yaml:"password_file"`
+	// Retention is the replica's own forget policy (offsite usually keeps
+	// longer); without it, forget --config leaves the replica alone.
+	Retention *Retention `yaml:"retention"`
 }
 
 // Hooks are commands (argv) run around the whole snapshot or around one
@@ -246,6 +251,16 @@ func (cfg *Config) check() *Problems {
 		}
 		if rp.Repository != "" && rp.Repository == cfg.Repository {
 			p.add(0, "replicate[%d]: %s is the repository itself", i, rp.Repository)
+		}
+		if rp.Retention != nil {
+			if _, _, err := rp.Retention.Policy(); err != nil {
+				p.add(0, "replicate[%d]: retention: %v", i, err)
+			}
+		}
+	}
+	if cfg.Retention != nil {
+		if _, _, err := cfg.Retention.Policy(); err != nil {
+			p.add(0, "retention: %v", err)
 		}
 	}
 	seen := map[string]int{}

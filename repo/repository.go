@@ -427,3 +427,12 @@ func (r *Repository) FindSnapshot(ctx context.Context, ref string) (SnapshotEntr
 	}
 	return SnapshotEntry{ID: match[0], Snapshot: sn}, nil
 }
+
+// RemoveSnapshot deletes one manifest (forget). The blobs it alone used
+// stay until prune.
+func (r *Repository) RemoveSnapshot(ctx context.Context, id chunk.ID) error {
+	if err := r.st.Delete(ctx, snapshotName(id)); err != nil {
+		return fmt.Errorf("remove snapshot %s: %w", id.Short(), err)
+	}
+	return nil
+}

@@ -118,6 +118,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newStatsCmd(g),
 		newConfigCmd(g),
 		newCopyCmd(g),
+		newForgetCmd(g),
 	)
 	return root
 }
