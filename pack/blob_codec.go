@@ -165,14 +165,27 @@ func (e *Encoder) worthTrying(z *zstd.Encoder, scratch, plaintext []byte) bool {
 	return !probeFails(len(p) - len(scratch))
 }
 
+// MaxRawLength bounds the plaintext of any blob a reader accepts: no
+// writer produces a larger one (data blobs are at most the chunker's
+// maximum, which chunk.Params caps at 64 MiB; tree blobs at most
+// snapshot.MaxTreeSize, 256 MiB). A raw length above it, or above the
+// tighter limit a caller passes to DecodeLimit, is corruption, and is
+// refused before anything is allocated for it: a forged blob table must not
+// make a reader allocate gigabytes.
+const MaxRawLength = 256 << 20
+
 // decoder decompresses blobs. DecodeAll is safe for concurrent use and runs
 // up to GOMAXPROCS decodes at a time. WithDecodeAllCapLimit makes it stop
 // rather than write past cap(dst), so that a blob never decodes to more than
 // its recorded raw length and a forged size field cannot make it allocate.
+// The window and memory limits bound what a frame header can ask for
+// (klauspost's defaults are 512 MiB and 64 GiB) to what a blob can hold.
 var decoder = sync.OnceValue(func() *zstd.Decoder {
 	d, err := zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(0),
 		zstd.WithDecodeAllCapLimit(true),
+		zstd.WithDecoderMaxWindow(MaxRawLength),
+		zstd.WithDecoderMaxMemory(MaxRawLength),
 	)
 	if err != nil {
 		panic(err)
@@ -191,14 +204,26 @@ func corruptBlob(b Blob, format string, args ...any) error {
 // Decode decrypts and, if b.Compressed, decompresses stored, the stored form
 // of blob b, and appends the plaintext to dst. It allocates at most
 // b.RawLength bytes for the plaintext. Every failure (a stored length other
-// than b.Length, an authentication failure, a wrong key, type or ID, a zstd
-// error, a plaintext length other than b.RawLength) yields an error wrapping
-// ErrCorrupt that names the blob; dst is then returned unchanged.
+// than b.Length, a raw length above MaxRawLength, an authentication
+// failure, a wrong key, type or ID, a zstd error, a plaintext length other
+// than b.RawLength) yields an error wrapping ErrCorrupt that names the
+// blob; dst is then returned unchanged.
 //
 // Decode does not check the plaintext against b.ID: the caller, which holds
 // the ID key, must. dst must not overlap stored. Decode is safe for
 // concurrent use.
 func Decode(key *Key, dst []byte, b Blob, stored []byte) ([]byte, error) {
+	return DecodeLimit(key, dst, b, stored, MaxRawLength)
+}
+
+// DecodeLimit is Decode with a tighter bound on the raw length: a
+// repository passes its chunker's maximum for data blobs. A blob whose raw
+// length exceeds maxRaw is corrupt and nothing is allocated for it.
+func DecodeLimit(key *Key, dst []byte, b Blob, stored []byte, maxRaw uint32) ([]byte, error) {
+	maxRaw = min(maxRaw, MaxRawLength)
+	if b.RawLength > maxRaw {
+		return dst, corruptBlob(b, "raw length %d exceeds the limit of %d for %v blobs", b.RawLength, maxRaw, b.Type)
+	}
 	if uint64(len(stored)) != uint64(b.Length) {
 		return dst, corruptBlob(b, "stored form is %d bytes, blob table says %d", len(stored), b.Length)
 	}

@@ -214,7 +214,7 @@ func (c *checker) readPack(ctx context.Context, id chunk.ID) *PackDamage {
 			bad = append(bad, b.ID)
 			continue
 		}
-		plain, err = pack.Decode(&r.key, plain[:0], b, buf[b.Offset:end])
+		plain, err = r.decodeBlob(plain[:0], b, buf[b.Offset:end])
 		if err != nil || r.hasher.Sum(plain) != b.ID {
 			bad = append(bad, b.ID)
 		}

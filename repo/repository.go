@@ -242,7 +242,7 @@ func (r *Repository) loadBlobAt(ctx context.Context, loc index.Location, dst []b
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)
 	}
-	plain, err := pack.Decode(&r.key, dst[:0], b, stored)
+	plain, err := r.decodeBlob(dst[:0], b, stored)
 	if err != nil {
 		return nil, err
 	}
@@ -250,6 +250,17 @@ func (r *Repository) loadBlobAt(ctx context.Context, loc index.Location, dst []b
 		return nil, fmt.Errorf("%w: content does not match its ID", pack.ErrCorrupt)
 	}
 	return plain, nil
+}
+
+// decodeBlob decodes a stored blob, refusing before it allocates a raw
+// length no writer of this repository produces: data blobs are at most the
+// chunker's maximum, trees at most snapshot.MaxTreeSize.
+func (r *Repository) decodeBlob(dst []byte, b pack.Blob, stored []byte) ([]byte, error) {
+	limit := uint32(snapshot.MaxTreeSize)
+	if b.Type == pack.DataBlob {
+		limit = uint32(r.chunker.MaxSize)
+	}
+	return pack.DecodeLimit(&r.key, dst, b, stored, limit)
 }
 
 // LoadTree loads and decodes a tree blob.

@@ -60,6 +60,16 @@ func ValidName(name string) error {
 	return nil
 }
 
+// MaxTreeSize bounds the encoding of one tree: Encode refuses a larger
+// tree (the backup fails, naming the directory) and DecodeTree and the
+// repository reject one as corrupt, so a forged tree cannot make a reader
+// allocate without bound. 256 MiB is a directory of about a million files
+// (a node takes 150-300 bytes, plus 66 per content blob).
+const MaxTreeSize = 256 << 20
+
+// ErrTreeTooLarge is returned by Encode for a tree above MaxTreeSize.
+var ErrTreeTooLarge = errors.New("snapshot: tree too large")
+
 // Tree is the listing of one directory.
 type Tree struct {
 	Nodes []Node `json:"nodes"`
@@ -117,6 +127,9 @@ func (t *Tree) Encode() ([]byte, error) {
 	if err := enc.Encode(wireTree{Nodes: nodes}); err != nil {
 		return nil, fmt.Errorf("snapshot: encode tree: %w", err)
 	}
+	if buf.Len() > MaxTreeSize {
+		return nil, fmt.Errorf("%w: %d nodes encode to %d bytes, the limit is %d", ErrTreeTooLarge, len(nodes), buf.Len(), MaxTreeSize)
+	}
 	return buf.Bytes(), nil
 }
 
@@ -159,6 +172,9 @@ func joinRaw(field, s string, raw []byte) (string, error) {
 // DecodeTree parses a tree blob and checks what a restorer relies on: valid,
 // unique, names sorted bytewise and the fields each node type needs.
 func DecodeTree(data []byte) (*Tree, error) {
+	if len(data) > MaxTreeSize {
+		return nil, fmt.Errorf("snapshot: tree of %d bytes exceeds the limit of %d", len(data), MaxTreeSize)
+	}
 	var w wireTree
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("snapshot: decode tree: %w", err)
