@@ -62,6 +62,9 @@ type keyFile struct {
 	P       int       `json:"p"`
 	Salt    []byte    `json:"salt"`
 	Sealed  []byte    `json:"sealed"` // Seal(scrypt(password), masterKey JSON, "cairn key v1")
+	// Check is keyCheck(scrypt(password)): it tells a wrong password from
+	// a damaged Sealed. Absent in key files written before it existed.
+	Check []byte `json:"check,omitempty"`
 }
 
 // KDFParams are scrypt's cost parameters.
@@ -160,6 +163,9 @@ func Init(ctx context.Context, st store.Store, password string, opts InitOptions
 }
 
 func writeKey(ctx context.Context, st store.Store, password string, mk masterKey, kdf KDFParams) error {
+	if err := kdf.validate(); err != nil {
+		return fmt.Errorf("repo: %w", err)
+	}
 	kf := keyFile{Version: 1, Created: time.Now().UTC().Truncate(time.Second), KDF: "scrypt", N: kdf.N, R: kdf.R, P: kdf.P}
 	kf.Host, _ = os.Hostname()
 	kf.Salt = make([]byte, 32)
@@ -175,6 +181,7 @@ func writeKey(ctx context.Context, st store.Store, password string, mk masterKey
 		return err
 	}
 	kf.Sealed = pack.Seal(&wrap, nil, plain, adKey)
+	kf.Check = keyCheck(&wrap)
 	buf, err := json.MarshalIndent(kf, "", "  ")
 	if err != nil {
 		return err
@@ -191,9 +198,6 @@ func writeKey(ctx context.Context, st store.Store, password string, mk masterKey
 
 func deriveKey(password string, kf *keyFile) (pack.Key, error) {
 	var k pack.Key
-	if kf.KDF != "scrypt" {
-		return k, fmt.Errorf("repo: key uses unknown KDF %q", kf.KDF)
-	}
 	b, err := scrypt.Key([]byte(password), kf.Salt, kf.N, kf.R, kf.P, len(k))
 	if err != nil {
 		return k, fmt.Errorf("repo: scrypt: %w", err)
@@ -205,18 +209,30 @@ func deriveKey(password string, kf *keyFile) (pack.Key, error) {
 // ReadConfig reads and version-checks the config object without a password.
 func ReadConfig(ctx context.Context, st store.Store) (Config, error) {
 	var cfg Config
-	buf, err := store.ReadAll(ctx, st, "config")
+	buf, err := store.ReadAtMost(ctx, st, "config", maxConfigSize)
 	if errors.Is(err, store.ErrNotFound) {
 		return cfg, ErrNoRepository
 	}
 	if err != nil {
 		return cfg, fmt.Errorf("repo: read config: %w", err)
 	}
+	return parseConfig(buf)
+}
+
+// parseConfig decodes the public config object and checks what Open
+// relies on before it asks for a password.
+func parseConfig(buf []byte) (Config, error) {
+	var cfg Config
 	if err := json.Unmarshal(buf, &cfg); err != nil {
 		return cfg, fmt.Errorf("repo: parse config: %w", err)
 	}
-	if cfg.Version != FormatVersion {
+	switch {
+	case cfg.Version != FormatVersion:
 		return cfg, fmt.Errorf("%w %d (this cairn reads version %d)", ErrUnknownVersion, cfg.Version, FormatVersion)
+	case cfg.ID == chunk.ID{}:
+		return cfg, errors.New("repo: config: repository ID missing")
+	case len(cfg.Sealed) < pack.Overhead:
+		return cfg, fmt.Errorf("repo: config: sealed part of %d bytes is damaged", len(cfg.Sealed))
 	}
 	return cfg, nil
 }
@@ -235,30 +251,23 @@ func Open(ctx context.Context, st store.Store, password string) (*Repository, er
 	if err != nil {
 		return nil, fmt.Errorf("repo: list keys: %w", err)
 	}
+	var damaged []error
 	for _, name := range names {
-		buf, err := store.ReadAll(ctx, st, name)
+		mk, err := openKey(ctx, st, name, password)
+		if errors.Is(err, errOtherPassword) || errors.Is(err, store.ErrNotFound) {
+			continue // another password's key, or one removed meanwhile
+		}
+		var dk *damagedKeyError
+		if errors.As(err, &dk) {
+			damaged = append(damaged, err) // another key may still open
+			continue
+		}
 		if err != nil {
-			return nil, fmt.Errorf("repo: read key %s: %w", name, err)
-		}
-		var kf keyFile
-		if err := json.Unmarshal(buf, &kf); err != nil {
-			return nil, fmt.Errorf("repo: parse key %s: %w", name, err)
-		}
-		wrap, err := deriveKey(password, &kf)
-		if err != nil {
-			return nil, fmt.Errorf("repo: key %s: %w", name, err)
-		}
-		plain, err := pack.Open(&wrap, nil, kf.Sealed, adKey)
-		if err != nil {
-			continue // another password's key
-		}
-		var mk masterKey
-		if err := json.Unmarshal(plain, &mk); err != nil {
-			return nil, fmt.Errorf("repo: key %s: %w", name, err)
+			return nil, err
 		}
 		secret, err := pack.Open(&mk.Data, nil, cfg.Sealed, adConfig)
 		if err != nil {
-			return nil, fmt.Errorf("repo: config does not belong to key %s: %w", name, err)
+			return nil, fmt.Errorf("repo: config is damaged or does not belong to key %s: %w", name, err)
 		}
 		var sc secretConfig
 		if err := json.Unmarshal(secret, &sc); err != nil {
@@ -267,7 +276,12 @@ func Open(ctx context.Context, st store.Store, password string) (*Repository, er
 		if err := sc.Chunker.Validate(); err != nil {
 			return nil, fmt.Errorf("repo: config: %w", err)
 		}
-		return newRepository(st, cfg, mk, sc.Chunker), nil
+		return newRepository(st, cfg, *mk, sc.Chunker), nil
+	}
+	if len(damaged) > 0 {
+		// Not ErrWrongPassword: retrying passwords will not help while the
+		// key that may be this password's is damaged.
+		return nil, fmt.Errorf("repo: no intact key opens with this password: %w", errors.Join(damaged...))
 	}
 	return nil, ErrWrongPassword
 }
