@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-backup/cairn/pack"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/sources/tree"
 	"github.com/cairn-backup/cairn/store/mem"
 )
 
@@ -80,5 +81,37 @@ func TestOversizedBlobIsCorrupt(t *testing.T) {
 	}
 	if rep.OK() || len(rep.Damaged) != 1 || len(rep.MissingFor) != 1 {
 		t.Errorf("check: damaged %+v, affected %q, errors %q", rep.Damaged, rep.MissingFor, rep.Errors)
+	}
+}
+
+// Issue 8, item 7: a component of a kind restore does not know was
+// restored like a stream, that is, its tree into the target's root, where
+// it could overwrite another component. Restore refuses it before writing
+// anything (manifests with such a kind no longer decode; this guards
+// callers that build a manifest themselves).
+func TestRestoreRefusesUnknownKind(t *testing.T) {
+	st := mem.New()
+	r := initRepo(t, st)
+	src := t.TempDir()
+	writeTree(t, src, 1)
+	res, err := backup(t, r, src, nil, repo.BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn := *res.Snapshot
+	sn.Components = append([]snapshot.Component(nil), sn.Components...)
+	sn.Components[0].Kind = "fifo"
+	dir := t.TempDir()
+	tg, err := tree.OpenTarget(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	_, err = reopen(t, st).Restore(t.Context(), &sn, tg, repo.RestoreOptions{})
+	if !errors.Is(err, snapshot.ErrUnknownKind) {
+		t.Fatalf("restore: got %v, want ErrUnknownKind", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("restore of an unknown kind wrote %d entries into the target", len(ents))
 	}
 }

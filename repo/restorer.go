@@ -130,6 +130,14 @@ func (r *Repository) Restore(ctx context.Context, sn *snapshot.Snapshot, t Resto
 	if len(opts.Components) == 0 {
 		comps = sn.Components
 	}
+	// Before anything is written: a kind this code does not know has no
+	// place in the target (restoring it like a stream would put its tree
+	// in the target's root, over the other components).
+	for _, c := range comps {
+		if err := snapshot.ValidKind(c.Kind); err != nil {
+			return nil, fmt.Errorf("restore component %s: %w", c.Name, err)
+		}
+	}
 	if err := r.LoadIndex(ctx); err != nil {
 		return nil, err
 	}

@@ -13,11 +13,27 @@ import (
 // Version is the manifest format this code writes and the newest it reads.
 const Version = 1
 
-// Component kinds of format version 1.
+// Component kinds of format version 1. A reader refuses any other kind: it
+// would not know where to restore it (a tree restored as if it were a
+// stream lands in the target's root, over other components). A new kind
+// comes with a new manifest version.
 const (
 	KindTree   = "tree"   // a directory; restored to TARGET/NAME/…
 	KindStream = "stream" // one stream (stdin, a dump); restored to the file TARGET/NAME
 )
+
+// ErrUnknownKind is returned for a component whose kind is not KindTree or
+// KindStream.
+var ErrUnknownKind = errors.New("snapshot: unknown component kind")
+
+// ValidKind checks a component's kind.
+func ValidKind(kind string) error {
+	switch kind {
+	case KindTree, KindStream:
+		return nil
+	}
+	return fmt.Errorf("%w %q (this cairn knows %q and %q)", ErrUnknownKind, kind, KindTree, KindStream)
+}
 
 // Component is one named part of a snapshot.
 type Component struct {
@@ -112,16 +128,32 @@ func ValidComponentName(name string) error {
 // ErrUnknownVersion is returned for a manifest newer than this program.
 var ErrUnknownVersion = errors.New("snapshot: unknown manifest version")
 
-// Encode returns the manifest's JSON.
+// Encode returns the manifest's JSON. It refuses components Decode would.
 func (s *Snapshot) Encode() ([]byte, error) {
 	if s.Version == 0 {
 		s.Version = Version
 	}
-	return json.Marshal(s)
+	if err := s.validateComponents(); err != nil {
+		return nil, err
+	}
+	buf, err := json.Marshal(s)
+	if err == nil && len(buf) > MaxManifestSize {
+		return nil, fmt.Errorf("snapshot: manifest of %d bytes exceeds the limit of %d", len(buf), MaxManifestSize)
+	}
+	return buf, err
 }
 
-// Decode parses a manifest and checks its version and component names.
+// MaxManifestSize bounds a manifest's plaintext (a manifest is a few KiB;
+// most of a large one would be Meta). Decode refuses a larger one, and a
+// reader need not read more of the store object than this plus sealing.
+const MaxManifestSize = 4 << 20
+
+// Decode parses a manifest and checks its version, component names and
+// kinds.
 func Decode(data []byte) (*Snapshot, error) {
+	if len(data) > MaxManifestSize {
+		return nil, fmt.Errorf("snapshot: manifest of %d bytes exceeds the limit of %d", len(data), MaxManifestSize)
+	}
 	var s Snapshot
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("snapshot: decode manifest: %w", err)
@@ -129,15 +161,25 @@ func Decode(data []byte) (*Snapshot, error) {
 	if s.Version < 1 || s.Version > Version {
 		return nil, fmt.Errorf("%w %d (this cairn reads up to %d)", ErrUnknownVersion, s.Version, Version)
 	}
+	if err := s.validateComponents(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func (s *Snapshot) validateComponents() error {
 	seen := map[string]bool{}
 	for _, c := range s.Components {
 		if err := ValidComponentName(c.Name); err != nil {
-			return nil, err
+			return err
+		}
+		if err := ValidKind(c.Kind); err != nil {
+			return fmt.Errorf("component %s: %w", c.Name, err)
 		}
 		if seen[c.Name] {
-			return nil, fmt.Errorf("snapshot: duplicate component %q", c.Name)
+			return fmt.Errorf("snapshot: duplicate component %q", c.Name)
 		}
 		seen[c.Name] = true
 	}
-	return &s, nil
+	return nil
 }

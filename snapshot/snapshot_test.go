@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -88,6 +89,11 @@ func TestDecodeManifest(t *testing.T) {
 		{"duplicate component", manifestJSON(1, "db", "files", "db"), nil, `duplicate component "db"`},
 		{"not JSON", []byte(`{"version":1,`), nil, "decode manifest"},
 		{"version not a number", []byte(`{"version":"1"}`), nil, "decode manifest"},
+		// Issue 8, item 7: an unknown kind was restored into the target root.
+		{"unknown kind", bytes.Replace(manifestJSON(1, "db"), []byte(`"kind":"tree"`), []byte(`"kind":"fifo"`), 1), ErrUnknownKind, `"fifo"`},
+		{"missing kind", bytes.Replace(manifestJSON(1, "db"), []byte(`"kind":"tree",`), nil, 1), ErrUnknownKind, `""`},
+		{"kind in capitals", bytes.Replace(manifestJSON(1, "db"), []byte(`"kind":"tree"`), []byte(`"kind":"TREE"`), 1), ErrUnknownKind, ""},
+		{"oversized", append(manifestJSON(1, "db"), bytes.Repeat([]byte(" "), MaxManifestSize)...), nil, "exceeds the limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sn, err := Decode(tc.data)
@@ -141,6 +147,12 @@ func TestManifestEncode(t *testing.T) {
 		}
 		if _, err := Decode(b); !errors.Is(err, ErrUnknownVersion) {
 			t.Errorf("Decode of version %d: %v, want ErrUnknownVersion", Version+1, err)
+		}
+	})
+	t.Run("an unknown kind is refused", func(t *testing.T) {
+		sn := &Snapshot{Time: t0, Components: []Component{{Name: "x", Kind: "pipe"}}}
+		if _, err := sn.Encode(); !errors.Is(err, ErrUnknownKind) {
+			t.Errorf("Encode: %v, want ErrUnknownKind", err)
 		}
 	})
 	t.Run("tags omitted when empty", func(t *testing.T) {
