@@ -3,7 +3,7 @@
 // demos (scripts/demo-app.sh) and manual runs of cairn's elasticsearch
 // component on machines where no real Elasticsearch can be installed.
 //
-//	esemu [-listen 127.0.0.1:0] [-path-repo DIR] [-version 8.19.7] [-seed] [-url-file FILE] [-v]
+//	esemu [-listen 127.0.0.1:0] [-path-repo DIR] [-version 8.19.7] [-repository-format current] [-seed] [-url-file FILE] [-v]
 //	esemu -do METHOD URL [BODY]
 //
 // Served, it prints its base URL (http://127.0.0.1:PORT) as the first line
@@ -75,12 +75,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on")
 	pathRepo := fs.String("path-repo", "", "the node's path.repo: fs repositories must lie below it (created if missing; default: a temporary directory removed on exit)")
 	version := fs.String("version", esemu.DefaultVersion, "Elasticsearch version to report")
+	format := fs.String("repository-format", esemu.FormatCurrent, "snapshot repository layout to write: "+
+		esemu.Format56+", "+esemu.Format68+" (numeric shard generations), "+esemu.Format710+" or "+esemu.FormatCurrent+" (7.12 and later)")
 	seedFlag := fs.Bool("seed", false, "create the sample indices mqm_sp1001_issues, mqm_sp1001_comments and mqm_sp1002_issues")
 	urlFile := fs.String("url-file", "", "also write the URL to this file")
 	verbose := fs.Bool("v", false, "log every request to stderr")
 	do := fs.Bool("do", false, "client mode: esemu -do METHOD URL [BODY] sends one request and prints the response body")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: esemu [-listen ADDR] [-path-repo DIR] [-version V] [-seed] [-url-file FILE] [-v]")
+		fmt.Fprintln(stderr, "usage: esemu [-listen ADDR] [-path-repo DIR] [-version V] [-repository-format F] [-seed] [-url-file FILE] [-v]")
 		fmt.Fprintln(stderr, "       esemu -do METHOD URL [BODY]")
 		fs.PrintDefaults()
 	}
@@ -97,7 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "esemu: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	if err := serve(ctx, config{listen: *listen, pathRepo: *pathRepo, version: *version,
+	if err := serve(ctx, config{listen: *listen, pathRepo: *pathRepo, version: *version, format: *format,
 		seed: *seedFlag, urlFile: *urlFile, verbose: *verbose}, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "esemu: %v\n", err)
 		return 1
@@ -106,8 +108,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 type config struct {
-	listen, pathRepo, version, urlFile string
-	seed, verbose                      bool
+	listen, pathRepo, version, format, urlFile string
+	seed, verbose                              bool
 }
 
 // loopbackListen listens on addr, which must name a loopback IP address or
@@ -129,7 +131,7 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ln.Close()
-	opts := esemu.Options{Version: c.version}
+	opts := esemu.Options{Version: c.version, RepositoryFormat: c.format}
 	if c.pathRepo != "" {
 		if err := os.MkdirAll(c.pathRepo, 0o755); err != nil {
 			return err

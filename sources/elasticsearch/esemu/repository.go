@@ -34,29 +34,29 @@ type repo struct {
 
 // repoData is the JSON of the root index-N blob (§1.2).
 type repoData struct {
-	MinVersion               any                 `json:"min_version"`
-	UUID                     string              `json:"uuid"`
-	ClusterID                string              `json:"cluster_id"`
+	MinVersion               any                 `json:"min_version,omitempty"`
+	UUID                     string              `json:"uuid,omitempty"`
+	ClusterID                string              `json:"cluster_id,omitempty"`
 	Snapshots                []*rdSnapshot       `json:"snapshots"`
 	Indices                  map[string]*rdIndex `json:"indices"`
-	IndexMetadataIdentifiers map[string]string   `json:"index_metadata_identifiers"`
+	IndexMetadataIdentifiers map[string]string   `json:"index_metadata_identifiers,omitempty"`
 }
 
 type rdSnapshot struct {
 	Name                string            `json:"name"`
 	UUID                string            `json:"uuid"`
 	State               int               `json:"state"`
-	IndexMetadataLookup map[string]string `json:"index_metadata_lookup"`
-	Version             any               `json:"version"`
-	StartTimeMillis     int64             `json:"start_time_millis"`
-	EndTimeMillis       int64             `json:"end_time_millis"`
-	SLMPolicy           string            `json:"slm_policy"`
+	IndexMetadataLookup map[string]string `json:"index_metadata_lookup,omitempty"`
+	Version             any               `json:"version,omitempty"`
+	StartTimeMillis     int64             `json:"start_time_millis,omitempty"`
+	EndTimeMillis       int64             `json:"end_time_millis,omitempty"`
+	SLMPolicy           *string           `json:"slm_policy,omitempty"`
 }
 
 type rdIndex struct {
 	ID               string    `json:"id"`
 	Snapshots        []string  `json:"snapshots"`
-	ShardGenerations []*string `json:"shard_generations"`
+	ShardGenerations []*string `json:"shard_generations,omitempty"`
 }
 
 // SnapshotState values as stored in index-N.
@@ -139,6 +139,7 @@ func readRepoDataGen(loc string, gen int64) (*repoData, error) {
 	if d.IndexMetadataIdentifiers == nil {
 		d.IndexMetadataIdentifiers = map[string]string{}
 	}
+	numericShardGens(loc, d)
 	return d, nil
 }
 
@@ -220,18 +221,39 @@ func writeBlobExcl(path string, data []byte) error {
 }
 
 // writeRepoData writes index-(gen+1) and index.latest.
+// The fields follow s.format: see format.go.
 func (s *Server) writeRepoData(r *repo, d *repoData, gen int64) (int64, error) {
-	if d.UUID == "" || d.UUID == "_na_" {
-		d.UUID = newUUID()
+	out := *d
+	switch f := s.format; {
+	case f.repoUUID:
+		if out.UUID == "" || out.UUID == "_na_" {
+			out.UUID = newUUID()
+		}
+		out.ClusterID = s.clusterUUID
+		out.MinVersion = "7.12.0"
+	case !f.numericShardGens:
+		out.UUID, out.ClusterID, out.MinVersion = "", "", "7.9.0"
+	default:
+		out.UUID, out.ClusterID, out.MinVersion = "", "", nil
+		out.Indices = map[string]*rdIndex{}
+		for n, rdi := range d.Indices {
+			c := *rdi
+			c.ShardGenerations = nil // found by listing, never written
+			out.Indices[n] = &c
+		}
 	}
-	d.ClusterID = s.clusterUUID
-	if d.MinVersion == nil {
-		d.MinVersion = "7.12.0"
+	if out.Snapshots == nil {
+		out.Snapshots = []*rdSnapshot{}
 	}
-	if d.Snapshots == nil {
-		d.Snapshots = []*rdSnapshot{}
+	if s.format.incompatibleFile {
+		if _, err := os.Stat(filepath.Join(r.location, "incompatible-snapshots")); err != nil {
+			if err := writeAtomic(r.location, "incompatible-snapshots", []byte(`{"incompatible-snapshots":[]}`), false); err != nil {
+				return 0, err
+			}
+		}
 	}
-	js, err := json.Marshal(d)
+	d.UUID = out.UUID
+	js, err := json.Marshal(&out)
 	if err != nil {
 		return 0, err
 	}
@@ -245,6 +267,9 @@ func (s *Server) writeRepoData(r *repo, d *repoData, gen int64) (int64, error) {
 		return 0, err
 	}
 	r.uuid = d.UUID
+	if r.uuid == "" {
+		r.uuid = "_na_"
+	}
 	if !r.readOnly {
 		r.trackedGen = next
 	}

@@ -41,6 +41,10 @@ type Options struct {
 	// MergeThreshold is the segment count above which a commit merges all
 	// segments of a shard into one (default 10, negative: never).
 	MergeThreshold int
+	// RepositoryFormat is the layout the emulator writes snapshot
+	// repositories in: Format56, Format68, Format710 or FormatCurrent
+	// (the default), whatever Version it reports. See format.go.
+	RepositoryFormat string
 }
 
 // Server is an in-process Elasticsearch emulator serving HTTP on loopback.
@@ -54,6 +58,7 @@ type Server struct {
 	nodeName    string
 	tmp         string
 	seg         segConfig
+	format      repoFormat
 
 	mu       sync.Mutex
 	indices  map[string]*index
@@ -80,9 +85,14 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	format, err := parseFormat(opts.RepositoryFormat)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		opts:        opts,
 		version:     v,
+		format:      format,
 		clusterUUID: newUUID(),
 		nodeID:      newUUID(),
 		nodeName:    "emu-node-0",

@@ -36,6 +36,11 @@ type snapInfo struct {
 	FeatureStates      []any          `json:"feature_states"`
 }
 
+// rootSnap is the payload of a root snap-<uuid>.dat.
+type rootSnap struct {
+	Snapshot *snapInfo `json:"snapshot"`
+}
+
 type shardFailure struct {
 	Index     string `json:"index"`
 	IndexUUID string `json:"index_uuid"`
@@ -441,8 +446,13 @@ func (s *Server) finalize(rp *repo, in *inflightSnap, captured map[string]*captu
 			continue // a FAILED snapshot references no index data
 		}
 		blob, ok := d.IndexMetadataIdentifiers[ci.ident]
+		if s.format.metaBySnapshot {
+			blob, ok = in.uuid, false
+		}
 		if !ok {
-			blob = newUUID()
+			if !s.format.metaBySnapshot {
+				blob = newUUID()
+			}
 			dir := filepath.Join(rp.location, "indices", rdi.ID)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return nil, ioErr(err)
@@ -454,9 +464,13 @@ func (s *Server) finalize(rp *repo, in *inflightSnap, captured map[string]*captu
 			if err := writeBlobExcl(filepath.Join(dir, "meta-"+blob+".dat"), data); err != nil {
 				return nil, ioErr(err)
 			}
-			d.IndexMetadataIdentifiers[ci.ident] = blob
+			if !s.format.metaBySnapshot {
+				d.IndexMetadataIdentifiers[ci.ident] = blob
+			}
 		}
-		lookup[rdi.ID] = ci.ident
+		if !s.format.metaBySnapshot {
+			lookup[rdi.ID] = ci.ident
+		}
 		rdi.Snapshots = append(rdi.Snapshots, in.uuid)
 		d.Indices[n] = rdi
 	}
@@ -469,15 +483,18 @@ func (s *Server) finalize(rp *repo, in *inflightSnap, captured map[string]*captu
 		si.State = "SUCCESS"
 	}
 	si.EndTime = nowMillis()
-	global, err := encodeChecksumBlob(codecMetadata, map[string]any{"cluster_uuid": s.clusterUUID, "templates": map[string]any{},
-		"persistent_settings": map[string]any{}, "version": si.VersionID}, rp.compress)
+	// Real blobs wrap these payloads in one object: {"meta-data": …}
+	// and {"snapshot": …} (checked against repositories written by
+	// 5.6, 6.8 and 7.10; see docs/ELASTICSEARCH.md).
+	global, err := encodeChecksumBlob(codecMetadata, map[string]any{"meta-data": map[string]any{"cluster_uuid": s.clusterUUID, "templates": map[string]any{},
+		"persistent_settings": map[string]any{}, "version": si.VersionID}}, rp.compress)
 	if err != nil {
 		return nil, ioErr(err)
 	}
 	if err := writeBlobExcl(filepath.Join(rp.location, "meta-"+in.uuid+".dat"), global); err != nil {
 		return nil, ioErr(err)
 	}
-	root, err := encodeChecksumBlob(codecSnapshot, si, rp.compress)
+	root, err := encodeChecksumBlob(codecSnapshot, rootSnap{si}, rp.compress)
 	if err != nil {
 		return nil, ioErr(err)
 	}
@@ -489,8 +506,14 @@ func (s *Server) finalize(rp *repo, in *inflightSnap, captured map[string]*captu
 	if s.atLeast(8, 9) {
 		version = 8_500_000 + s.version[1]*1000 // an IndexVersion-like id
 	}
-	d.Snapshots = append(d.Snapshots, &rdSnapshot{Name: in.name, UUID: in.uuid, State: state, IndexMetadataLookup: lookup,
-		Version: version, StartTimeMillis: si.StartTime, EndTimeMillis: si.EndTime})
+	rs := &rdSnapshot{Name: in.name, UUID: in.uuid, State: state, IndexMetadataLookup: lookup}
+	if s.format.snapshotVersion {
+		rs.Version = version
+	}
+	if s.format.repoUUID {
+		rs.StartTimeMillis, rs.EndTimeMillis, rs.SLMPolicy = si.StartTime, si.EndTime, new(string)
+	}
+	d.Snapshots = append(d.Snapshots, rs)
 	newGen, err := s.writeRepoData(rp, d, gen)
 	if err != nil {
 		return nil, ioErr(err)
@@ -580,10 +603,12 @@ func (s *Server) writeShard(rp *repo, indexID string, shardNum int, in *inflight
 		if fi == nil {
 			f := fileInfo{PhysicalName: name, Length: int64(len(data)), Checksum: sum, WrittenBy: luceneVersion}
 			if isVirtual(name) {
-				f.Name = "v__" + newUUID()
 				f.MetaHash = base64.StdEncoding.EncodeToString(data)
+			}
+			if isVirtual(name) && s.format.virtualFiles {
+				f.Name = "v__" + newUUID()
 			} else {
-				f.Name = "__" + newUUID()
+				f.Name = s.format.nextBlobName(cur.Files, ss.IncrementalFileCount)
 				if rp.chunkSize > 0 {
 					f.PartSize = rp.chunkSize
 				}
@@ -621,7 +646,7 @@ func (s *Server) writeShard(rp *repo, indexID string, shardNum int, in *inflight
 	}
 	cur.Snapshots[in.name] = ref
 	cur.Files = referencedFiles(cur.Files, ss.Files, cur.Snapshots)
-	newGen := newUUID()
+	newGen := s.format.nextShardGen(oldGen)
 	data, err = encodeChecksumBlob(codecSnapshots, cur, rp.compress)
 	if err != nil {
 		return "", "", err
@@ -659,15 +684,18 @@ func (s *Server) readRootSnap(rp *repo, sn *rdSnapshot) (*snapInfo, *esError) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, snapshotMissing(rp.name, sn.Name)
 	}
-	var si snapInfo
+	var rs rootSnap
 	if err == nil {
-		err = decodeChecksumBlob(data, codecSnapshot, &si)
+		err = decodeChecksumBlob(data, codecSnapshot, &rs)
+	}
+	if err == nil && rs.Snapshot == nil {
+		err = fmt.Errorf("%w: no snapshot object", errCorrupt)
 	}
 	if err != nil {
 		return nil, newErr(500, "snapshot_exception", "[%s:%s/%s] failed to get snapshot info", rp.name, sn.Name, sn.UUID).
 			cause(newErr(500, "corrupt_state_exception", "%v", err))
 	}
-	return &si, nil
+	return rs.Snapshot, nil
 }
 
 func (s *Server) getSnapshots(r *request, repoExpr, snapExpr string) (int, any) {
@@ -916,6 +944,9 @@ func (s *Server) deleteFromRepo(rp *repo, d *repoData, gen int64, targets map[st
 			continue
 		}
 		rdi.Snapshots = remaining
+		for _, sn := range targets { // index metadata named by snapshot (before 7.9)
+			files = append(files, filepath.Join(rp.location, "indices", rdi.ID, "meta-"+sn.UUID+".dat"))
+		}
 		for i, g := range rdi.ShardGenerations {
 			if g == nil || *g == "" {
 				continue
@@ -953,7 +984,7 @@ func (s *Server) deleteFromRepo(rp *repo, d *repoData, gen int64, targets map[st
 				}
 			}
 			cur.Files = kept
-			newGen := newUUID()
+			newGen := s.format.nextShardGen(g)
 			enc, err := encodeChecksumBlob(codecSnapshots, cur, rp.compress)
 			if err != nil {
 				return err
