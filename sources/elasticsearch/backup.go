@@ -130,6 +130,7 @@ type Capture struct {
 	repoUUID  string
 	clusterID string
 	esVersion string
+	layout    string
 
 	mu       sync.Mutex
 	broken   []error // referenced files that went missing during the copy
@@ -410,13 +411,13 @@ func (cp *Capture) capture() error {
 		return err
 	}
 	if err := set.checkPresent(loc); err != nil {
-		return fmt.Errorf("elasticsearch: generation %d of %s is incomplete: %w", highest, loc, err)
+		return fmt.Errorf("%w: generation %d of %s: %w", ErrIncomplete, highest, loc, err)
 	}
 	src, err := tree.Open(loc)
 	if err != nil {
 		return err
 	}
-	cp.src, cp.set, cp.gen, cp.repoUUID = src, set, highest, rd.UUID
+	cp.src, cp.set, cp.gen, cp.repoUUID, cp.layout = src, set, highest, rd.UUID, set.layoutName()
 	return nil
 }
 
@@ -450,6 +451,7 @@ func (cp *Capture) Meta() map[string]string {
 		"cluster_uuid":    cp.clusterID,
 		"es_version":      cp.esVersion,
 		"location":        cp.cfg.Location,
+		"layout":          cp.layout,
 	}
 }
 
