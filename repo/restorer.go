@@ -78,6 +78,7 @@ type restoreFile struct {
 	openErr   error
 	remaining atomic.Int32
 	failed    atomic.Bool
+	closed    atomic.Bool // closeFile ran: complete, or removed
 }
 
 type restoreJob struct {
@@ -165,12 +166,16 @@ func (r *Repository) Restore(ctx context.Context, sn *snapshot.Snapshot, t Resto
 		}
 	}
 	if err := rs.writeFiles(ctx); err != nil {
+		rs.removeUnfinished()
 		return nil, err
 	}
 	// Directory times last, and deepest first (walk appends a directory
 	// after its children): writing into a directory changes its mtime, and
 	// a parent's mode may forbid entering it.
 	for _, d := range rs.dirs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if err := t.SetMetadata(d.path, d.node); err != nil {
 			rs.fail(d.path, err)
 		}
@@ -213,6 +218,11 @@ func (rs *restorer) checkStream(ctx context.Context, c snapshot.Component) error
 
 // walk creates directories and symlinks and collects files.
 func (rs *restorer) walk(ctx context.Context, dir string, treeID chunk.ID) error {
+	// A cancelled restore (SIGTERM) stops here promptly rather than after
+	// the whole tree has been created.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	tree, err := rs.r.LoadTree(ctx, treeID)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -348,7 +358,21 @@ func (rs *restorer) restoreJob(ctx context.Context, j restoreJob, buf []byte) ([
 	return buf, nil
 }
 
+// removeUnfinished removes the files a stopped restore (cancelled, or a
+// store error) had created but not finished: a file with part of its
+// content must not stay behind looking restored. Files already complete
+// keep their content and metadata.
+func (rs *restorer) removeUnfinished() {
+	for _, f := range rs.files {
+		if f.f != nil && !f.closed.Load() {
+			f.f.Close()
+			_ = rs.t.Remove(f.path)
+		}
+	}
+}
+
 func (rs *restorer) closeFile(f *restoreFile) {
+	defer f.closed.Store(true)
 	if f.failed.Load() {
 		// Content is missing: do not leave a file that has the right size
 		// and mtime and so looks restored to rsync or to the next backup.

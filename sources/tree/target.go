@@ -15,10 +15,13 @@ import (
 // Target writes a restored tree into one directory. Every operation goes
 // through an os.Root, so no path in a snapshot — "..", an absolute name, or
 // a symlink restored earlier that points elsewhere — can make it write
-// outside the directory. Paths are relative and slash-separated. Safe for
+// outside the directory. Each operation works on one name inside a cached
+// handle of its parent directory (dircache.go), so deep trees cost no more
+// per entry than shallow ones. Paths are relative and slash-separated. Safe for
 // concurrent use on distinct paths.
 type Target struct {
 	root *os.Root
+	dirs *dirCache
 	dir  string
 }
 
@@ -44,14 +47,17 @@ func OpenTarget(dir string) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tree: open restore target: %w", err)
 	}
-	return &Target{root: r, dir: dir}, nil
+	return &Target{root: r, dirs: newDirCache(r), dir: dir}, nil
 }
 
 // Dir returns the target directory as given.
 func (t *Target) Dir() string { return t.dir }
 
 // Close releases the target.
-func (t *Target) Close() error { return t.root.Close() }
+func (t *Target) Close() error {
+	t.dirs.close()
+	return t.root.Close()
+}
 
 func clean(rel string) (string, error) {
 	if rel == "" {
@@ -63,22 +69,41 @@ func clean(rel string) (string, error) {
 	return rel, nil
 }
 
+// at resolves rel to its parent directory's handle and its last element;
+// rel "" is the target itself, returned as (root, "."). Call release when
+// done with the handle.
+func (t *Target) at(rel string) (r *os.Root, base string, release func(), err error) {
+	p, err := clean(rel)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if p == "." {
+		return t.root, ".", func() {}, nil
+	}
+	r, release, err = t.dirs.acquire(path.Dir(p))
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("tree: %s: %w", p, err)
+	}
+	return r, path.Base(p), release, nil
+}
+
 // Mkdir creates the directory rel; an existing directory is fine.
 func (t *Target) Mkdir(rel string) error {
-	p, err := clean(rel)
+	r, base, release, err := t.at(rel)
 	if err != nil {
 		return err
 	}
-	if p == "." {
+	defer release()
+	if base == "." {
 		return nil
 	}
-	err = t.root.Mkdir(p, 0o700)
+	err = r.Mkdir(base, 0o700)
 	if errors.Is(err, fs.ErrExist) {
-		fi, serr := t.root.Lstat(p)
+		fi, serr := r.Lstat(base)
 		if serr == nil && fi.IsDir() {
 			return nil
 		}
-		return fmt.Errorf("tree: %s exists and is not a directory", p)
+		return fmt.Errorf("tree: %s exists and is not a directory", rel)
 	}
 	if err != nil {
 		return fmt.Errorf("tree: %w", err)
@@ -89,29 +114,41 @@ func (t *Target) Mkdir(rel string) error {
 // Create creates (or truncates) the regular file rel for writing. A symlink
 // already at rel is replaced, never followed.
 func (t *Target) Create(rel string) (*os.File, error) {
-	p, err := clean(rel)
+	r, base, release, err := t.at(rel)
 	if err != nil {
 		return nil, err
 	}
-	if fi, err := t.root.Lstat(p); err == nil && !fi.Mode().IsRegular() {
-		if err := t.root.RemoveAll(p); err != nil {
-			return nil, fmt.Errorf("tree: replace %s: %w", p, err)
+	defer release()
+	if fi, err := r.Lstat(base); err == nil && !fi.Mode().IsRegular() {
+		if err := t.replace(r, rel, base); err != nil {
+			return nil, err
 		}
 	}
-	f, err := t.root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := r.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("tree: %w", err)
 	}
 	return f, nil
 }
 
+// replace removes what is at rel (base in r) so something else can be made
+// there, dropping cached handles of directories at or under it.
+func (t *Target) replace(r *os.Root, rel, base string) error {
+	t.dirs.forget(rel)
+	if err := r.RemoveAll(base); err != nil {
+		return fmt.Errorf("tree: replace %s: %w", rel, err)
+	}
+	return nil
+}
+
 // Open opens the file rel for reading (restore --verify).
 func (t *Target) Open(rel string) (*os.File, error) {
-	p, err := clean(rel)
+	r, base, release, err := t.at(rel)
 	if err != nil {
 		return nil, err
 	}
-	f, err := t.root.Open(p)
+	defer release()
+	f, err := r.Open(base)
 	if err != nil {
 		return nil, fmt.Errorf("tree: %w", err)
 	}
@@ -120,11 +157,13 @@ func (t *Target) Open(rel string) (*os.File, error) {
 
 // Remove removes the file rel (a file the restorer could not complete).
 func (t *Target) Remove(rel string) error {
-	p, err := clean(rel)
+	r, base, release, err := t.at(rel)
 	if err != nil {
 		return err
 	}
-	if err := t.root.Remove(p); err != nil {
+	defer release()
+	t.dirs.forget(rel)
+	if err := r.Remove(base); err != nil {
 		return fmt.Errorf("tree: %w", err)
 	}
 	return nil
@@ -133,16 +172,20 @@ func (t *Target) Remove(rel string) error {
 // Symlink creates a symlink at rel pointing at target, replacing what is
 // there. The link itself may point anywhere; the Target never follows it.
 func (t *Target) Symlink(rel, target string) error {
-	p, err := clean(rel)
+	r, base, release, err := t.at(rel)
 	if err != nil {
 		return err
 	}
-	if _, err := t.root.Lstat(p); err == nil {
-		if err := t.root.RemoveAll(p); err != nil {
-			return fmt.Errorf("tree: replace %s: %w", p, err)
+	defer release()
+	if base == "." {
+		return fmt.Errorf("%w: the target itself cannot become a symlink", snapshot.ErrBadName)
+	}
+	if _, err := r.Lstat(base); err == nil {
+		if err := t.replace(r, rel, base); err != nil {
+			return err
 		}
 	}
-	if err := t.root.Symlink(target, p); err != nil {
+	if err := r.Symlink(target, base); err != nil {
 		return fmt.Errorf("tree: %w", err)
 	}
 	return nil
@@ -152,24 +195,25 @@ func (t *Target) Symlink(rel, target string) error {
 // running as root) to rel. Symlinks get neither mode nor times: Linux has no
 // lchmod, and following them could touch files outside the target.
 func (t *Target) SetMetadata(rel string, n *snapshot.Node) error {
-	p, err := clean(rel)
+	r, base, release, err := t.at(rel)
 	if err != nil {
 		return err
 	}
+	defer release()
 	if n.Type == snapshot.Symlink {
 		if os.Geteuid() == 0 {
-			_ = t.root.Lchown(p, int(n.UID), int(n.GID))
+			_ = r.Lchown(base, int(n.UID), int(n.GID))
 		}
 		return nil
 	}
 	if os.Geteuid() == 0 {
 		// Ownership is best effort: the user may not exist on this host.
-		_ = t.root.Chown(p, int(n.UID), int(n.GID))
+		_ = r.Chown(base, int(n.UID), int(n.GID))
 	}
-	if err := t.root.Chmod(p, n.Mode); err != nil {
+	if err := r.Chmod(base, n.Mode); err != nil {
 		return fmt.Errorf("tree: %w", err)
 	}
-	if err := t.root.Chtimes(p, time.Time{}, n.ModTime); err != nil {
+	if err := r.Chtimes(base, time.Time{}, n.ModTime); err != nil {
 		return fmt.Errorf("tree: %w", err)
 	}
 	return nil
