@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/archive"
 	"github.com/cairn-backup/cairn/sources/command"
 	es "github.com/cairn-backup/cairn/sources/elasticsearch"
 	"github.com/cairn-backup/cairn/sources/tree"
@@ -17,7 +18,7 @@ import (
 
 // Options are what the caller adds to a configured backup.
 type Options struct {
-	repo.BackupOptions
+	archive.Options
 	// Warn receives warnings (a compressed dump, older ES snapshots that
 	// could not be deleted); default: dropped.
 	Warn func(string)
@@ -58,12 +59,12 @@ func (e *Elasticsearch) config() (es.Config, error) {
 // an Elasticsearch snapshot starts only when its turn comes. Older ES
 // snapshots are deleted, if configured, only once cairn's snapshot is
 // written.
-func Backup(ctx context.Context, r *repo.Repository, cfg *Config, opts Options) (*repo.BackupResult, error) {
+func Backup(ctx context.Context, r *repo.Repository, cfg *Config, opts Options) (*archive.Result, error) {
 	warn := opts.Warn
 	if warn == nil {
 		warn = func(string) {}
 	}
-	bo := opts.BackupOptions
+	bo := opts.Options
 	bo.Before = hook(cfg.Hooks.Before)
 	bo.After = hook(cfg.Hooks.After)
 	if bo.MaxSkew == 0 {
@@ -81,40 +82,40 @@ func Backup(ctx context.Context, r *repo.Repository, cfg *Config, opts Options) 
 			s.Close()
 		}
 	}()
-	comps := make([]repo.ComponentSource, 0, len(cfg.Components))
+	comps := make([]archive.ComponentSource, 0, len(cfg.Components))
 	for i := range cfg.Components {
 		c := &cfg.Components[i]
-		cs := repo.ComponentSource{Name: c.Name, Before: hook(c.Hooks.Before), After: hook(c.Hooks.After)}
+		cs := archive.ComponentSource{Name: c.Name, Before: hook(c.Hooks.Before), After: hook(c.Hooks.After)}
 		switch c.Kind() {
 		case "command":
 			cs.Start = CommandSource(c, &streams, warn).Start
 		case "elasticsearch":
-			cs.Start = func(ctx context.Context) (repo.ComponentSource, error) {
+			cs.Start = func(ctx context.Context) (archive.ComponentSource, error) {
 				ec, err := c.Elasticsearch.config()
 				if err != nil {
-					return repo.ComponentSource{}, err
+					return archive.ComponentSource{}, err
 				}
 				cp, err := es.Backup(ctx, ec)
 				if err != nil {
-					return repo.ComponentSource{}, err
+					return archive.ComponentSource{}, err
 				}
 				captures = append(captures, cp)
 				meta := cp.Meta()
 				meta["url"] = c.Elasticsearch.URL
-				return repo.ComponentSource{FS: cp, Source: cp.Source(), Finish: cp.Finish, Meta: meta}, nil
+				return archive.ComponentSource{FS: cp, Source: cp.Source(), Finish: cp.Finish, Meta: meta}, nil
 			}
 		case "tree":
-			cs.Start = func(ctx context.Context) (repo.ComponentSource, error) {
+			cs.Start = func(ctx context.Context) (archive.ComponentSource, error) {
 				src, err := tree.Open(c.Tree)
 				if err != nil {
-					return repo.ComponentSource{}, err
+					return archive.ComponentSource{}, err
 				}
-				return repo.ComponentSource{FS: src, Source: src.Root()}, nil
+				return archive.ComponentSource{FS: src, Source: src.Root()}, nil
 			}
 		}
 		comps = append(comps, cs)
 	}
-	res, err := r.Backup(ctx, comps, bo)
+	res, err := archive.Backup(ctx, r, comps, bo)
 	if err != nil {
 		return res, err
 	}
@@ -144,29 +145,29 @@ func StderrTail(b []byte) string {
 // streams, which the caller closes once the backup returns (a backup that
 // fails elsewhere never reaches Finish, and the command must not outlive
 // it). cmd/cairn's --command flags use it too.
-func CommandSource(c *Component, streams *[]io.Closer, warn func(string)) repo.ComponentSource {
-	return repo.ComponentSource{Name: c.Name, Start: func(ctx context.Context) (repo.ComponentSource, error) {
+func CommandSource(c *Component, streams *[]io.Closer, warn func(string)) archive.ComponentSource {
+	return archive.ComponentSource{Name: c.Name, Start: func(ctx context.Context) (archive.ComponentSource, error) {
 		return startCommand(ctx, c, streams, warn)
 	}}
 }
 
 // startCommand runs a dump command in its configured mode.
-func startCommand(ctx context.Context, c *Component, streams *[]io.Closer, warn func(string)) (repo.ComponentSource, error) {
+func startCommand(ctx context.Context, c *Component, streams *[]io.Closer, warn func(string)) (archive.ComponentSource, error) {
 	spec := c.spec()
 	switch c.Mode {
 	case "dir":
 		d, err := command.RunToDir(ctx, spec, c.Dir)
 		if err != nil {
-			return repo.ComponentSource{}, err
+			return archive.ComponentSource{}, err
 		}
 		if kind, compressed := d.Sniff(); compressed {
 			warn(fmt.Sprintf("component %s: %s", c.Name, command.CompressionAdvice(kind)))
 		}
 		src, err := tree.Open(c.Dir)
 		if err != nil {
-			return repo.ComponentSource{}, err
+			return archive.ComponentSource{}, err
 		}
-		return repo.ComponentSource{FS: src, Source: src.Root(), Meta: d.Meta(),
+		return archive.ComponentSource{FS: src, Source: src.Root(), Meta: d.Meta(),
 			Finish: func(context.Context) error { return d.Done() }}, nil
 	default:
 		var st *command.Stream
@@ -177,11 +178,11 @@ func startCommand(ctx context.Context, c *Component, streams *[]io.Closer, warn 
 			st, err = command.Start(ctx, spec)
 		}
 		if err != nil {
-			return repo.ComponentSource{}, err
+			return archive.ComponentSource{}, err
 		}
 		*streams = append(*streams, st)
 		meta := st.Meta()
-		return repo.ComponentSource{Reader: st, Source: meta[command.MetaCommand], Meta: meta,
+		return archive.ComponentSource{Reader: st, Source: meta[command.MetaCommand], Meta: meta,
 			Finish: func(ctx context.Context) error {
 				err := st.Wait(ctx)
 				maps.Copy(meta, st.Meta())

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/restore"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/command"
 	es "github.com/cairn-backup/cairn/sources/elasticsearch"
@@ -251,7 +252,7 @@ func restoreInto(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot,
 		return err
 	}
 	defer t.Close()
-	_, err = r.Restore(ctx, sn, t, repo.RestoreOptions{Components: []string{name}, Verify: true})
+	_, err = restore.Restore(ctx, r, sn, t, restore.Options{Components: []string{name}, Verify: true})
 	return err
 }
 

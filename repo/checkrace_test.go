@@ -5,9 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/internal/memstore"
+	"github.com/cairn-backup/cairn/repo/archive"
+	"github.com/cairn-backup/cairn/repo/check"
 	"github.com/cairn-backup/cairn/store"
-	"github.com/cairn-backup/cairn/store/mem"
 )
 
 // hookStore runs hook once, right after the first List of prefix returns:
@@ -35,11 +36,11 @@ func (h *hookStore) List(ctx context.Context, prefix string, fn func(store.Info)
 // repository. Check must list snapshots first; whatever a backup writes
 // after that is simply not checked this time.
 func TestCheckDuringBackupReportsNoDamage(t *testing.T) {
-	st := mem.New()
+	st := memstore.New()
 	r := initRepo(t, st)
 	src := t.TempDir()
 	writeTree(t, src, 1)
-	if _, err := backup(t, r, src, nil, repo.BackupOptions{}); err != nil {
+	if _, err := backup(t, r, src, nil, archive.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, between := range []string{"snapshots/", "index/", "data/"} {
@@ -48,12 +49,12 @@ func TestCheckDuringBackupReportsNoDamage(t *testing.T) {
 			src2 := t.TempDir()
 			writeTree(t, src2, uint64(len(between))+10)
 			hs := &hookStore{Store: st, prefix: between, hook: func() {
-				if _, err := backup(t, other, src2, textData(3, 1<<20), repo.BackupOptions{}); err != nil {
+				if _, err := backup(t, other, src2, textData(3, 1<<20), archive.Options{}); err != nil {
 					t.Errorf("concurrent backup: %v", err)
 				}
 			}}
 			checker := reopen(t, hs)
-			rep, err := checker.Check(t.Context(), repo.CheckOptions{ReadData: true})
+			rep, err := check.Check(t.Context(), checker, check.Options{ReadData: true})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,17 +5,21 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cairn-backup/cairn/internal/faulty"
+	"github.com/cairn-backup/cairn/internal/memstore"
 	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/store/faulty"
-	"github.com/cairn-backup/cairn/store/mem"
+	"github.com/cairn-backup/cairn/repo/archive"
+	"github.com/cairn-backup/cairn/repo/check"
+	"github.com/cairn-backup/cairn/repo/replicate"
+	"github.com/cairn-backup/cairn/repo/restore"
 )
 
 func TestCopyModes(t *testing.T) {
 	src := t.TempDir()
 	writeTree(t, src, 20)
-	srcRepo := initRepo(t, mem.New())
+	srcRepo := initRepo(t, memstore.New())
 	for i := range 2 {
-		if _, err := backup(t, srcRepo, src, textData(uint64(30+i), 2<<20), repo.BackupOptions{}); err != nil {
+		if _, err := backup(t, srcRepo, src, textData(uint64(30+i), 2<<20), archive.Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -26,22 +30,22 @@ func TestCopyModes(t *testing.T) {
 	tests := []struct {
 		name    string
 		replica *repo.ReplicaOf
-		mode    repo.CopyMode
+		mode    replicate.Mode
 	}{
-		{"unrelated repositories", nil, repo.CopyRewrite},
-		{"replica", &repo.ReplicaOf{Source: srcRepo}, repo.CopyBlobs},
-		{"replica sharing the data key", &repo.ReplicaOf{Source: srcRepo, ShareDataKey: true}, repo.CopyPacks},
+		{"unrelated repositories", nil, replicate.CopyRewrite},
+		{"replica", &repo.ReplicaOf{Source: srcRepo}, replicate.CopyBlobs},
+		{"replica sharing the data key", &repo.ReplicaOf{Source: srcRepo, ShareDataKey: true}, replicate.CopyPacks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dstStore := mem.New()
+			dstStore := memstore.New()
 			opts := testKDF
 			opts.Replica = tc.replica
 			dst, err := repo.Init(t.Context(), dstStore, "other password", opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := srcRepo.Copy(t.Context(), dst, all, repo.CopyOptions{Verify: true})
+			res, err := replicate.Copy(t.Context(), srcRepo, dst, all, replicate.Options{Verify: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,17 +57,17 @@ func TestCopyModes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rep, err := dst2.Check(t.Context(), repo.CheckOptions{ReadData: true})
+			rep, err := check.Check(t.Context(), dst2, check.Options{ReadData: true})
 			if err != nil || !rep.OK() || rep.Snapshots != 2 {
 				t.Fatalf("check of the target: %v %+v", err, rep)
 			}
-			dir, _, err := restore(t, dst2, "latest", repo.RestoreOptions{Verify: true})
+			dir, _, err := restoreSnapshot(t, dst2, "latest", restore.Options{Verify: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			sameTree(t, src, filepath.Join(dir, "files"))
 
-			again, err := srcRepo.Copy(t.Context(), dst2, all, repo.CopyOptions{})
+			again, err := replicate.Copy(t.Context(), srcRepo, dst2, all, replicate.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,15 +84,15 @@ func TestCopyModes(t *testing.T) {
 func TestCopyResumes(t *testing.T) {
 	src := t.TempDir()
 	writeTree(t, src, 21)
-	srcRepo := initRepo(t, mem.New())
-	if _, err := backup(t, srcRepo, src, randomData(23, 3<<20), repo.BackupOptions{Saver: repo.SaverOptions{PackSize: 256 << 10}}); err != nil {
+	srcRepo := initRepo(t, memstore.New())
+	if _, err := backup(t, srcRepo, src, randomData(23, 3<<20), archive.Options{Saver: repo.SaverOptions{PackSize: 256 << 10}}); err != nil {
 		t.Fatal(err)
 	}
 	all, _ := srcRepo.Snapshots(t.Context())
-	copyOpts := repo.CopyOptions{Saver: repo.SaverOptions{PackSize: 256 << 10, IndexEvery: 1}}
+	copyOpts := replicate.Options{Saver: repo.SaverOptions{PackSize: 256 << 10, IndexEvery: 1}}
 	for _, share := range []bool{false, true} {
 		newDst := func() (*faulty.Store, *repo.Repository) {
-			fs := faulty.New(mem.New())
+			fs := faulty.New(memstore.New())
 			dst, err := repo.Init(t.Context(), fs, "p", repo.InitOptions{KDF: testKDF.KDF, Replica: &repo.ReplicaOf{Source: srcRepo, ShareDataKey: share}})
 			if err != nil {
 				t.Fatal(err)
@@ -98,7 +102,7 @@ func TestCopyResumes(t *testing.T) {
 		// An undisturbed copy: how many puts, how many bytes.
 		fs, dst := newDst()
 		before := fs.Puts()
-		res, err := srcRepo.Copy(t.Context(), dst, all, copyOpts)
+		res, err := replicate.Copy(t.Context(), srcRepo, dst, all, copyOpts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +116,7 @@ func TestCopyResumes(t *testing.T) {
 			fs.Crash(n)
 			// An index file after every pack: a resumed copy skips every
 			// pack an index file recorded before the interruption.
-			if _, err := srcRepo.Copy(t.Context(), dst, all, copyOpts); !errors.Is(err, faulty.ErrCrashed) {
+			if _, err := replicate.Copy(t.Context(), srcRepo, dst, all, copyOpts); !errors.Is(err, faulty.ErrCrashed) {
 				t.Fatalf("share=%v crash after %d of %d puts: got %v", share, n, total, err)
 			}
 			fs.Reset()
@@ -123,7 +127,7 @@ func TestCopyResumes(t *testing.T) {
 			if c := snapshotCount(t, dst2); c != 0 {
 				t.Fatalf("an interrupted copy left %d snapshots", c)
 			}
-			res, err := srcRepo.Copy(t.Context(), dst2, all, copyOpts)
+			res, err := replicate.Copy(t.Context(), srcRepo, dst2, all, copyOpts)
 			if err != nil {
 				t.Fatalf("share=%v crash after %d puts: resumed copy: %v", share, n, err)
 			}
@@ -133,7 +137,7 @@ func TestCopyResumes(t *testing.T) {
 			if n >= 5 && res.Bytes >= full {
 				t.Errorf("share=%v crash after %d puts: the resumed copy sent %d bytes, a full one %d", share, n, res.Bytes, full)
 			}
-			rep, err := dst2.Check(t.Context(), repo.CheckOptions{ReadData: true})
+			rep, err := check.Check(t.Context(), dst2, check.Options{ReadData: true})
 			if err != nil || !rep.OK() || rep.Snapshots != 1 {
 				t.Fatalf("check: %v %+v", err, rep)
 			}
@@ -146,14 +150,14 @@ func TestCopyResumes(t *testing.T) {
 func TestCopyToSeveralTargetsReadsOnce(t *testing.T) {
 	src := t.TempDir()
 	writeTree(t, src, 22)
-	srcStore := faulty.New(mem.New())
+	srcStore := faulty.New(memstore.New())
 	srcRepo := initRepo(t, srcStore)
-	if _, err := backup(t, srcRepo, src, textData(5, 3<<20), repo.BackupOptions{Saver: repo.SaverOptions{PackSize: 1 << 20}}); err != nil {
+	if _, err := backup(t, srcRepo, src, textData(5, 3<<20), archive.Options{Saver: repo.SaverOptions{PackSize: 1 << 20}}); err != nil {
 		t.Fatal(err)
 	}
 	all, _ := srcRepo.Snapshots(t.Context())
 	replica := func(share bool) *repo.Repository {
-		dst, err := repo.Init(t.Context(), mem.New(), "p", repo.InitOptions{KDF: testKDF.KDF, Replica: &repo.ReplicaOf{Source: srcRepo, ShareDataKey: share}})
+		dst, err := repo.Init(t.Context(), memstore.New(), "p", repo.InitOptions{KDF: testKDF.KDF, Replica: &repo.ReplicaOf{Source: srcRepo, ShareDataKey: share}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,14 +165,14 @@ func TestCopyToSeveralTargetsReadsOnce(t *testing.T) {
 	}
 	for _, share := range []bool{true, false} {
 		before := srcStore.Gets()
-		if _, err := srcRepo.Copy(t.Context(), replica(share), all, repo.CopyOptions{}); err != nil {
+		if _, err := replicate.Copy(t.Context(), srcRepo, replica(share), all, replicate.Options{}); err != nil {
 			t.Fatal(err)
 		}
 		one := srcStore.Gets() - before
 
 		before = srcStore.Gets()
 		dsts := []*repo.Repository{replica(share), replica(share)}
-		results, err := srcRepo.CopyToAll(t.Context(), dsts, all, repo.CopyOptions{})
+		results, err := replicate.CopyToAll(t.Context(), srcRepo, dsts, all, replicate.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +185,7 @@ func TestCopyToSeveralTargetsReadsOnce(t *testing.T) {
 			t.Errorf("share=%v: two targets read the source %d times, one target %d", share, two, one)
 		}
 		for _, d := range dsts {
-			rep, err := d.Check(t.Context(), repo.CheckOptions{ReadData: true})
+			rep, err := check.Check(t.Context(), d, check.Options{ReadData: true})
 			if err != nil || !rep.OK() || rep.Snapshots != 1 {
 				t.Fatalf("check: %v %+v", err, rep)
 			}

@@ -1,6 +1,8 @@
-// Package repo is a cairn repository: its config and keys, locks, the
-// archiver that turns sources into packs and snapshots, the restorer, and
-// check.
+// Package repo is a cairn repository: its config and keys, locks, index
+// loading, the saver that packs and uploads blobs, and reading blobs, trees
+// and manifests. The jobs that use it live in packages of their own, each
+// over this package's exported API: repo/archive (backup), repo/restore,
+// repo/check, repo/replicate (copy) and repo/stats.
 //
 // Write order is the crash-safety invariant: a pack is durable before any
 // index file names it, index files before the snapshot that needs them. A

@@ -10,11 +10,14 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/internal/memstore"
 	"github.com/cairn-backup/cairn/pack"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/archive"
+	"github.com/cairn-backup/cairn/repo/check"
+	"github.com/cairn-backup/cairn/repo/restore"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/tree"
-	"github.com/cairn-backup/cairn/store/mem"
 )
 
 // Issue 8, item 4: a writer with the key (or a store that replays another
@@ -25,7 +28,7 @@ import (
 // restored, and check names the damage.
 func TestOversizedBlobIsCorrupt(t *testing.T) {
 	ctx := t.Context()
-	st := mem.New()
+	st := memstore.New()
 	r := initRepo(t, st)
 	max := r.ChunkerParams().MaxSize
 	big := bytes.Repeat([]byte{'A'}, int(max)+1)
@@ -66,8 +69,8 @@ func TestOversizedBlobIsCorrupt(t *testing.T) {
 	if _, err := r2.LoadBlob(ctx, pack.DataBlob, id, nil); !errors.Is(err, pack.ErrCorrupt) {
 		t.Fatalf("LoadBlob of an oversized blob: got %v, want ErrCorrupt", err)
 	}
-	dir, _, err := restore(t, reopen(t, st), sid.String(), repo.RestoreOptions{})
-	if !errors.Is(err, repo.ErrRestoreIncomplete) {
+	dir, _, err := restoreSnapshot(t, reopen(t, st), sid.String(), restore.Options{})
+	if !errors.Is(err, restore.ErrIncomplete) {
 		t.Fatalf("restore: got %v, want ErrRestoreIncomplete", err)
 	}
 	for _, name := range []string{"f1", "f2", "f3", "f4"} {
@@ -75,7 +78,7 @@ func TestOversizedBlobIsCorrupt(t *testing.T) {
 			t.Errorf("%s left behind after a failed restore (%v)", name, err)
 		}
 	}
-	rep, err := reopen(t, st).Check(ctx, repo.CheckOptions{ReadData: true})
+	rep, err := check.Check(ctx, reopen(t, st), check.Options{ReadData: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +93,11 @@ func TestOversizedBlobIsCorrupt(t *testing.T) {
 // anything (manifests with such a kind no longer decode; this guards
 // callers that build a manifest themselves).
 func TestRestoreRefusesUnknownKind(t *testing.T) {
-	st := mem.New()
+	st := memstore.New()
 	r := initRepo(t, st)
 	src := t.TempDir()
 	writeTree(t, src, 1)
-	res, err := backup(t, r, src, nil, repo.BackupOptions{})
+	res, err := backup(t, r, src, nil, archive.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +110,7 @@ func TestRestoreRefusesUnknownKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tg.Close()
-	_, err = reopen(t, st).Restore(t.Context(), &sn, tg, repo.RestoreOptions{})
+	_, err = restore.Restore(t.Context(), reopen(t, st), &sn, tg, restore.Options{})
 	if !errors.Is(err, snapshot.ErrUnknownKind) {
 		t.Fatalf("restore: got %v, want ErrUnknownKind", err)
 	}

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairn-backup/cairn/internal/memstore"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/store"
-	"github.com/cairn-backup/cairn/store/mem"
 )
 
 // keyName returns the name of the repository's only key file.
@@ -90,7 +90,7 @@ func TestDamagedKeyFiles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
-			st := mem.New()
+			st := memstore.New()
 			initRepo(t, st)
 			name := keyName(t, st)
 			if tc.edit != nil {
@@ -114,7 +114,7 @@ func TestDamagedKeyFiles(t *testing.T) {
 
 func TestWrongPasswordAndSecondKey(t *testing.T) {
 	ctx := t.Context()
-	st := mem.New()
+	st := memstore.New()
 	initRepo(t, st)
 	if _, err := repo.Open(ctx, st, "nope"); !errors.Is(err, repo.ErrWrongPassword) || errors.Is(err, repo.ErrDamagedKey) {
 		t.Fatalf("wrong password: got %v", err)
@@ -130,7 +130,7 @@ func TestWrongPasswordAndSecondKey(t *testing.T) {
 }
 
 func TestInitRefusesKDFOutOfBounds(t *testing.T) {
-	_, err := repo.Init(t.Context(), mem.New(), "pw", repo.InitOptions{KDF: repo.KDFParams{N: 1 << 30, R: 8, P: 1}})
+	_, err := repo.Init(t.Context(), memstore.New(), "pw", repo.InitOptions{KDF: repo.KDFParams{N: 1 << 30, R: 8, P: 1}})
 	if err == nil || !strings.Contains(err.Error(), "scrypt N") {
 		t.Fatalf("got %v", err)
 	}
@@ -162,7 +162,7 @@ func TestDamagedConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
-			st := mem.New()
+			st := memstore.New()
 			initRepo(t, st)
 			buf, _ := store.ReadAll(ctx, st, "config")
 			if err := st.Put(ctx, "config", tc.edit(ctx, st, buf)); err != nil {

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/internal/faulty"
+	"github.com/cairn-backup/cairn/internal/memstore"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
-	"github.com/cairn-backup/cairn/store/faulty"
-	"github.com/cairn-backup/cairn/store/mem"
 )
 
 // fastLocks ages locks in a fraction of a second.
@@ -31,7 +31,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // stale, and a snapshot is not written under it. Before the fix the
 // failed refresh was ignored and the snapshot written.
 func TestLockRefreshFailureIsFatal(t *testing.T) {
-	fs := faulty.New(mem.New())
+	fs := faulty.New(memstore.New())
 	r := initRepo(t, fs)
 	if err := r.SetLockTiming(fastLocks); err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func TestLockRefreshFailureIsFatal(t *testing.T) {
 // not fresh enough to save a snapshot under, even before it is declared
 // lost.
 func TestSaveSnapshotNeedsFreshLock(t *testing.T) {
-	fs := faulty.New(mem.New())
+	fs := faulty.New(memstore.New())
 	r := initRepo(t, fs)
 	slow := repo.LockTiming{Refresh: 150 * time.Millisecond, Stale: 500 * time.Millisecond, Margin: 100 * time.Millisecond}
 	if err := r.SetLockTiming(slow); err != nil {
@@ -104,7 +104,7 @@ func TestSaveSnapshotNeedsFreshLock(t *testing.T) {
 // a live lock); shared lockers go ahead. Before the fix it was skipped.
 func TestUnreadableLockBlocksExclusive(t *testing.T) {
 	for _, junk := range []string{"{not json", "", `{"exclusive":false}`, strings.Repeat("x", 1<<20)} {
-		st := mem.New()
+		st := memstore.New()
 		r := initRepo(t, st)
 		if err := st.Put(t.Context(), "locks/0123456789abcdef0123456789abcdef", []byte(junk)); err != nil {
 			t.Fatal(err)
@@ -124,7 +124,7 @@ func TestUnreadableLockBlocksExclusive(t *testing.T) {
 }
 
 func TestPruneLockExcludesOnlyPrunes(t *testing.T) {
-	r := initRepo(t, mem.New())
+	r := initRepo(t, memstore.New())
 	ctx := t.Context()
 	backup, err := r.LockAs(ctx, repo.LockShared, "backup")
 	if err != nil {

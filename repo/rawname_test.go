@@ -5,8 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/store/mem"
+	"github.com/cairn-backup/cairn/internal/memstore"
+	"github.com/cairn-backup/cairn/repo/archive"
+	"github.com/cairn-backup/cairn/repo/restore"
 )
 
 // Issue 8, item 1: names and link targets that are not valid UTF-8 used to
@@ -39,13 +40,13 @@ func TestNonUTF8NamesRestoreByteExact(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st := mem.New()
+	st := memstore.New()
 	r := initRepo(t, st)
-	res, err := backup(t, r, src, nil, repo.BackupOptions{})
+	res, err := backup(t, r, src, nil, archive.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, _, err := restore(t, reopen(t, st), res.ID.String(), repo.RestoreOptions{Verify: true})
+	dir, _, err := restoreSnapshot(t, reopen(t, st), res.ID.String(), restore.Options{Verify: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,11 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/internal/faulty"
+	"github.com/cairn-backup/cairn/internal/memstore"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/archive"
+	"github.com/cairn-backup/cairn/repo/check"
+	"github.com/cairn-backup/cairn/repo/restore"
 	"github.com/cairn-backup/cairn/sources/tree"
 	"github.com/cairn-backup/cairn/store"
-	"github.com/cairn-backup/cairn/store/faulty"
-	"github.com/cairn-backup/cairn/store/mem"
 )
 
 var testKDF = repo.InitOptions{KDF: repo.KDFParams{N: 1024, R: 8, P: 1}}
@@ -86,23 +89,23 @@ func writeTree(t *testing.T, dir string, seed uint64) {
 	}
 }
 
-func backup(t *testing.T, r *repo.Repository, dir string, stream []byte, opts repo.BackupOptions) (*repo.BackupResult, error) {
+func backup(t *testing.T, r *repo.Repository, dir string, stream []byte, opts archive.Options) (*archive.Result, error) {
 	t.Helper()
 	src, err := tree.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	comps := []repo.ComponentSource{{Name: "files", Source: src.Root(), FS: src}}
+	comps := []archive.ComponentSource{{Name: "files", Source: src.Root(), FS: src}}
 	if stream != nil {
-		comps = append(comps, repo.ComponentSource{Name: "db", Source: "stdin", Reader: bytes.NewReader(stream)})
+		comps = append(comps, archive.ComponentSource{Name: "db", Source: "stdin", Reader: bytes.NewReader(stream)})
 	}
 	if opts.Host == "" {
 		opts.Host = "testhost"
 	}
-	return r.Backup(t.Context(), comps, opts)
+	return archive.Backup(t.Context(), r, comps, opts)
 }
 
-func restore(t *testing.T, r *repo.Repository, id string, opts repo.RestoreOptions) (string, *repo.RestoreResult, error) {
+func restoreSnapshot(t *testing.T, r *repo.Repository, id string, opts restore.Options) (string, *restore.Result, error) {
 	t.Helper()
 	sn, err := r.FindSnapshot(t.Context(), id)
 	if err != nil {
@@ -114,7 +117,7 @@ func restore(t *testing.T, r *repo.Repository, id string, opts repo.RestoreOptio
 		t.Fatal(err)
 	}
 	defer tg.Close()
-	res, err := r.Restore(t.Context(), sn.Snapshot, tg, opts)
+	res, err := restore.Restore(t.Context(), r, sn.Snapshot, tg, opts)
 	return dir, res, err
 }
 
@@ -169,7 +172,7 @@ func snapshotCount(t *testing.T, r *repo.Repository) int {
 }
 
 func TestOpenErrors(t *testing.T) {
-	st := mem.New()
+	st := memstore.New()
 	initRepo(t, st)
 	ctx := t.Context()
 	tests := []struct {
@@ -179,9 +182,9 @@ func TestOpenErrors(t *testing.T) {
 		want  error
 	}{
 		{"wrong password", func() store.Store { return st }, "nope", repo.ErrWrongPassword},
-		{"no repository", func() store.Store { return mem.New() }, "secret", repo.ErrNoRepository},
+		{"no repository", func() store.Store { return memstore.New() }, "secret", repo.ErrNoRepository},
 		{"unknown version", func() store.Store {
-			s2 := mem.New()
+			s2 := memstore.New()
 			initRepo(t, s2)
 			cfg, _ := store.ReadAll(ctx, s2, "config")
 			cfg = bytes.Replace(cfg, []byte(`"version": 1`), []byte(`"version": 7`), 1)
@@ -207,12 +210,12 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestBackupRestoreRoundTrip(t *testing.T) {
-	st := mem.New()
+	st := memstore.New()
 	r := initRepo(t, st)
 	src := t.TempDir()
 	writeTree(t, src, 1)
 	stream := textData(9, 5<<20)
-	res, err := backup(t, r, src, stream, repo.BackupOptions{Tags: []string{"x"}})
+	res, err := backup(t, r, src, stream, archive.Options{Tags: []string{"x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +225,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 
 	// A fresh process: reopen and restore from the store alone.
 	r2 := reopen(t, st)
-	dir, rr, err := restore(t, r2, res.ID.String(), repo.RestoreOptions{Verify: true})
+	dir, rr, err := restoreSnapshot(t, r2, res.ID.String(), restore.Options{Verify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,24 +252,24 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 		t.Fatalf("dump differs (err %v)", err)
 	}
 
-	rep, err := r2.Check(t.Context(), repo.CheckOptions{ReadData: true})
+	rep, err := check.Check(t.Context(), r2, check.Options{ReadData: true})
 	if err != nil || !rep.OK() {
 		t.Fatalf("check: %v %+v", err, rep)
 	}
 }
 
 func TestSecondBackupDedupsAndSkipsUnchanged(t *testing.T) {
-	st := mem.New()
+	st := memstore.New()
 	r := initRepo(t, st)
 	src := t.TempDir()
 	writeTree(t, src, 2)
 	stream := textData(3, 4<<20)
-	first, err := backup(t, r, src, stream, repo.BackupOptions{})
+	first, err := backup(t, r, src, stream, archive.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	prog := &repo.Progress{}
-	second, err := backup(t, r, src, stream, repo.BackupOptions{Progress: prog})
+	second, err := backup(t, r, src, stream, archive.Options{Progress: prog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,11 +296,11 @@ func TestSecondBackupDedupsAndSkipsUnchanged(t *testing.T) {
 	if err := os.Chtimes(p, time.Time{}, fi.ModTime()); err != nil {
 		t.Fatal(err)
 	}
-	third, err := backup(t, r, src, stream, repo.BackupOptions{})
+	third, err := backup(t, r, src, stream, archive.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, _, err := restore(t, r, third.ID.String(), repo.RestoreOptions{Components: []string{"files"}})
+	dir, _, err := restoreSnapshot(t, r, third.ID.String(), restore.Options{Components: []string{"files"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,17 +310,17 @@ func TestSecondBackupDedupsAndSkipsUnchanged(t *testing.T) {
 }
 
 func TestStreamFailureWritesNoSnapshot(t *testing.T) {
-	st := mem.New()
+	st := memstore.New()
 	r := initRepo(t, st)
 	src := t.TempDir()
 	writeTree(t, src, 4)
 	sfs, _ := tree.Open(src)
 	boom := errors.New("dump died")
-	comps := []repo.ComponentSource{
+	comps := []archive.ComponentSource{
 		{Name: "files", Source: src, FS: sfs},
 		{Name: "db", Source: "stdin", Reader: io.MultiReader(bytes.NewReader(textData(1, 2<<20)), errReader{boom})},
 	}
-	_, err := r.Backup(t.Context(), comps, repo.BackupOptions{Host: "h"})
+	_, err := archive.Backup(t.Context(), r, comps, archive.Options{Host: "h"})
 	if !errors.Is(err, boom) {
 		t.Fatalf("got %v, want the stream's error", err)
 	}
@@ -331,11 +334,11 @@ type errReader struct{ err error }
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 func TestMissingSourceFails(t *testing.T) {
-	r := initRepo(t, mem.New())
+	r := initRepo(t, memstore.New())
 	if _, err := tree.Open(filepath.Join(t.TempDir(), "nope")); err == nil {
 		t.Fatal("tree.Open of a missing directory succeeded")
 	}
-	_, err := r.Backup(t.Context(), nil, repo.BackupOptions{})
+	_, err := archive.Backup(t.Context(), r, nil, archive.Options{})
 	if err == nil {
 		t.Fatal("backup of nothing succeeded")
 	}
@@ -353,10 +356,10 @@ func TestCrashAtEveryPut(t *testing.T) {
 		}
 	}
 	stream := textData(6, 1<<20)
-	opts := repo.BackupOptions{Saver: repo.SaverOptions{PackSize: 256 << 10}}
+	opts := archive.Options{Saver: repo.SaverOptions{PackSize: 256 << 10}}
 
 	// Count the puts of an undisturbed backup.
-	probe := faulty.New(mem.New())
+	probe := faulty.New(memstore.New())
 	rp := initRepo(t, probe)
 	before := probe.Puts()
 	if _, err := backup(t, rp, src, stream, opts); err != nil {
@@ -368,7 +371,7 @@ func TestCrashAtEveryPut(t *testing.T) {
 	}
 	crashed := 0
 	for n := 0; n < total; n++ {
-		fs := faulty.New(mem.New())
+		fs := faulty.New(memstore.New())
 		r := initRepo(t, fs)
 		fs.Crash(n)
 		// The pack count can vary by one between runs (blobs from two
@@ -378,7 +381,7 @@ func TestCrashAtEveryPut(t *testing.T) {
 		}
 		fs.Reset()
 		r2 := reopen(t, fs)
-		rep, err := r2.Check(t.Context(), repo.CheckOptions{ReadData: true})
+		rep, err := check.Check(t.Context(), r2, check.Options{ReadData: true})
 		if err != nil || !rep.OK() {
 			t.Fatalf("crash after %d puts: check: %v %+v", n, err, rep)
 		}
@@ -387,7 +390,7 @@ func TestCrashAtEveryPut(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, sn := range all {
-			dir, _, err := restore(t, r2, sn.ID.String(), repo.RestoreOptions{Verify: true})
+			dir, _, err := restoreSnapshot(t, r2, sn.ID.String(), restore.Options{Verify: true})
 			if err != nil {
 				t.Fatalf("crash after %d puts: restore of a snapshot that was written: %v", n, err)
 			}
@@ -397,7 +400,7 @@ func TestCrashAtEveryPut(t *testing.T) {
 		if err != nil {
 			t.Fatalf("crash after %d puts: backup after restart: %v", n, err)
 		}
-		dir, _, err := restore(t, r2, res.ID.String(), repo.RestoreOptions{})
+		dir, _, err := restoreSnapshot(t, r2, res.ID.String(), restore.Options{})
 		if err != nil {
 			t.Fatalf("crash after %d puts: restore: %v", n, err)
 		}
@@ -409,13 +412,13 @@ func TestCrashAtEveryPut(t *testing.T) {
 }
 
 func TestCorruptPack(t *testing.T) {
-	st := mem.New()
+	st := memstore.New()
 	r := initRepo(t, st)
 	srcA := t.TempDir()
 	if err := os.WriteFile(filepath.Join(srcA, "a.txt"), textData(7, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := backup(t, r, srcA, nil, repo.BackupOptions{}); err != nil {
+	if _, err := backup(t, r, srcA, nil, archive.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	var firstPacks []string
@@ -427,7 +430,7 @@ func TestCorruptPack(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(srcA, "b.txt"), textData(8, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := backup(t, r, srcA, nil, repo.BackupOptions{})
+	res, err := backup(t, r, srcA, nil, archive.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,15 +441,15 @@ func TestCorruptPack(t *testing.T) {
 		t.Fatal(err)
 	}
 	r2 := reopen(t, st)
-	rep, err := r2.Check(t.Context(), repo.CheckOptions{ReadData: true})
+	rep, err := check.Check(t.Context(), r2, check.Options{ReadData: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.OK() || len(rep.Damaged) != 1 || !strings.HasSuffix(firstPacks[0], rep.Damaged[0].Pack.String()) || len(rep.Damaged[0].Blobs) == 0 {
 		t.Fatalf("check did not name the damaged pack and blobs: %+v", rep)
 	}
-	dir, rr, err := restore(t, r2, res.ID.String(), repo.RestoreOptions{})
-	if !errors.Is(err, repo.ErrRestoreIncomplete) {
+	dir, rr, err := restoreSnapshot(t, r2, res.ID.String(), restore.Options{})
+	if !errors.Is(err, restore.ErrIncomplete) {
 		t.Fatalf("restore of damaged data: got %v", err)
 	}
 	if len(rr.Errors) != 1 || rr.Errors[0].Path != "files/a.txt" {
@@ -459,7 +462,7 @@ func TestCorruptPack(t *testing.T) {
 }
 
 func TestLocks(t *testing.T) {
-	st := mem.New()
+	st := memstore.New()
 	r := initRepo(t, st)
 	ctx := t.Context()
 	shared1, err := r.Lock(ctx, false, "backup")
@@ -491,7 +494,7 @@ func TestLocks(t *testing.T) {
 }
 
 func TestConcurrentBackups(t *testing.T) {
-	st := mem.New()
+	st := memstore.New()
 	r1 := initRepo(t, st)
 	r2 := reopen(t, st)
 	src := t.TempDir()
@@ -499,7 +502,7 @@ func TestConcurrentBackups(t *testing.T) {
 	errs := make(chan error, 2)
 	for _, r := range []*repo.Repository{r1, r2} {
 		go func() {
-			_, err := backup(t, r, src, textData(11, 2<<20), repo.BackupOptions{})
+			_, err := backup(t, r, src, textData(11, 2<<20), archive.Options{})
 			errs <- err
 		}()
 	}
@@ -512,20 +515,20 @@ func TestConcurrentBackups(t *testing.T) {
 	if n := snapshotCount(t, r3); n != 2 {
 		t.Fatalf("%d snapshots, want 2", n)
 	}
-	rep, err := r3.Check(t.Context(), repo.CheckOptions{ReadData: true})
+	rep, err := check.Check(t.Context(), r3, check.Options{ReadData: true})
 	if err != nil || !rep.OK() {
 		t.Fatalf("check after concurrent backups: %v %+v", err, rep)
 	}
 }
 
 func TestFindSnapshot(t *testing.T) {
-	st := mem.New()
+	st := memstore.New()
 	r := initRepo(t, st)
 	src := t.TempDir()
 	writeTree(t, src, 12)
-	var last *repo.BackupResult
+	var last *archive.Result
 	for i := range 3 {
-		res, err := backup(t, r, src, nil, repo.BackupOptions{Time: time.Date(2026, 1, 1+i, 0, 0, 0, 0, time.UTC)})
+		res, err := backup(t, r, src, nil, archive.Options{Time: time.Date(2026, 1, 1+i, 0, 0, 0, 0, time.UTC)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -543,15 +546,15 @@ func TestFindSnapshot(t *testing.T) {
 }
 
 func TestFinishFailureWritesNoSnapshot(t *testing.T) {
-	st := mem.New()
+	st := memstore.New()
 	r := initRepo(t, st)
 	exit := errors.New("pg_dump: exit status 1")
-	comps := []repo.ComponentSource{{
+	comps := []archive.ComponentSource{{
 		Name: "db", Source: "pg_dump", Reader: bytes.NewReader(textData(1, 1<<20)),
 		Finish: func(context.Context) error { return exit },
 		Meta:   map[string]string{"command": "pg_dump app"},
 	}}
-	if _, err := r.Backup(t.Context(), comps, repo.BackupOptions{Host: "h"}); !errors.Is(err, exit) {
+	if _, err := archive.Backup(t.Context(), r, comps, archive.Options{Host: "h"}); !errors.Is(err, exit) {
 		t.Fatalf("got %v, want the Finish error", err)
 	}
 	if n := snapshotCount(t, reopen(t, st)); n != 0 {
@@ -559,7 +562,7 @@ func TestFinishFailureWritesNoSnapshot(t *testing.T) {
 	}
 	comps[0].Reader = bytes.NewReader(textData(1, 1<<20))
 	comps[0].Finish = func(context.Context) error { return nil }
-	res, err := r.Backup(t.Context(), comps, repo.BackupOptions{Host: "h"})
+	res, err := archive.Backup(t.Context(), r, comps, archive.Options{Host: "h"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -576,12 +579,12 @@ func TestHooksAndOrder(t *testing.T) {
 	hook := func(s string, err error) func(context.Context) error {
 		return func(context.Context) error { log = append(log, s); return err }
 	}
-	stream := func(name string, err error) repo.ComponentSource {
-		return repo.ComponentSource{
+	stream := func(name string, err error) archive.ComponentSource {
+		return archive.ComponentSource{
 			Name: name, Before: hook(name+".before", nil), After: hook(name+".after", nil),
-			Start: func(context.Context) (repo.ComponentSource, error) {
+			Start: func(context.Context) (archive.ComponentSource, error) {
 				log = append(log, name+".start")
-				return repo.ComponentSource{Reader: bytes.NewReader([]byte(name)), Source: "cmd " + name,
+				return archive.ComponentSource{Reader: bytes.NewReader([]byte(name)), Source: "cmd " + name,
 					Finish: func(context.Context) error { log = append(log, name+".finish"); return err }}, nil
 			},
 		}
@@ -589,21 +592,21 @@ func TestHooksAndOrder(t *testing.T) {
 	boom := errors.New("exit status 2")
 	tests := []struct {
 		name    string
-		comps   []repo.ComponentSource
+		comps   []archive.ComponentSource
 		wantErr error
 		want    string
 	}{
-		{"all succeed", []repo.ComponentSource{stream("db", nil), stream("search", nil)}, nil,
+		{"all succeed", []archive.ComponentSource{stream("db", nil), stream("search", nil)}, nil,
 			"before db.before db.start db.finish db.after search.before search.start search.finish search.after after"},
-		{"second fails, after hooks still run", []repo.ComponentSource{stream("db", nil), stream("search", boom), stream("files", nil)}, boom,
+		{"second fails, after hooks still run", []archive.ComponentSource{stream("db", nil), stream("search", boom), stream("files", nil)}, boom,
 			"before db.before db.start db.finish db.after search.before search.start search.finish search.after after"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			log = nil
-			st := mem.New()
+			st := memstore.New()
 			r := initRepo(t, st)
-			res, err := r.Backup(t.Context(), tc.comps, repo.BackupOptions{Host: "h", Before: hook("before", nil), After: hook("after", nil)})
+			res, err := archive.Backup(t.Context(), r, tc.comps, archive.Options{Host: "h", Before: hook("before", nil), After: hook("after", nil)})
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
@@ -622,13 +625,13 @@ func TestHooksAndOrder(t *testing.T) {
 		})
 	}
 	t.Run("max skew", func(t *testing.T) {
-		r := initRepo(t, mem.New())
-		slow := repo.ComponentSource{Name: "db", Start: func(context.Context) (repo.ComponentSource, error) {
+		r := initRepo(t, memstore.New())
+		slow := archive.ComponentSource{Name: "db", Start: func(context.Context) (archive.ComponentSource, error) {
 			time.Sleep(30 * time.Millisecond) // the component takes measurable time
-			return repo.ComponentSource{Reader: bytes.NewReader([]byte("x"))}, nil
+			return archive.ComponentSource{Reader: bytes.NewReader([]byte("x"))}, nil
 		}}
-		_, err := r.Backup(t.Context(), []repo.ComponentSource{slow}, repo.BackupOptions{Host: "h", MaxSkew: time.Millisecond})
-		if !errors.Is(err, repo.ErrSkew) {
+		_, err := archive.Backup(t.Context(), r, []archive.ComponentSource{slow}, archive.Options{Host: "h", MaxSkew: time.Millisecond})
+		if !errors.Is(err, archive.ErrSkew) {
 			t.Fatalf("got %v, want ErrSkew", err)
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"slices"
 	"strings"
@@ -69,8 +70,10 @@ func (r *Repository) Hasher() *chunk.Hasher { return r.hasher }
 // Close closes the store.
 func (r *Repository) Close() error { return r.st.Close() }
 
+// PackName is the store object name of a pack.
+func PackName(id chunk.ID) string { s := id.String(); return "data/" + s[:2] + "/" + s }
+
 // Object name helpers.
-func packName(id chunk.ID) string     { s := id.String(); return "data/" + s[:2] + "/" + s }
 func indexName(id chunk.ID) string    { return "index/" + id.String() }
 func snapshotName(id chunk.ID) string { return "snapshots/" + id.String() }
 
@@ -181,9 +184,9 @@ func (r *Repository) loadIndexFile(ctx context.Context, id chunk.ID) (*index.Fil
 	return f, nil
 }
 
-// writeIndexFile seals and stores f. Callers write it only after every pack
-// it names is durable.
-func (r *Repository) writeIndexFile(ctx context.Context, f *index.File) (chunk.ID, error) {
+// WriteIndex seals and stores f. Callers write it only after every pack it
+// names is durable.
+func (r *Repository) WriteIndex(ctx context.Context, f *index.File) (chunk.ID, error) {
 	plain, err := f.MarshalBinary()
 	if err != nil {
 		return chunk.ID{}, fmt.Errorf("encode index: %w", err)
@@ -238,10 +241,17 @@ func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, id chunk.ID,
 
 func (r *Repository) loadBlobAt(ctx context.Context, loc index.Location, dst []byte) ([]byte, error) {
 	b := loc.Blob
-	stored, err := store.ReadRange(ctx, r.st, packName(loc.Pack), int64(b.Offset), int(b.Length))
+	stored, err := store.ReadRange(ctx, r.st, PackName(loc.Pack), int64(b.Offset), int(b.Length))
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)
 	}
+	return r.DecodeBlob(dst, b, stored)
+}
+
+// DecodeBlob decrypts and decompresses a blob's stored bytes (as read from
+// its pack at b.Offset) and checks the plaintext against b.ID. dst is
+// reused when large enough.
+func (r *Repository) DecodeBlob(dst []byte, b pack.Blob, stored []byte) ([]byte, error) {
 	plain, err := r.decodeBlob(dst[:0], b, stored)
 	if err != nil {
 		return nil, err
@@ -263,14 +273,32 @@ func (r *Repository) decodeBlob(dst []byte, b pack.Blob, stored []byte) ([]byte,
 	return pack.DecodeLimit(&r.key, dst, b, stored, limit)
 }
 
+// ReadPack reads a whole pack and checks it against its name.
+func (r *Repository) ReadPack(ctx context.Context, id chunk.ID) ([]byte, error) {
+	return r.readObject(ctx, PackName(id), id)
+}
+
+// ReadPackHeader decrypts and parses the blob table of a pack of size bytes.
+func (r *Repository) ReadPackHeader(rd io.ReaderAt, size int64) ([]pack.Blob, error) {
+	return pack.ReadHeader(&r.key, rd, size)
+}
+
+// SharesKeys tells what r and o have in common: the blob-ID key (a
+// replica: the same content has the same blob IDs) and the data key (a
+// replica made with ShareDataKey: packs are readable by both as stored).
+func (r *Repository) SharesKeys(o *Repository) (idKey, dataKey bool) {
+	return r.idKey == o.idKey, r.key == o.key
+}
+
 // LoadTree loads and decodes a tree blob.
 func (r *Repository) LoadTree(ctx context.Context, id chunk.ID) (*snapshot.Tree, error) {
 	buf, err := r.LoadBlob(ctx, pack.TreeBlob, id, nil)
-	return decodeTree(id, buf, err)
+	return DecodeTree(id, buf, err)
 }
 
-// decodeTree decodes a loaded tree blob, wrapping a load error.
-func decodeTree(id chunk.ID, buf []byte, err error) (*snapshot.Tree, error) {
+// DecodeTree decodes a loaded tree blob, wrapping a load error; for jobs
+// that fetch tree blobs their own way (copy shares them between targets).
+func DecodeTree(id chunk.ID, buf []byte, err error) (*snapshot.Tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tree: %w", err)
 	}
@@ -281,11 +309,11 @@ func decodeTree(id chunk.ID, buf []byte, err error) (*snapshot.Tree, error) {
 	return t, nil
 }
 
-// encodeTree encodes a tree for saving and decodes the result before it is
+// EncodeTree encodes a tree for saving and decodes the result before it is
 // saved: a tree that would not read back (a name the encoding cannot carry,
 // a node the decoder refuses) fails the backup instead of the restore.
 // Decoding costs about as much as encoding, a small part of a backup.
-func encodeTree(t *snapshot.Tree) ([]byte, error) {
+func EncodeTree(t *snapshot.Tree) ([]byte, error) {
 	buf, err := t.Encode()
 	if err != nil {
 		return nil, err

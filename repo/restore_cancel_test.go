@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/internal/memstore"
+	"github.com/cairn-backup/cairn/repo/archive"
+	"github.com/cairn-backup/cairn/repo/restore"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/tree"
-	"github.com/cairn-backup/cairn/store/mem"
 )
 
 // cancellingTarget cancels the restore's context at the n-th call of op
@@ -70,8 +71,8 @@ func TestRestoreHonoursCancel(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := initRepo(t, mem.New())
-	res, err := backup(t, r, src, nil, repo.BackupOptions{})
+	r := initRepo(t, memstore.New())
+	res, err := backup(t, r, src, nil, archive.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestRestoreHonoursCancel(t *testing.T) {
 			defer cancel()
 			ct := &cancellingTarget{Target: tg, op: tc.op, n: tc.n, cancel: cancel}
 			start := time.Now()
-			_, err = r.Restore(ctx, res.Snapshot, ct, repo.RestoreOptions{Workers: 2})
+			_, err = restore.Restore(ctx, r, res.Snapshot, ct, restore.Options{Workers: 2})
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("Restore after cancel = %v, want context.Canceled", err)
 			}

@@ -1,6 +1,6 @@
 package repo_test
 
-// Repositories in a real MinIO server (store/s3/s3test), opened as cairn
+// Repositories in a real MinIO server (internal/s3test), opened as cairn
 // opens an s3: location: s3.Open wrapped in the retry decorator.
 
 import (
@@ -18,12 +18,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/internal/s3test"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/archive"
+	"github.com/cairn-backup/cairn/repo/check"
+	"github.com/cairn-backup/cairn/repo/restore"
 	"github.com/cairn-backup/cairn/store"
 	"github.com/cairn-backup/cairn/store/cache"
 	"github.com/cairn-backup/cairn/store/retry"
 	"github.com/cairn-backup/cairn/store/s3"
-	"github.com/cairn-backup/cairn/store/s3/s3test"
 	"github.com/minio/minio-go/v7"
 )
 
@@ -78,7 +81,7 @@ func (c *countGets) count(top string) int {
 // the snapshot has files regular files, the stream included.
 func checkRestore(t *testing.T, r *repo.Repository, id, src string, stream []byte, files uint64) {
 	t.Helper()
-	dir, rr, err := restore(t, r, id, repo.RestoreOptions{Verify: true})
+	dir, rr, err := restoreSnapshot(t, r, id, restore.Options{Verify: true})
 	if err != nil {
 		t.Fatalf("restore: %v", err)
 	}
@@ -91,9 +94,9 @@ func checkRestore(t *testing.T, r *repo.Repository, id, src string, stream []byt
 	}
 }
 
-func checkReadData(t *testing.T, r *repo.Repository) *repo.CheckReport {
+func checkReadData(t *testing.T, r *repo.Repository) *check.Report {
 	t.Helper()
-	rep, err := r.Check(t.Context(), repo.CheckOptions{ReadData: true})
+	rep, err := check.Check(t.Context(), r, check.Options{ReadData: true})
 	if err != nil || !rep.OK() {
 		t.Fatalf("check --read-data: %v %+v", err, rep)
 	}
@@ -113,7 +116,7 @@ func TestS3RoundTrip(t *testing.T) {
 	stream := textData(22, 1<<20)
 
 	r := initRepo(t, openS3(t, cfg, retry.Options{}))
-	res, err := backup(t, r, src, stream, repo.BackupOptions{Saver: repo.SaverOptions{PackSize: 1 << 20}})
+	res, err := backup(t, r, src, stream, archive.Options{Saver: repo.SaverOptions{PackSize: 1 << 20}})
 	if err != nil {
 		t.Fatalf("backup: %v", err)
 	}
@@ -162,7 +165,7 @@ func TestS3RoundTrip(t *testing.T) {
 			t.Fatalf("first command: %d index and %d snapshot downloads", counted.count("index"), counted.count("snapshots"))
 		}
 		// A backup writes its new index file and manifest through.
-		res2, err := backup(t, r, src, stream, repo.BackupOptions{})
+		res2, err := backup(t, r, src, stream, archive.Options{})
 		if err != nil {
 			t.Fatalf("backup: %v", err)
 		}
@@ -173,7 +176,7 @@ func TestS3RoundTrip(t *testing.T) {
 		}
 		checkRestore(t, r, res2.ID.String(), src, stream, 6)
 		checkReadData(t, r)
-		if _, err := backup(t, r, src, stream, repo.BackupOptions{}); err != nil {
+		if _, err := backup(t, r, src, stream, archive.Options{}); err != nil {
 			t.Fatalf("backup: %v", err)
 		}
 		if n, m := counted.count("index"), counted.count("snapshots"); n != 0 || m != 0 {
@@ -231,7 +234,7 @@ func TestS3BackupThroughFaults(t *testing.T) {
 	}
 	stream := textData(32, 2<<20)
 	r := initRepo(t, st)
-	res, err := backup(t, r, src, stream, repo.BackupOptions{Saver: repo.SaverOptions{PackSize: 8 << 10}})
+	res, err := backup(t, r, src, stream, archive.Options{Saver: repo.SaverOptions{PackSize: 8 << 10}})
 	if err != nil {
 		t.Fatalf("backup through faults: %v", err)
 	}
@@ -304,7 +307,7 @@ func TestS3DamagedPack(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(src, "a.txt"), a, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := backup(t, r, src, nil, repo.BackupOptions{}); err != nil {
+			if _, err := backup(t, r, src, nil, archive.Options{}); err != nil {
 				t.Fatal(err)
 			}
 			var packs []string
@@ -318,7 +321,7 @@ func TestS3DamagedPack(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(src, "b.txt"), b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			res, err := backup(t, r, src, nil, repo.BackupOptions{})
+			res, err := backup(t, r, src, nil, archive.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -328,7 +331,7 @@ func TestS3DamagedPack(t *testing.T) {
 			}
 
 			r2 := reopen(t, openS3(t, cfg, retry.Options{}))
-			rep, err := r2.Check(ctx, repo.CheckOptions{ReadData: tc.readData})
+			rep, err := check.Check(ctx, r2, check.Options{ReadData: tc.readData})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -341,8 +344,8 @@ func TestS3DamagedPack(t *testing.T) {
 			}
 			t.Logf("check: pack %s: %s; blobs %v; errors %q", d.Pack.Short(), d.Reason, d.Blobs, rep.Errors)
 
-			dir, rr, err := restore(t, r2, res.ID.String(), repo.RestoreOptions{})
-			if !errors.Is(err, repo.ErrRestoreIncomplete) {
+			dir, rr, err := restoreSnapshot(t, r2, res.ID.String(), restore.Options{})
+			if !errors.Is(err, restore.ErrIncomplete) {
 				t.Fatalf("restore: got %v, want ErrRestoreIncomplete", err)
 			}
 			if len(rr.Errors) != 1 || rr.Errors[0].Path != "files/a.txt" {

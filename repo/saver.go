@@ -29,7 +29,8 @@ type SaverOptions struct {
 	IndexEvery int
 }
 
-func (o *SaverOptions) applyDefaults() {
+// ApplyDefaults fills in zero fields with their defaults.
+func (o *SaverOptions) ApplyDefaults() {
 	if o.PackSize <= 0 {
 		o.PackSize = 16 << 20
 	}
@@ -97,7 +98,7 @@ type Saver struct {
 // needs them be written. On failure it still indexes the packs that did
 // reach the store, so a retried backup does not upload them again.
 func (r *Repository) WithSaver(ctx context.Context, opts SaverOptions, fn func(ctx context.Context, s *Saver) error) (SaverStats, error) {
-	opts.applyDefaults()
+	opts.ApplyDefaults()
 	if err := r.LoadIndex(ctx); err != nil {
 		return SaverStats{}, err
 	}
@@ -163,6 +164,11 @@ func (r *Repository) WithSaver(ctx context.Context, opts SaverOptions, fn func(c
 func (r *Repository) newPackWriter(opts SaverOptions) *pack.Writer {
 	return pack.NewWriterSize(&r.key, opts.PackSize+1<<20)
 }
+
+// Err is non-nil once the session has failed (a stage returned an error)
+// or its context was cancelled: a caller's error seen after that is likely
+// the consequence, not the cause.
+func (s *Saver) Err() error { return s.ctx.Err() }
 
 // Stats returns what the session has added so far.
 func (s *Saver) Stats() SaverStats {
@@ -246,7 +252,7 @@ func (s *Saver) uploadLoop(ctx context.Context) error {
 			continue
 		}
 		id := pack.ID(p.data)
-		if err := s.r.st.Put(ctx, packName(id), p.data); err != nil {
+		if err := s.r.st.Put(ctx, PackName(id), p.data); err != nil {
 			return fmt.Errorf("upload pack %s: %w", id.Short(), err)
 		}
 		s.packs.Add(1)
@@ -279,7 +285,7 @@ func (s *Saver) flushIndex(ctx context.Context) error {
 	if len(s.pending.Packs) == 0 {
 		return nil
 	}
-	id, err := s.r.writeIndexFile(ctx, &s.pending)
+	id, err := s.r.WriteIndex(ctx, &s.pending)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/archive"
+	"github.com/cairn-backup/cairn/repo/replicate"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/command"
 	"github.com/cairn-backup/cairn/sources/tree"
@@ -65,7 +67,7 @@ some files could not be read or changed while being read (listed on stderr).`,
 }
 
 func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
-	opts := repo.BackupOptions{Tags: f.tags, Host: f.host, Program: "cairn " + version, Progress: &repo.Progress{}}
+	opts := archive.Options{Tags: f.tags, Host: f.host, Program: "cairn " + version, Progress: &repo.Progress{}}
 	if opts.Host == "" {
 		opts.Host, _ = os.Hostname()
 	}
@@ -89,7 +91,7 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 			st.Close()
 		}
 	}()
-	var comps []repo.ComponentSource
+	var comps []archive.ComponentSource
 	cmds, err := parseCommands(f.commands)
 	if err != nil {
 		return err
@@ -109,7 +111,7 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 		if err != nil {
 			return fmt.Errorf("component %s: %w", name, err)
 		}
-		comps = append(comps, repo.ComponentSource{Name: name, Source: src.Root(), FS: src})
+		comps = append(comps, archive.ComponentSource{Name: name, Source: src.Root(), FS: src})
 	}
 	if len(comps) == 0 {
 		return fmt.Errorf("nothing to back up: give --command NAME='CMD', --stdin NAME or --tree NAME=DIR")
@@ -119,8 +121,8 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 			return err
 		}
 	}
-	return doBackup(cmd, g, opts, func(ctx context.Context, r *repo.Repository) (*repo.BackupResult, error) {
-		return r.Backup(ctx, comps, opts)
+	return doBackup(cmd, g, opts, func(ctx context.Context, r *repo.Repository) (*archive.Result, error) {
+		return archive.Backup(ctx, r, comps, opts)
 	})
 }
 
@@ -128,9 +130,9 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 // hides its producer's exit status, so all that can be checked is that
 // something came: `pg_dump app | cairn backup --stdin db` must not record an
 // empty dump as a good one when pg_dump failed before writing.
-func stdinSource(name string, r io.Reader, allowEmpty bool) repo.ComponentSource {
+func stdinSource(name string, r io.Reader, allowEmpty bool) archive.ComponentSource {
 	cr := &countingReader{r: r}
-	return repo.ComponentSource{Name: name, Source: "stdin", Reader: cr, Finish: func(context.Context) error {
+	return archive.ComponentSource{Name: name, Source: "stdin", Reader: cr, Finish: func(context.Context) error {
 		if cr.n == 0 && !allowEmpty {
 			return fmt.Errorf("standard input %w (did the program feeding the pipe fail? pass --allow-empty if an empty stream is expected, or use --command, which checks the exit status)", command.ErrEmpty)
 		}
@@ -151,16 +153,16 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // runConfiguredBackup takes the application the config file describes,
 // then copies the new snapshot to each configured replication target.
-func runConfiguredBackup(cmd *cobra.Command, g *globals, opts repo.BackupOptions) error {
+func runConfiguredBackup(cmd *cobra.Command, g *globals, opts archive.Options) error {
 	warn := func(s string) { fmt.Fprintf(g.stderr, "cairn: warning: %s\n", s) }
-	return doBackup(cmd, g, opts, func(ctx context.Context, r *repo.Repository) (*repo.BackupResult, error) {
-		res, err := app.Backup(ctx, r, g.config, app.Options{BackupOptions: opts, Warn: warn})
+	return doBackup(cmd, g, opts, func(ctx context.Context, r *repo.Repository) (*archive.Result, error) {
+		res, err := app.Backup(ctx, r, g.config, app.Options{Options: opts, Warn: warn})
 		if err != nil || len(g.config.Replicate) == 0 {
 			return res, err
 		}
 		sn := repo.SnapshotEntry{ID: res.ID, Snapshot: res.Snapshot}
 		for _, rp := range g.config.Replicate {
-			if err := replicate(ctx, g, r, sn, rp); err != nil {
+			if err := replicateTo(ctx, g, r, sn, rp); err != nil {
 				// %v, not %w: the target's errors (no repository, wrong
 				// password) must not turn into this backup's exit code.
 				return res, fmt.Errorf("snapshot %s written, but replication to %s failed: %v", res.ID.Short(), rp.Repository, err)
@@ -170,8 +172,8 @@ func runConfiguredBackup(cmd *cobra.Command, g *globals, opts repo.BackupOptions
 	})
 }
 
-// replicate copies one snapshot to a configured target.
-func replicate(ctx context.Context, g *globals, r *repo.Repository, sn repo.SnapshotEntry, rp app.Replica) error {
+// replicateTo copies one snapshot to a configured target.
+func replicateTo(ctx context.Context, g *globals, r *repo.Repository, sn repo.SnapshotEntry, rp app.Replica) error {
 	dst, release, err := g.openRepoAt(ctx, rp.Repository, func() (string, error) {
 		return readPassword(rp.PasswordFile, "CAIRN_TO_PASSWORD_FILE", "CAIRN_TO_PASSWORD", "password_file in replicate")
 	}, false, "replicate")
@@ -179,7 +181,7 @@ func replicate(ctx context.Context, g *globals, r *repo.Repository, sn repo.Snap
 		return err
 	}
 	defer release()
-	res, err := r.Copy(ctx, dst, []repo.SnapshotEntry{sn}, repo.CopyOptions{})
+	res, err := replicate.Copy(ctx, r, dst, []repo.SnapshotEntry{sn}, replicate.Options{})
 	if err != nil {
 		return err
 	}
@@ -190,7 +192,7 @@ func replicate(ctx context.Context, g *globals, r *repo.Repository, sn repo.Snap
 }
 
 // doBackup opens the repository, runs backup with progress, and prints.
-func doBackup(cmd *cobra.Command, g *globals, opts repo.BackupOptions, backup func(context.Context, *repo.Repository) (*repo.BackupResult, error)) error {
+func doBackup(cmd *cobra.Command, g *globals, opts archive.Options, backup func(context.Context, *repo.Repository) (*archive.Result, error)) error {
 	ctx := cmd.Context()
 	r, release, err := g.openRepo(ctx, false, "backup")
 	if err != nil {
@@ -238,7 +240,7 @@ func doBackup(cmd *cobra.Command, g *globals, opts repo.BackupOptions, backup fu
 	return nil
 }
 
-func backupJSON(res *repo.BackupResult, el time.Duration) map[string]any {
+func backupJSON(res *archive.Result, el time.Duration) map[string]any {
 	errs := make([]string, 0, len(res.FileErrors))
 	for _, fe := range res.FileErrors {
 		errs = append(errs, fe.Error())

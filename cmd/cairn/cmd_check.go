@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/check"
 	"github.com/spf13/cobra"
 )
 
@@ -22,7 +23,7 @@ func newCheckCmd(g *globals) *cobra.Command {
 			defer release()
 			prog := &repo.Progress{}
 			pp := startProgress(g, "check", prog, 0)
-			rep, err := r.Check(ctx, repo.CheckOptions{ReadData: readData, Progress: prog})
+			rep, err := check.Check(ctx, r, check.Options{ReadData: readData, Progress: prog})
 			pp.Stop()
 			if err != nil {
 				return err

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/replicate"
 	"github.com/spf13/cobra"
 )
 
@@ -88,7 +89,7 @@ or CAIRN_TO_PASSWORD.`,
 			prog := &repo.Progress{}
 			pp := startProgress(g, "copy", prog, 0)
 			start := time.Now()
-			results, err := src.CopyToAll(ctx, dsts, snaps, repo.CopyOptions{Verify: f.verify, Progress: prog})
+			results, err := replicate.CopyToAll(ctx, src, dsts, snaps, replicate.Options{Verify: f.verify, Progress: prog})
 			pp.Stop()
 			if g.json {
 				out := any(results)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/restore"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/command"
 	"github.com/cairn-backup/cairn/sources/tree"
@@ -142,7 +143,7 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 			}
 			start := time.Now()
 			pp := startProgress(g, "restore", prog, total)
-			res, err := r.Restore(ctx, sn.Snapshot, t, repo.RestoreOptions{Components: f.components, Verify: f.verify, Progress: prog})
+			res, err := restore.Restore(ctx, r, sn.Snapshot, t, restore.Options{Components: f.components, Verify: f.verify, Progress: prog})
 			pp.Stop()
 			if res != nil {
 				for _, e := range res.Errors {

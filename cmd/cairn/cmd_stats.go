@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/stats"
 	"github.com/spf13/cobra"
 )
 
@@ -29,7 +30,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 			} else if snaps, err = r.Snapshots(ctx); err != nil {
 				return err
 			}
-			st, err := r.Stats(ctx, snaps)
+			st, err := stats.Compute(ctx, r, snaps)
 			if err != nil {
 				return err
 			}

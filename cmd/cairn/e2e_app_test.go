@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/cairn-backup/cairn/internal/dbtest"
-	"github.com/cairn-backup/cairn/sources/elasticsearch/esemu"
+	"github.com/cairn-backup/cairn/internal/esemu"
 	es8 "github.com/elastic/go-elasticsearch/v8"
 )
 

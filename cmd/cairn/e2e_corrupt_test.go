@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-backup/cairn/index"
 	"github.com/cairn-backup/cairn/pack"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/check"
 	"github.com/cairn-backup/cairn/store/local"
 )
 
@@ -159,7 +160,7 @@ func TestCorruptPack(t *testing.T) {
 		})
 		t.Run("check --read-data --json", func(t *testing.T) {
 			r := cairn(t, nil, "check", "--read-data", "--json")
-			rep := decodeJSON[repo.CheckReport](t, r)
+			rep := decodeJSON[check.Report](t, r)
 			if r.code != 1 || len(rep.Damaged) != 1 || rep.Damaged[0].Pack != pack1 ||
 				len(rep.Damaged[0].Blobs) != 1 || rep.Damaged[0].Blobs[0] != locA.Blob.ID || len(rep.MissingFor) != 2 {
 				t.Errorf("exit %d, report %+v", r.code, rep)

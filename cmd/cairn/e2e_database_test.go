@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/cairn-backup/cairn/internal/dbtest"
-	"github.com/cairn-backup/cairn/store/s3/s3test"
+	"github.com/cairn-backup/cairn/internal/s3test"
 )
 
 var dbs dbtest.Shared

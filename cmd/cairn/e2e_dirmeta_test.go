@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/cairn-backup/cairn/pack"
-	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/restore"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/tree"
 )
@@ -55,7 +55,7 @@ func TestRestoreDirMetadataOrder(t *testing.T) {
 	}
 	defer tg.Close()
 	rt := &recordingTarget{Target: tg}
-	if _, err := r.Restore(ctx, sn.Snapshot, rt, repo.RestoreOptions{}); err != nil {
+	if _, err := restore.Restore(ctx, r, sn.Snapshot, rt, restore.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	pos := map[string]int{}

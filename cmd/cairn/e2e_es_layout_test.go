@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairn-backup/cairn/sources/elasticsearch/esemu"
+	"github.com/cairn-backup/cairn/internal/esemu"
 	es8 "github.com/elastic/go-elasticsearch/v8"
 )
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairn-backup/cairn/store/s3/s3test"
+	"github.com/cairn-backup/cairn/internal/s3test"
 )
 
 // TestS3Repository runs the CLI against a repository on a real MinIO

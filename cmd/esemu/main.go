@@ -1,5 +1,5 @@
 // Command esemu serves the Elasticsearch emulator of
-// sources/elasticsearch/esemu as a standalone HTTP server on loopback, for
+// internal/esemu as a standalone HTTP server on loopback, for
 // demos (scripts/demo-app.sh) and manual runs of cairn's elasticsearch
 // component on machines where no real Elasticsearch can be installed.
 //
@@ -57,7 +57,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cairn-backup/cairn/sources/elasticsearch/esemu"
+	"github.com/cairn-backup/cairn/internal/esemu"
 )
 
 func main() {

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-backup/cairn/sources/elasticsearch/esemu"
+	"github.com/cairn-backup/cairn/internal/esemu"
 )
 
 // TestMain lets the test binary act as the esemu command, for the

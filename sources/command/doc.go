@@ -22,7 +22,7 @@
 //	if err != nil { … }
 //	defer s.Close() // once Backup has returned: kills a dump left unread
 //	meta := s.Meta()
-//	comp := repo.ComponentSource{Name: "db", Reader: s, Meta: meta,
+//	comp := archive.ComponentSource{Name: "db", Reader: s, Meta: meta,
 //		Finish: func(ctx context.Context) error {
 //			err := s.Wait(ctx)
 //			maps.Copy(meta, s.Meta()) // the exit status, now known

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/internal/esemu"
 	"github.com/cairn-backup/cairn/sources/elasticsearch"
-	"github.com/cairn-backup/cairn/sources/elasticsearch/esemu"
 )
 
 func seed(e *env) {

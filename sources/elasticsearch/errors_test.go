@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/internal/esemu"
 	"github.com/cairn-backup/cairn/sources/elasticsearch"
-	"github.com/cairn-backup/cairn/sources/elasticsearch/esemu"
 )
 
 func wantErr(t *testing.T, err error, parts ...string) {

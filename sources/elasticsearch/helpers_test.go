@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/internal/esemu"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/elasticsearch"
-	"github.com/cairn-backup/cairn/sources/elasticsearch/esemu"
 	es8 "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 )

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairn-backup/cairn/internal/esemu"
 	"github.com/cairn-backup/cairn/sources/elasticsearch"
-	"github.com/cairn-backup/cairn/sources/elasticsearch/esemu"
 )
 
 // layouts are the repository layouts Elasticsearch has written since 5.x

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairn-backup/cairn/internal/esemu"
 	"github.com/cairn-backup/cairn/sources/elasticsearch"
-	"github.com/cairn-backup/cairn/sources/elasticsearch/esemu"
 )
 
 // backedUp returns an env with a finished capture copied into a fresh

@@ -15,17 +15,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/internal/faulty"
+	"github.com/cairn-backup/cairn/internal/memstore"
+	"github.com/cairn-backup/cairn/internal/storetest"
 	"github.com/cairn-backup/cairn/store"
 	"github.com/cairn-backup/cairn/store/cache"
-	"github.com/cairn-backup/cairn/store/faulty"
-	"github.com/cairn-backup/cairn/store/mem"
-	"github.com/cairn-backup/cairn/store/storetest"
 	"github.com/zeebo/blake3"
 )
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := cache.New(mem.New(), t.TempDir())
+		s, err := cache.New(memstore.New(), t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,8 +67,8 @@ func (h *hookStore) Get(ctx context.Context, name string, offset, length int64) 
 
 // env is a cache over a counting store over memory.
 type env struct {
-	mem   *mem.Store    // the objects, behind everyone's back
-	count *faulty.Store // counts the Gets that reach the inner store
+	mem   *memstore.Store // the objects, behind everyone's back
+	count *faulty.Store   // counts the Gets that reach the inner store
 	hook  *hookStore
 	c     *cache.Store
 	dir   string
@@ -79,7 +79,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{mem: mem.New(), dir: filepath.Join(t.TempDir(), "cache")}
+	e := &env{mem: memstore.New(), dir: filepath.Join(t.TempDir(), "cache")}
 	e.count = faulty.New(e.mem)
 	e.hook = &hookStore{Store: e.count}
 	e.c = e.open(t)
@@ -615,8 +615,8 @@ func TestNewErrors(t *testing.T) {
 		dir   string
 	}{
 		{"no inner store", nil, t.TempDir()},
-		{"no directory", mem.New(), ""},
-		{"directory below a file", mem.New(), filepath.Join(file, "cache")},
+		{"no directory", memstore.New(), ""},
+		{"directory below a file", memstore.New(), filepath.Join(file, "cache")},
 	} {
 		if _, err := cache.New(tc.inner, tc.dir); err == nil {
 			t.Errorf("%s: New succeeded", tc.name)

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/internal/storetest"
 	"github.com/cairn-backup/cairn/store"
 	"github.com/cairn-backup/cairn/store/local"
-	"github.com/cairn-backup/cairn/store/storetest"
 )
 
 func TestConformance(t *testing.T) {

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/internal/faulty"
+	"github.com/cairn-backup/cairn/internal/memstore"
+	"github.com/cairn-backup/cairn/internal/storetest"
 	"github.com/cairn-backup/cairn/store"
-	"github.com/cairn-backup/cairn/store/faulty"
-	"github.com/cairn-backup/cairn/store/mem"
 	"github.com/cairn-backup/cairn/store/retry"
-	"github.com/cairn-backup/cairn/store/storetest"
 )
 
 // noSleep is a Sleep that returns at once (unless ctx is done).
@@ -28,7 +28,7 @@ var errFlaky = store.MarkTransient(errors.New("flaky: try again"))
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return retry.New(mem.New(), retry.Options{Sleep: noSleep})
+		return retry.New(memstore.New(), retry.Options{Sleep: noSleep})
 	})
 }
 
@@ -40,7 +40,7 @@ func TestConformance(t *testing.T) {
 func TestConformanceOverFlakyStore(t *testing.T) {
 	var seed atomic.Uint64
 	storetest.Run(t, func(t *testing.T) store.Store {
-		f := &flaky{inner: mem.New(), rate: 0.2, rng: rand.New(rand.NewPCG(seed.Add(1), 7))}
+		f := &flaky{inner: memstore.New(), rate: 0.2, rng: rand.New(rand.NewPCG(seed.Add(1), 7))}
 		return retry.New(f, retry.Options{MaxAttempts: 30, Sleep: noSleep})
 	})
 }
@@ -157,7 +157,7 @@ func transient(msg string) error {
 }
 
 func TestPutRetriesTransientFailures(t *testing.T) {
-	f := faulty.New(mem.New())
+	f := faulty.New(memstore.New())
 	f.FailPut(nil, 1, transient("503 SlowDown"))
 	f.FailPut(nil, 2, transient("connection reset"))
 	s := retry.New(f, retry.Options{Sleep: noSleep})
@@ -173,7 +173,7 @@ func TestPutRetriesTransientFailures(t *testing.T) {
 }
 
 func TestPutLostAcknowledgement(t *testing.T) {
-	f := faulty.New(mem.New())
+	f := faulty.New(memstore.New())
 	f.FailPutAfterWrite(nil, 1, transient("connection closed before response"))
 	s := retry.New(f, retry.Options{Sleep: noSleep})
 	if err := s.Put(t.Context(), "obj", []byte("v1")); err != nil {
@@ -189,7 +189,7 @@ func TestPutLostAcknowledgement(t *testing.T) {
 
 func TestPermanentErrorsAreNotRetried(t *testing.T) {
 	ctx := t.Context()
-	f := faulty.New(mem.New())
+	f := faulty.New(memstore.New())
 	s := retry.New(f, retry.Options{Sleep: noSleep})
 
 	denied := errors.New("403 access denied")
@@ -226,7 +226,7 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 }
 
 func TestGivesUpAfterMaxAttempts(t *testing.T) {
-	f := faulty.New(mem.New())
+	f := faulty.New(memstore.New())
 	f.FailPut(nil, 0, transient("503"))
 	var retries []int
 	s := retry.New(f, retry.Options{
@@ -252,7 +252,7 @@ func TestGivesUpAfterMaxAttempts(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	f := faulty.New(mem.New())
+	f := faulty.New(memstore.New())
 	f.FailStat(nil, 0, transient("503"))
 	var waits []time.Duration
 	s := retry.New(f, retry.Options{
@@ -280,7 +280,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestDefaultsAndJitter(t *testing.T) {
-	f := faulty.New(mem.New())
+	f := faulty.New(memstore.New())
 	f.FailPut(nil, 0, transient("503"))
 	var waits []time.Duration
 	s := retry.New(f, retry.Options{Sleep: func(ctx context.Context, d time.Duration) error {
@@ -306,7 +306,7 @@ func TestDefaultsAndJitter(t *testing.T) {
 }
 
 func TestCancelDuringBackoff(t *testing.T) {
-	f := faulty.New(mem.New())
+	f := faulty.New(memstore.New())
 	f.FailPut(nil, 0, transient("503"))
 	s := retry.New(f, retry.Options{BaseDelay: time.Hour, MaxDelay: time.Hour})
 	ctx, cancel := context.WithCancel(t.Context())
@@ -325,7 +325,7 @@ func TestCancelDuringBackoff(t *testing.T) {
 }
 
 func TestCanceledContextIsNotRetried(t *testing.T) {
-	f := faulty.New(mem.New())
+	f := faulty.New(memstore.New())
 	f.FailPut(nil, 0, context.Canceled)
 	s := retry.New(f, retry.Options{Sleep: noSleep})
 	if err := s.Put(t.Context(), "x", nil); !errors.Is(err, context.Canceled) {
@@ -378,7 +378,7 @@ func (v *versionedReader) Version() string { return v.version }
 
 func TestGetResumesWhereTheBodyBrokeOff(t *testing.T) {
 	ctx := t.Context()
-	m := mem.New()
+	m := memstore.New()
 	data := make([]byte, 10_000)
 	for i := range data {
 		data[i] = byte(i * 7)
@@ -420,7 +420,7 @@ func TestGetResumesWhereTheBodyBrokeOff(t *testing.T) {
 
 func TestGetGivesUpWithoutProgress(t *testing.T) {
 	ctx := t.Context()
-	m := mem.New()
+	m := memstore.New()
 	m.Put(ctx, "obj", make([]byte, 100))
 	b := &breakingStore{Store: m, cut: 0}
 	s := retry.New(b, retry.Options{MaxAttempts: 3, Sleep: noSleep})
@@ -444,7 +444,7 @@ func TestGetGivesUpWithoutProgress(t *testing.T) {
 
 func TestGetDoesNotRetryPermanentReadErrors(t *testing.T) {
 	ctx := t.Context()
-	m := mem.New()
+	m := memstore.New()
 	m.Put(ctx, "obj", make([]byte, 100))
 	bad := errors.New("checksum mismatch")
 	b := &breakingStore{Store: m, cut: 10, readErr: bad}
@@ -465,7 +465,7 @@ func TestGetDoesNotRetryPermanentReadErrors(t *testing.T) {
 
 func TestGetObjectDeletedWhileResuming(t *testing.T) {
 	ctx := t.Context()
-	m := mem.New()
+	m := memstore.New()
 	m.Put(ctx, "obj", make([]byte, 100))
 	b := &breakingStore{Store: m, cut: 10, versioned: true}
 	s := retry.New(b, retry.Options{Sleep: noSleep})
@@ -484,7 +484,7 @@ func TestGetObjectDeletedWhileResuming(t *testing.T) {
 // ErrReplaced, never a stream spliced from two versions.
 func TestGetReplacedWhileResuming(t *testing.T) {
 	ctx := t.Context()
-	m := mem.New()
+	m := memstore.New()
 	m.Put(ctx, "obj", bytes.Repeat([]byte("a"), 100))
 	b := &breakingStore{Store: m, cut: 10, versioned: true}
 	s := retry.New(b, retry.Options{Sleep: noSleep})
@@ -508,7 +508,7 @@ func TestGetReplacedWhileResuming(t *testing.T) {
 // it broke before its first byte.
 func TestGetWithoutVersionsResumesOnlyAtTheStart(t *testing.T) {
 	ctx := t.Context()
-	m := mem.New()
+	m := memstore.New()
 	m.Put(ctx, "obj", make([]byte, 100))
 	b := &breakingStore{Store: m, cut: 10}
 	s := retry.New(b, retry.Options{Sleep: noSleep})
@@ -528,7 +528,7 @@ func TestGetWithoutVersionsResumesOnlyAtTheStart(t *testing.T) {
 
 func TestListDoesNotRepeatObjects(t *testing.T) {
 	ctx := t.Context()
-	m := mem.New()
+	m := memstore.New()
 	for i := range 50 {
 		m.Put(ctx, fmt.Sprintf("data/%02d", i), []byte{byte(i)})
 	}
@@ -555,7 +555,7 @@ func TestListDoesNotRepeatObjects(t *testing.T) {
 
 func TestListCallbackErrorIsNotRetried(t *testing.T) {
 	ctx := t.Context()
-	m := mem.New()
+	m := memstore.New()
 	m.Put(ctx, "a", nil)
 	s := retry.New(m, retry.Options{Sleep: noSleep})
 	calls := 0
@@ -569,7 +569,7 @@ func TestListCallbackErrorIsNotRetried(t *testing.T) {
 }
 
 func TestFailedListIsRetried(t *testing.T) {
-	f := faulty.New(mem.New())
+	f := faulty.New(memstore.New())
 	f.Put(t.Context(), "a", nil)
 	f.FailList(nil, 1, transient("500"))
 	s := retry.New(f, retry.Options{Sleep: noSleep})
@@ -581,7 +581,7 @@ func TestFailedListIsRetried(t *testing.T) {
 
 func TestDeleteAfterLostAcknowledgement(t *testing.T) {
 	ctx := t.Context()
-	m := mem.New()
+	m := memstore.New()
 	m.Put(ctx, "obj", nil)
 	// The first Delete deletes and then fails, as when the response is
 	// lost; the retry finds nothing to delete and says so, as it would
@@ -609,7 +609,7 @@ func (d *deleteThenFail) Delete(ctx context.Context, name string) error {
 
 func TestFailedDeleteIsRetried(t *testing.T) {
 	ctx := t.Context()
-	f := faulty.New(mem.New())
+	f := faulty.New(memstore.New())
 	f.Put(ctx, "obj", nil)
 	f.FailDelete(nil, 1, transient("503"))
 	s := retry.New(f, retry.Options{Sleep: noSleep})

@@ -19,11 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/internal/s3test"
+	"github.com/cairn-backup/cairn/internal/storetest"
 	"github.com/cairn-backup/cairn/store"
 	"github.com/cairn-backup/cairn/store/retry"
 	"github.com/cairn-backup/cairn/store/s3"
-	"github.com/cairn-backup/cairn/store/s3/s3test"
-	"github.com/cairn-backup/cairn/store/storetest"
 	"github.com/minio/minio-go/v7"
 )
 

@@ -1,10 +1,10 @@
-// Package mem implements store.Store in memory, for fast tests.
+// Package memstore implements store.Store in memory, for fast tests.
 //
 // It keeps the whole contract, including name validation (store.CheckName),
 // so code tested against it behaves the same on a real backend. Put and Get
 // copy the bytes, so neither the caller nor the store can change the other's
 // data afterwards.
-package mem
+package memstore
 
 import (
 	"bytes"

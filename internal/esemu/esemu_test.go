@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-backup/cairn/sources/elasticsearch/esemu"
+	"github.com/cairn-backup/cairn/internal/esemu"
 	es8 "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 )

@@ -8,15 +8,15 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cairn-backup/cairn/internal/faulty"
+	"github.com/cairn-backup/cairn/internal/memstore"
+	"github.com/cairn-backup/cairn/internal/storetest"
 	"github.com/cairn-backup/cairn/store"
-	"github.com/cairn-backup/cairn/store/faulty"
-	"github.com/cairn-backup/cairn/store/mem"
-	"github.com/cairn-backup/cairn/store/storetest"
 )
 
 // Without rules the wrapper must be invisible.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return faulty.New(mem.New()) })
+	storetest.Run(t, func(t *testing.T) store.Store { return faulty.New(memstore.New()) })
 }
 
 var errDisk = errors.New("disk full")
@@ -26,7 +26,7 @@ func isInjected(err, want error) bool {
 }
 
 func TestFailPutNth(t *testing.T) {
-	inner := mem.New()
+	inner := memstore.New()
 	s := faulty.New(inner)
 	ctx := t.Context()
 	s.FailPut(faulty.Prefix("data/"), 3, errDisk)
@@ -54,7 +54,7 @@ func TestFailPutNth(t *testing.T) {
 }
 
 func TestFailPutEvery(t *testing.T) {
-	s := faulty.New(mem.New())
+	s := faulty.New(memstore.New())
 	ctx := t.Context()
 	s.FailPut(faulty.Exact("config"), 0, nil)
 	for range 3 {
@@ -68,7 +68,7 @@ func TestFailPutEvery(t *testing.T) {
 }
 
 func TestFailPutAfterWrite(t *testing.T) {
-	inner := mem.New()
+	inner := memstore.New()
 	s := faulty.New(inner)
 	ctx := t.Context()
 	s.FailPutAfterWrite(nil, 2, nil)
@@ -84,7 +84,7 @@ func TestFailPutAfterWrite(t *testing.T) {
 }
 
 func TestFailOtherOps(t *testing.T) {
-	inner := mem.New()
+	inner := memstore.New()
 	s := faulty.New(inner)
 	ctx := t.Context()
 	for _, name := range []string{"data/a", "data/b", "keys/k"} {
@@ -162,7 +162,7 @@ func getRange(t *testing.T, s store.Store, name string, off, n int64) []byte {
 }
 
 func TestTruncateGet(t *testing.T) {
-	inner := mem.New()
+	inner := memstore.New()
 	s := faulty.New(inner)
 	ctx := t.Context()
 	data := data100()
@@ -196,7 +196,7 @@ func TestTruncateGet(t *testing.T) {
 }
 
 func TestFlipBitOnGet(t *testing.T) {
-	inner := mem.New()
+	inner := memstore.New()
 	s := faulty.New(inner)
 	ctx := t.Context()
 	data := data100()
@@ -230,7 +230,7 @@ func TestFlipBitOnGet(t *testing.T) {
 }
 
 func TestCrash(t *testing.T) {
-	inner := mem.New()
+	inner := memstore.New()
 	s := faulty.New(inner)
 	ctx := t.Context()
 	if err := inner.Put(ctx, "before", []byte("x")); err != nil {
@@ -280,7 +280,7 @@ func TestCrash(t *testing.T) {
 }
 
 func TestCrashImmediately(t *testing.T) {
-	s := faulty.New(mem.New())
+	s := faulty.New(memstore.New())
 	s.Crash(0)
 	if err := s.Put(t.Context(), "a", nil); !errors.Is(err, faulty.ErrCrashed) {
 		t.Errorf("Put after Crash(0): err = %v, want ErrCrashed", err)
@@ -289,7 +289,7 @@ func TestCrashImmediately(t *testing.T) {
 
 // Only successful Puts bring the crash closer.
 func TestCrashCountsSuccessfulPuts(t *testing.T) {
-	s := faulty.New(mem.New())
+	s := faulty.New(memstore.New())
 	ctx := t.Context()
 	s.FailPut(nil, 1, nil)
 	s.Crash(1)
@@ -305,7 +305,7 @@ func TestCrashCountsSuccessfulPuts(t *testing.T) {
 }
 
 func TestCrashConcurrentPuts(t *testing.T) {
-	inner := mem.New()
+	inner := memstore.New()
 	s := faulty.New(inner)
 	ctx := t.Context()
 	s.Crash(10)
@@ -326,7 +326,7 @@ func TestCrashConcurrentPuts(t *testing.T) {
 }
 
 func TestCountersAndReset(t *testing.T) {
-	s := faulty.New(mem.New())
+	s := faulty.New(memstore.New())
 	ctx := t.Context()
 	s.FailPut(faulty.Exact("bad"), 0, nil)
 	s.TruncateGet(nil, 1)
@@ -355,7 +355,7 @@ func TestCountersAndReset(t *testing.T) {
 
 // Rules may change while the store is in use (run with -race).
 func TestRulesWhileInUse(t *testing.T) {
-	s := faulty.New(mem.New())
+	s := faulty.New(memstore.New())
 	ctx := t.Context()
 	var wg sync.WaitGroup
 	for w := range 4 {

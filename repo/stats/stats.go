@@ -1,10 +1,13 @@
-package repo
+// Package stats sums up what a set of snapshots holds and what it costs:
+// logical size, unique blobs, stored size, dedup and compression ratios.
+package stats
 
 import (
 	"context"
 
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/pack"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/store"
 )
@@ -44,8 +47,8 @@ type ComponentStats struct {
 	CompressionRatio float64 `json:"compression_ratio"`
 }
 
-// Stats computes Stats for the given snapshots.
-func (r *Repository) Stats(ctx context.Context, snaps []SnapshotEntry) (*Stats, error) {
+// Compute computes Stats for the given snapshots.
+func Compute(ctx context.Context, r *repo.Repository, snaps []repo.SnapshotEntry) (*Stats, error) {
 	if err := r.LoadIndex(ctx); err != nil {
 		return nil, err
 	}
@@ -82,7 +85,7 @@ func (r *Repository) Stats(ctx context.Context, snaps []SnapshotEntry) (*Stats, 
 			DedupRatio: ratio(w.logical, w.raw), CompressionRatio: ratio(w.raw, w.stored),
 		})
 	}
-	err := r.st.List(ctx, "data/", func(fi store.Info) error {
+	err := r.Store().List(ctx, "data/", func(fi store.Info) error {
 		st.RepositoryBytes += uint64(fi.Size)
 		return nil
 	})
@@ -96,19 +99,24 @@ func ratio(a, b uint64) float64 {
 	return float64(a) / float64(b)
 }
 
+type blobKey struct {
+	t  pack.BlobType
+	id chunk.ID
+}
+
 // statsWalker sums the unique blobs below the trees it is given. Logical
 // sizes of a tree are computed once and reused, since successive snapshots
 // share most subtrees.
 type statsWalker struct {
 	ctx                context.Context
-	r                  *Repository
+	r                  *repo.Repository
 	seen               map[blobKey]bool
 	sizes              map[chunk.ID][2]uint64 // tree → logical bytes, files
 	blobs, raw, stored uint64
 	logical            uint64
 }
 
-func newStatsWalker(ctx context.Context, r *Repository) *statsWalker {
+func newStatsWalker(ctx context.Context, r *repo.Repository) *statsWalker {
 	return &statsWalker{ctx: ctx, r: r, seen: map[blobKey]bool{}, sizes: map[chunk.ID][2]uint64{}}
 }
 
@@ -118,7 +126,7 @@ func (w *statsWalker) add(t pack.BlobType, id chunk.ID) {
 		return
 	}
 	w.seen[k] = true
-	if loc, ok := w.r.idx.Lookup(t, id); ok {
+	if loc, ok := w.r.Index().Lookup(t, id); ok {
 		w.blobs++
 		w.raw += uint64(loc.Blob.RawLength)
 		w.stored += uint64(loc.Blob.Length)

@@ -1,4 +1,8 @@
-package repo
+// Package check verifies a repository: its structure (every index file and
+// manifest decrypts, every indexed pack exists at the size its blobs need,
+// every snapshot's trees load and reference only indexed blobs) and, with
+// ReadData, every byte.
+package check
 
 import (
 	"bytes"
@@ -12,18 +16,19 @@ import (
 
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/pack"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/store"
 	"golang.org/x/sync/errgroup"
 )
 
-// CheckOptions select how deep check goes.
-type CheckOptions struct {
+// Options select how deep check goes.
+type Options struct {
 	// ReadData reads every pack in full: its hash against its name, its
 	// header against the index, and every blob's content against its ID.
 	ReadData bool
-	// Progress, when set, counts packs read (in Files) and bytes.
-	Progress *Progress
+	// repo.Progress, when set, counts packs read (in Files) and bytes.
+	Progress *repo.Progress
 }
 
 // PackDamage lists what is wrong with one pack.
@@ -33,10 +38,10 @@ type PackDamage struct {
 	Blobs  []chunk.ID `json:"blobs,omitempty"` // blobs that cannot be read from it
 }
 
-// CheckReport is the outcome of a check. The repository is sound when
+// Report is the outcome of a check. The repository is sound when
 // Errors and Damaged are both empty; Warnings (unreferenced packs left by an
 // interrupted backup) are garbage that prune removes, not damage.
-type CheckReport struct {
+type Report struct {
 	Snapshots  int          `json:"snapshots"`
 	Trees      int          `json:"trees"`
 	Blobs      int          `json:"blobs"`
@@ -49,11 +54,11 @@ type CheckReport struct {
 }
 
 // OK reports whether check found no damage.
-func (c *CheckReport) OK() bool { return len(c.Errors) == 0 && len(c.Damaged) == 0 }
+func (c *Report) OK() bool { return len(c.Errors) == 0 && len(c.Damaged) == 0 }
 
 type checker struct {
-	r   *Repository
-	rep *CheckReport
+	r   *repo.Repository
+	rep *Report
 	mu  sync.Mutex
 }
 
@@ -67,11 +72,11 @@ func (c *checker) errorf(format string, args ...any) {
 // decrypts, every pack the index names exists with the size its blobs
 // require, every tree of every snapshot loads and every blob it references
 // is indexed. With ReadData it also reads every byte.
-func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
+func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, error) {
 	if opts.Progress == nil {
-		opts.Progress = &Progress{}
+		opts.Progress = &repo.Progress{}
 	}
-	c := &checker{r: r, rep: &CheckReport{}}
+	c := &checker{r: r, rep: &Report{}}
 	// Order matters while a backup runs beside check: snapshots are listed
 	// first, then the index is loaded, then the packs are listed. A backup
 	// writes packs, then their index file, then the snapshot, so every
@@ -89,9 +94,9 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckReport
 		return nil, err
 	}
 	sizes := map[chunk.ID]int64{}
-	err = r.st.List(ctx, "data/", func(fi store.Info) error {
+	err = r.Store().List(ctx, "data/", func(fi store.Info) error {
 		id, err := chunk.ParseID(fi.Name[len(fi.Name)-2*chunk.IDSize:])
-		if err != nil || packName(id) != fi.Name {
+		if err != nil || repo.PackName(id) != fi.Name {
 			c.rep.Warnings = append(c.rep.Warnings, "stray object "+fi.Name)
 			return nil
 		}
@@ -101,13 +106,13 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckReport
 	if err != nil {
 		return nil, fmt.Errorf("list packs: %w", err)
 	}
-	indexed := r.idx.Packs()
+	indexed := r.Index().Packs()
 	c.rep.Packs = len(indexed)
-	c.rep.Blobs = r.idx.Len()
+	c.rep.Blobs = r.Index().Len()
 	damaged := map[chunk.ID]*PackDamage{}
 	for _, id := range indexed {
 		size, ok := sizes[id]
-		blobs := r.idx.PackBlobs(id)
+		blobs := r.Index().PackBlobs(id)
 		if !ok {
 			damaged[id] = &PackDamage{Pack: id, Reason: "missing from the store", Blobs: blobIDs(blobs)}
 			continue
@@ -156,7 +161,7 @@ func expectedPackSize(blobs []pack.Blob) int64 {
 	return end + int64(pack.TailSize(len(blobs)))
 }
 
-func (c *checker) readPacks(ctx context.Context, ids []chunk.ID, sizes map[chunk.ID]int64, damaged map[chunk.ID]*PackDamage, prog *Progress) error {
+func (c *checker) readPacks(ctx context.Context, ids []chunk.ID, sizes map[chunk.ID]int64, damaged map[chunk.ID]*PackDamage, prog *repo.Progress) error {
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
@@ -189,8 +194,8 @@ func (c *checker) readPacks(ctx context.Context, ids []chunk.ID, sizes map[chunk
 // readPack reads one pack fully; it returns nil when the pack is sound.
 func (c *checker) readPack(ctx context.Context, id chunk.ID) *PackDamage {
 	r := c.r
-	want := r.idx.PackBlobs(id)
-	buf, err := store.ReadAll(ctx, r.st, packName(id))
+	want := r.Index().PackBlobs(id)
+	buf, err := store.ReadAll(ctx, r.Store(), repo.PackName(id))
 	if err != nil {
 		return &PackDamage{Pack: id, Reason: "unreadable: " + err.Error(), Blobs: blobIDs(want)}
 	}
@@ -198,7 +203,7 @@ func (c *checker) readPack(ctx context.Context, id chunk.ID) *PackDamage {
 	if chunk.ObjectID(buf) != id {
 		reasons = append(reasons, "content does not match its name")
 	}
-	hdr, err := pack.ReadHeader(&r.key, bytes.NewReader(buf), int64(len(buf)))
+	hdr, err := r.ReadPackHeader(bytes.NewReader(buf), int64(len(buf)))
 	if err != nil {
 		reasons = append(reasons, "header: "+err.Error())
 	} else if !sameBlobs(hdr, want) {
@@ -214,10 +219,12 @@ func (c *checker) readPack(ctx context.Context, id chunk.ID) *PackDamage {
 			bad = append(bad, b.ID)
 			continue
 		}
-		plain, err = r.decodeBlob(plain[:0], b, buf[b.Offset:end])
-		if err != nil || r.hasher.Sum(plain) != b.ID {
+		p, err := r.DecodeBlob(plain, b, buf[b.Offset:end])
+		if err != nil {
 			bad = append(bad, b.ID)
+			continue
 		}
+		plain = p
 	}
 	if len(bad) > 0 {
 		reasons = append(reasons, fmt.Sprintf("%d of %d blobs do not decrypt to their ID", len(bad), len(want)))
@@ -258,7 +265,7 @@ func (c *checker) snapshots(ctx context.Context, ids []chunk.ID, damaged map[chu
 	}
 	// A blob lost from one pack may survive in another.
 	usable := func(t pack.BlobType, id chunk.ID) bool {
-		for _, loc := range r.idx.LookupAll(t, id) {
+		for _, loc := range r.Index().LookupAll(t, id) {
 			if d, ok := damaged[loc.Pack]; !ok || !slices.Contains(d.Blobs, id) {
 				return true
 			}

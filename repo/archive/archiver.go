@@ -1,4 +1,7 @@
-package repo
+// Package archive turns sources into a snapshot: each component's tree or
+// stream is chunked, its new blobs saved through one repo.Saver session,
+// and the manifest written only once every blob is durable and indexed.
+package archive
 
 import (
 	"context"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/pack"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"golang.org/x/sync/errgroup"
 )
@@ -55,8 +59,8 @@ type ComponentSource struct {
 	Before, After func(ctx context.Context) error
 }
 
-// BackupOptions describe the snapshot to write.
-type BackupOptions struct {
+// Options describe the snapshot to write.
+type Options struct {
 	Time    time.Time // snapshot time; default now
 	Host    string
 	App     string // application name recorded in the manifest
@@ -65,10 +69,10 @@ type BackupOptions struct {
 	// ReadConcurrency is how many files are read and chunked at once
 	// (default 2: one core chunks and hashes while the other compresses).
 	ReadConcurrency int
-	Saver           SaverOptions
+	Saver           repo.SaverOptions
 	// Progress, when set, is updated as the backup runs; read it from
 	// another goroutine.
-	Progress *Progress
+	Progress *repo.Progress
 	// NoParent disables the unchanged-file shortcut (read everything).
 	NoParent bool
 	// Before and After run around the whole snapshot; After runs whenever
@@ -81,15 +85,7 @@ type BackupOptions struct {
 }
 
 // ErrSkew is returned (wrapped) when a backup exceeds MaxSkew.
-var ErrSkew = errors.New("repo: components too far apart in time")
-
-// Progress counts a running backup's work. All fields are atomics.
-type Progress struct {
-	Files     atomic.Uint64 // files finished
-	Bytes     atomic.Uint64 // logical bytes finished (read or proven unchanged)
-	ReadBytes atomic.Uint64 // bytes actually read
-	Errors    atomic.Uint64
-}
+var ErrSkew = errors.New("archive: components too far apart in time")
 
 // FileError is a file or directory that could not be read. The backup goes
 // on without it and the snapshot records the count.
@@ -103,12 +99,12 @@ func (e FileError) Error() string {
 	return fmt.Sprintf("%s/%s: %v", e.Component, e.Path, e.Err)
 }
 
-// BackupResult is what Backup wrote.
-type BackupResult struct {
+// Result is what Backup wrote.
+type Result struct {
 	ID         chunk.ID
 	Snapshot   *snapshot.Snapshot
 	FileErrors []FileError
-	Saver      SaverStats
+	Saver      repo.SaverStats
 }
 
 // Backup archives the components in order into one snapshot. The snapshot is
@@ -116,9 +112,9 @@ type BackupResult struct {
 // indexed; a file that cannot be read is left out and reported in
 // FileErrors, but a failing component (missing source directory, failing
 // stream) fails the whole backup and writes no snapshot.
-func (r *Repository) Backup(ctx context.Context, comps []ComponentSource, opts BackupOptions) (*BackupResult, error) {
+func Backup(ctx context.Context, r *repo.Repository, comps []ComponentSource, opts Options) (*Result, error) {
 	if len(comps) == 0 {
-		return nil, errors.New("repo: nothing to back up: name at least one component")
+		return nil, errors.New("archive: nothing to back up: name at least one component")
 	}
 	seen := map[string]bool{}
 	for _, c := range comps {
@@ -126,28 +122,28 @@ func (r *Repository) Backup(ctx context.Context, comps []ComponentSource, opts B
 			return nil, err
 		}
 		if seen[c.Name] {
-			return nil, fmt.Errorf("repo: component %q given twice", c.Name)
+			return nil, fmt.Errorf("archive: component %q given twice", c.Name)
 		}
 		seen[c.Name] = true
 		if c.Start == nil && (c.FS == nil) == (c.Reader == nil) {
-			return nil, fmt.Errorf("repo: component %q needs exactly one of a directory or a stream", c.Name)
+			return nil, fmt.Errorf("archive: component %q needs exactly one of a directory or a stream", c.Name)
 		}
 	}
 	if opts.ReadConcurrency <= 0 {
 		opts.ReadConcurrency = 2
 	}
 	if opts.Progress == nil {
-		opts.Progress = &Progress{}
+		opts.Progress = &repo.Progress{}
 	}
 	if opts.Time.IsZero() {
 		opts.Time = time.Now()
 	}
-	var parents []SnapshotEntry
+	var parents []repo.SnapshotEntry
 	if !opts.NoParent {
 		// A damaged manifest only costs the shortcut for its components;
 		// check reports it.
 		all, err := r.Snapshots(ctx)
-		if err != nil && !errors.Is(err, ErrDamagedSnapshots) {
+		if err != nil && !errors.Is(err, repo.ErrDamagedSnapshots) {
 			return nil, err
 		}
 		parents = all
@@ -163,7 +159,7 @@ func (r *Repository) Backup(ctx context.Context, comps []ComponentSource, opts B
 			return nil, errors.Join(fmt.Errorf("before hook: %w", err), runAfter(ctx, opts.After))
 		}
 	}
-	res, err := r.backup(ctx, comps, parents, opts)
+	res, err := backup(ctx, r, comps, parents, opts)
 	if aerr := runAfter(ctx, opts.After); aerr != nil {
 		if err == nil {
 			// The snapshot is written and complete; the hook's failure
@@ -187,7 +183,7 @@ func runAfter(ctx context.Context, hook func(context.Context) error) error {
 	return nil
 }
 
-func (r *Repository) backup(ctx context.Context, comps []ComponentSource, parents []SnapshotEntry, opts BackupOptions) (*BackupResult, error) {
+func backup(ctx context.Context, r *repo.Repository, comps []ComponentSource, parents []repo.SnapshotEntry, opts Options) (*Result, error) {
 	sn := &snapshot.Snapshot{
 		Version: snapshot.Version,
 		Time:    opts.Time.UTC(),
@@ -196,9 +192,9 @@ func (r *Repository) backup(ctx context.Context, comps []ComponentSource, parent
 		Tags:    opts.Tags,
 		Program: opts.Program,
 	}
-	res := &BackupResult{Snapshot: sn}
+	res := &Result{Snapshot: sn}
 	var archs []*archiver
-	stats, err := r.WithSaver(ctx, opts.Saver, func(ctx context.Context, s *Saver) error {
+	stats, err := r.WithSaver(ctx, opts.Saver, func(ctx context.Context, s *repo.Saver) error {
 		for _, c := range comps {
 			a := &archiver{r: r, s: s, opts: &opts, name: c.Name}
 			archs = append(archs, a)
@@ -232,7 +228,7 @@ func (r *Repository) backup(ctx context.Context, comps []ComponentSource, parent
 
 // component takes one component: its before hook, its start, its data, its
 // finish check, and its after hook (which runs whatever happened).
-func (a *archiver) component(ctx context.Context, c ComponentSource, parents []SnapshotEntry) (comp snapshot.Component, err error) {
+func (a *archiver) component(ctx context.Context, c ComponentSource, parents []repo.SnapshotEntry) (comp snapshot.Component, err error) {
 	if c.Before != nil {
 		if err := c.Before(ctx); err != nil {
 			return comp, errors.Join(fmt.Errorf("before hook: %w", err), runAfter(ctx, c.After))
@@ -276,7 +272,7 @@ func (a *archiver) component(ctx context.Context, c ComponentSource, parents []S
 // findParentTree returns the root tree of the newest earlier backup of the
 // same component from the same host and source, the baseline for skipping
 // unchanged files.
-func findParentTree(all []SnapshotEntry, host string, c ComponentSource) *chunk.ID {
+func findParentTree(all []repo.SnapshotEntry, host string, c ComponentSource) *chunk.ID {
 	for i := len(all) - 1; i >= 0; i-- {
 		if all[i].Host != host {
 			continue
@@ -292,9 +288,9 @@ func findParentTree(all []SnapshotEntry, host string, c ComponentSource) *chunk.
 
 // archiver archives one component.
 type archiver struct {
-	r     *Repository
-	s     *Saver
-	opts  *BackupOptions
+	r     *repo.Repository
+	s     *repo.Saver
+	opts  *Options
 	name  string
 	added atomic.Uint64
 
@@ -350,7 +346,7 @@ type fileReader struct {
 }
 
 func (a *archiver) newReader() *fileReader {
-	return &fileReader{ch: chunk.NewChunker(a.r.chunker, nil), buf: make([]byte, 0, a.r.chunker.MaxSize)}
+	return &fileReader{ch: chunk.NewChunker(a.r.ChunkerParams(), nil), buf: make([]byte, 0, a.r.ChunkerParams().MaxSize)}
 }
 
 // chunkStream splits r into blobs, saves the new ones and returns the
@@ -371,7 +367,7 @@ func (a *archiver) chunkStream(ctx context.Context, fr *fileReader, r io.Reader)
 		if err != nil {
 			return nil, 0, err
 		}
-		id := a.r.hasher.Sum(data)
+		id := a.r.Hasher().Sum(data)
 		content = append(content, id)
 		size += uint64(len(data))
 		a.opts.Progress.ReadBytes.Add(uint64(len(data)))
@@ -387,11 +383,11 @@ func (a *archiver) chunkStream(ctx context.Context, fr *fileReader, r io.Reader)
 }
 
 func (a *archiver) saveTree(ctx context.Context, t *snapshot.Tree) (chunk.ID, error) {
-	buf, err := encodeTree(t)
+	buf, err := repo.EncodeTree(t)
 	if err != nil {
 		return chunk.ID{}, err
 	}
-	id := a.r.hasher.Sum(buf)
+	id := a.r.Hasher().Sum(buf)
 	if _, err := a.s.SaveIfNew(ctx, pack.TreeBlob, id, buf, &a.added); err != nil {
 		return id, err
 	}
@@ -575,7 +571,7 @@ func (a *archiver) unchanged(n, prev *snapshot.Node) bool {
 		return false
 	}
 	for _, id := range prev.Content {
-		if !a.r.idx.Has(pack.DataBlob, id) {
+		if !a.r.Index().Has(pack.DataBlob, id) {
 			return false
 		}
 	}
@@ -597,7 +593,7 @@ func (a *archiver) readFile(ctx context.Context, fsys FS, fr *fileReader, job fi
 	content, size, err := a.chunkStream(ctx, fr, &readTracker{r: rc})
 	rc.Close()
 	if err != nil {
-		if ctx.Err() != nil || a.s.ctx.Err() != nil {
+		if ctx.Err() != nil || a.s.Err() != nil {
 			return err
 		}
 		var re *readError

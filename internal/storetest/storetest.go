@@ -2,7 +2,7 @@
 // backend runs it from its own tests:
 //
 //	func TestConformance(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) store.Store { return mem.New() })
+//		storetest.Run(t, func(t *testing.T) store.Store { return memstore.New() })
 //	}
 //
 // The suite checks the written contract in store.Store and nothing more, so

@@ -1,22 +1,22 @@
-package mem_test
+package memstore_test
 
 import (
 	"errors"
 	"testing"
 
+	"github.com/cairn-backup/cairn/internal/memstore"
+	"github.com/cairn-backup/cairn/internal/storetest"
 	"github.com/cairn-backup/cairn/store"
-	"github.com/cairn-backup/cairn/store/mem"
-	"github.com/cairn-backup/cairn/store/storetest"
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return mem.New() })
+	storetest.Run(t, func(t *testing.T) store.Store { return memstore.New() })
 }
 
 // mem validates names like the file-system backends do, so that tests using
 // it catch names a real backend would refuse.
 func TestRejectsBadNames(t *testing.T) {
-	s := mem.New()
+	s := memstore.New()
 	ctx := t.Context()
 	for _, name := range []string{"", "/abs", "a/../b", "a//b", "a/", `a\b`, "Upper", ".tmp-x"} {
 		if err := s.Put(ctx, name, []byte("x")); !errors.Is(err, store.ErrInvalidName) {

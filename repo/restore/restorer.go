@@ -1,4 +1,7 @@
-package repo
+// Package restore writes a snapshot's components back into a directory:
+// directories and symlinks first, then files fetched in parallel and written
+// at their offsets, then directory metadata deepest first.
+package restore
 
 import (
 	"context"
@@ -14,14 +17,15 @@ import (
 
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/pack"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"golang.org/x/sync/errgroup"
 )
 
-// RestoreTarget is where the restorer writes; sources/tree implements it for
+// Target is where the restorer writes; sources/tree implements it for
 // a directory, confined so no snapshot path can write outside it. Paths are
 // relative and slash-separated.
-type RestoreTarget interface {
+type Target interface {
 	Mkdir(rel string) error
 	Create(rel string) (*os.File, error)
 	Remove(rel string) error
@@ -30,8 +34,8 @@ type RestoreTarget interface {
 	SetMetadata(rel string, n *snapshot.Node) error
 }
 
-// RestoreOptions select and tune a restore.
-type RestoreOptions struct {
+// Options select and tune a restore.
+type Options struct {
 	// Components to restore; empty means all.
 	Components []string
 	// Workers fetch, decrypt and write blobs in parallel; default
@@ -40,27 +44,27 @@ type RestoreOptions struct {
 	// Verify re-reads every restored file and checks it against the
 	// snapshot's blob IDs.
 	Verify   bool
-	Progress *Progress
+	Progress *repo.Progress
 }
 
-// RestoreError is one path that was not restored, or restored wrong.
-type RestoreError struct {
+// Error is one path that was not restored, or restored wrong.
+type Error struct {
 	Path string
 	Err  error
 }
 
-func (e RestoreError) Error() string { return fmt.Sprintf("%s: %v", e.Path, e.Err) }
-func (e RestoreError) Unwrap() error { return e.Err }
+func (e Error) Error() string { return fmt.Sprintf("%s: %v", e.Path, e.Err) }
+func (e Error) Unwrap() error { return e.Err }
 
-// RestoreResult reports a restore. Errors lists every path that failed;
+// Result reports a restore. Errors lists every path that failed;
 // everything else was restored.
-type RestoreResult struct {
+type Result struct {
 	Files, Dirs, Bytes uint64
-	Errors             []RestoreError
+	Errors             []Error
 }
 
-// ErrRestoreIncomplete is returned (wrapped) when some paths failed.
-var ErrRestoreIncomplete = errors.New("repo: restore incomplete")
+// ErrIncomplete is returned (wrapped) when some paths failed.
+var ErrIncomplete = errors.New("restore: restore incomplete")
 
 // blobsPerJob is how many blobs of one file one worker restores in a row.
 // Large files are split so that several workers fetch and decode them in
@@ -87,14 +91,14 @@ type restoreJob struct {
 }
 
 type restorer struct {
-	r      *Repository
-	t      RestoreTarget
-	opts   RestoreOptions
+	r      *repo.Repository
+	t      Target
+	opts   Options
 	mu     sync.Mutex
-	errs   []RestoreError // guarded by mu
+	errs   []Error // guarded by mu
 	files  []*restoreFile
 	dirs   []dirMeta
-	res    RestoreResult
+	res    Result
 	nbytes atomic.Uint64
 }
 
@@ -105,26 +109,26 @@ type dirMeta struct {
 
 func (rs *restorer) fail(p string, err error) {
 	rs.mu.Lock()
-	rs.errs = append(rs.errs, RestoreError{Path: p, Err: err})
+	rs.errs = append(rs.errs, Error{Path: p, Err: err})
 	rs.mu.Unlock()
 }
 
 // Restore writes the selected components of sn into t: a tree component to
 // NAME/…, a stream component to the file NAME. A file whose blobs cannot be
 // read is reported and the others are still restored; the returned error
-// then wraps ErrRestoreIncomplete.
-func (r *Repository) Restore(ctx context.Context, sn *snapshot.Snapshot, t RestoreTarget, opts RestoreOptions) (*RestoreResult, error) {
+// then wraps ErrIncomplete.
+func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, t Target, opts Options) (*Result, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 2 * runtime.GOMAXPROCS(0)
 	}
 	if opts.Progress == nil {
-		opts.Progress = &Progress{}
+		opts.Progress = &repo.Progress{}
 	}
 	var comps []snapshot.Component
 	for _, name := range opts.Components {
 		c := sn.Component(name)
 		if c == nil {
-			return nil, fmt.Errorf("repo: snapshot has no component %q", name)
+			return nil, fmt.Errorf("restore: snapshot has no component %q", name)
 		}
 		comps = append(comps, *c)
 	}
@@ -187,7 +191,7 @@ func (r *Repository) Restore(ctx context.Context, sn *snapshot.Snapshot, t Resto
 	}
 	rs.res.Bytes = rs.nbytes.Load()
 	rs.res.Errors = rs.errs
-	slices.SortFunc(rs.res.Errors, func(a, b RestoreError) int {
+	slices.SortFunc(rs.res.Errors, func(a, b Error) int {
 		switch {
 		case a.Path < b.Path:
 			return -1
@@ -197,7 +201,7 @@ func (r *Repository) Restore(ctx context.Context, sn *snapshot.Snapshot, t Resto
 		return 0
 	})
 	if len(rs.res.Errors) > 0 {
-		return &rs.res, fmt.Errorf("%w: %d paths failed", ErrRestoreIncomplete, len(rs.res.Errors))
+		return &rs.res, fmt.Errorf("%w: %d paths failed", ErrIncomplete, len(rs.res.Errors))
 	}
 	return &rs.res, nil
 }
@@ -306,9 +310,9 @@ func (rs *restorer) plan(f *restoreFile) error {
 	f.offsets = make([]int64, len(f.node.Content))
 	var off int64
 	for i, id := range f.node.Content {
-		loc, ok := rs.r.idx.Lookup(pack.DataBlob, id)
+		loc, ok := rs.r.Index().Lookup(pack.DataBlob, id)
 		if !ok {
-			return &BlobError{Type: pack.DataBlob, ID: id, Err: ErrBlobNotFound}
+			return &repo.BlobError{Type: pack.DataBlob, ID: id, Err: repo.ErrBlobNotFound}
 		}
 		f.offsets[i] = off
 		off += int64(loc.Blob.RawLength)
@@ -459,7 +463,7 @@ func (rs *restorer) verifyFile(ctx context.Context, f *restoreFile) error {
 		if _, err := io.ReadFull(fh, buf); err != nil {
 			return fmt.Errorf("read at %d: %w", f.offsets[i], err)
 		}
-		if rs.r.hasher.Sum(buf) != id {
+		if rs.r.Hasher().Sum(buf) != id {
 			return fmt.Errorf("content at offset %d does not match blob %s", f.offsets[i], id.Short())
 		}
 	}

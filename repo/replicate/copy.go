@@ -1,4 +1,8 @@
-package repo
+// Package replicate copies snapshots between repositories (cairn copy),
+// sending only what the target lacks: whole packs between replicas that
+// share the data key, blobs between replicas that share the blob-ID key,
+// and re-hashed blobs with rewritten trees between unrelated repositories.
+package replicate
 
 import (
 	"container/list"
@@ -12,33 +16,34 @@ import (
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/index"
 	"github.com/cairn-backup/cairn/pack"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"golang.org/x/sync/errgroup"
 )
 
-// CopyMode is how Copy moves data, decided by what the two repositories
+// Mode is how Copy moves data, decided by what the two repositories
 // share.
-type CopyMode string
+type Mode string
 
 const (
 	// CopyPacks: same blob-ID key and data key (a replica made with
 	// ShareDataKey): whole packs are copied as stored, never decrypted.
-	CopyPacks CopyMode = "packs"
+	CopyPacks Mode = "packs"
 	// CopyBlobs: same blob-ID key (a replica): missing blobs are decrypted
 	// and re-encrypted; trees are unchanged.
-	CopyBlobs CopyMode = "blobs"
+	CopyBlobs Mode = "blobs"
 	// CopyRewrite: unrelated repositories: every blob is re-hashed with the
 	// target's key and trees are rewritten to the new IDs.
-	CopyRewrite CopyMode = "rewrite"
+	CopyRewrite Mode = "rewrite"
 )
 
-// CopyOptions tune Copy.
-type CopyOptions struct {
+// Options tune Copy.
+type Options struct {
 	// Verify re-reads, from the target, every blob the copied snapshots
 	// need and checks it against its ID.
 	Verify   bool
-	Saver    SaverOptions
-	Progress *Progress
+	Saver    repo.SaverOptions
+	Progress *repo.Progress
 }
 
 // CopiedSnapshot pairs a source snapshot with its copy.
@@ -47,9 +52,9 @@ type CopiedSnapshot struct {
 	Target chunk.ID `json:"target"`
 }
 
-// CopyResult says what Copy did.
-type CopyResult struct {
-	Mode    CopyMode         `json:"mode"`
+// Result says what Copy did.
+type Result struct {
+	Mode    Mode             `json:"mode"`
 	Copied  []CopiedSnapshot `json:"copied"`
 	Skipped []chunk.ID       `json:"already_present"` // copies already in the target
 	Blobs   uint64           `json:"blobs"`           // blobs sent (CopyBlobs, CopyRewrite)
@@ -57,12 +62,13 @@ type CopyResult struct {
 	Bytes   uint64           `json:"bytes"`           // stored bytes written to the target
 }
 
-// Mode tells how a copy from r to dst would move data.
-func (r *Repository) copyMode(dst *Repository) CopyMode {
+// copyMode tells how a copy from r to dst would move data.
+func copyMode(r, dst *repo.Repository) Mode {
+	idKey, dataKey := r.SharesKeys(dst)
 	switch {
-	case r.idKey == dst.idKey && r.key == dst.key:
+	case idKey && dataKey:
 		return CopyPacks
-	case r.idKey == dst.idKey:
+	case idKey:
 		return CopyBlobs
 	}
 	return CopyRewrite
@@ -73,8 +79,8 @@ func (r *Repository) copyMode(dst *Repository) CopyMode {
 // indexed there, so an interrupted copy leaves dst consistent, and running
 // it again sends only what is still missing. A snapshot already copied
 // (recognised by its Original) is skipped.
-func (r *Repository) Copy(ctx context.Context, dst *Repository, snaps []SnapshotEntry, opts CopyOptions) (*CopyResult, error) {
-	return r.copyTo(ctx, dst, snaps, opts, nil)
+func Copy(ctx context.Context, r, dst *repo.Repository, snaps []repo.SnapshotEntry, opts Options) (*Result, error) {
+	return copyTo(ctx, r, dst, snaps, opts, nil)
 }
 
 // CopyToAll copies to several targets at once, feeding them from one read
@@ -82,25 +88,25 @@ func (r *Repository) Copy(ctx context.Context, dst *Repository, snaps []Snapshot
 // blob or pack read from the source is shared by every target that needs
 // it while it stays in a bounded cache (readCacheBytes). Results are in
 // the order of dsts; the first failure is returned after all have stopped.
-func (r *Repository) CopyToAll(ctx context.Context, dsts []*Repository, snaps []SnapshotEntry, opts CopyOptions) ([]*CopyResult, error) {
+func CopyToAll(ctx context.Context, r *repo.Repository, dsts []*repo.Repository, snaps []repo.SnapshotEntry, opts Options) ([]*Result, error) {
 	if err := r.LoadIndex(ctx); err != nil {
 		return nil, err
 	}
 	if len(dsts) == 1 {
-		res, err := r.copyTo(ctx, dsts[0], snaps, opts, nil) // nothing to share
-		return []*CopyResult{res}, err
+		res, err := copyTo(ctx, r, dsts[0], snaps, opts, nil) // nothing to share
+		return []*Result{res}, err
 	}
 	shared := newSharedReads(readCacheBytes)
-	results := make([]*CopyResult, len(dsts))
+	results := make([]*Result, len(dsts))
 	errs := make([]error, len(dsts))
 	var wg sync.WaitGroup
 	for i, dst := range dsts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = r.copyTo(ctx, dst, snaps, opts, shared)
+			results[i], errs[i] = copyTo(ctx, r, dst, snaps, opts, shared)
 			if errs[i] != nil {
-				errs[i] = fmt.Errorf("target %d (%s): %w", i+1, dst.cfg.ID.Short(), errs[i])
+				errs[i] = fmt.Errorf("target %d (%s): %w", i+1, dst.Config().ID.Short(), errs[i])
 			}
 		}()
 	}
@@ -112,12 +118,12 @@ func (r *Repository) CopyToAll(ctx context.Context, dsts []*Repository, snaps []
 // that lag behind: four 16 MiB packs' worth.
 const readCacheBytes = 64 << 20
 
-func (r *Repository) copyTo(ctx context.Context, dst *Repository, snaps []SnapshotEntry, opts CopyOptions, shared *sharedReads) (*CopyResult, error) {
+func copyTo(ctx context.Context, r, dst *repo.Repository, snaps []repo.SnapshotEntry, opts Options, shared *sharedReads) (*Result, error) {
 	if opts.Progress == nil {
-		opts.Progress = &Progress{}
+		opts.Progress = &repo.Progress{}
 	}
-	if r.cfg.ID == dst.cfg.ID {
-		return nil, fmt.Errorf("repo: source and target are the same repository")
+	if r.Config().ID == dst.Config().ID {
+		return nil, fmt.Errorf("replicate: source and target are the same repository")
 	}
 	if err := r.LoadIndex(ctx); err != nil {
 		return nil, err
@@ -135,7 +141,7 @@ func (r *Repository) copyTo(ctx context.Context, dst *Repository, snaps []Snapsh
 			present[*e.Original] = true
 		}
 	}
-	res := &CopyResult{Mode: r.copyMode(dst)}
+	res := &Result{Mode: copyMode(r, dst)}
 	c := &copier{src: r, dst: dst, res: res, opts: &opts, reads: shared, trees: map[chunk.ID]chunk.ID{}, data: map[chunk.ID]chunk.ID{}}
 	for _, sn := range snaps {
 		orig := sn.ID
@@ -159,9 +165,9 @@ func (r *Repository) copyTo(ctx context.Context, dst *Repository, snaps []Snapsh
 }
 
 type copier struct {
-	src, dst *Repository
-	res      *CopyResult
-	opts     *CopyOptions
+	src, dst *repo.Repository
+	res      *Result
+	opts     *Options
 	reads    *sharedReads // nil: no other target shares the reads
 	// CopyRewrite: source ID → target ID, so shared trees and blobs are
 	// converted once per run.
@@ -171,7 +177,7 @@ type copier struct {
 	added atomic.Uint64
 }
 
-func (c *copier) copySnapshot(ctx context.Context, sn SnapshotEntry, orig chunk.ID) (chunk.ID, error) {
+func (c *copier) copySnapshot(ctx context.Context, sn repo.SnapshotEntry, orig chunk.ID) (chunk.ID, error) {
 	out := *sn.Snapshot
 	out.Components = slices.Clone(sn.Components)
 	out.Original = &orig
@@ -181,7 +187,7 @@ func (c *copier) copySnapshot(ctx context.Context, sn SnapshotEntry, orig chunk.
 			return chunk.ID{}, err
 		}
 	case CopyBlobs:
-		_, err := c.dst.WithSaver(ctx, c.opts.Saver, func(ctx context.Context, s *Saver) error {
+		_, err := c.dst.WithSaver(ctx, c.opts.Saver, func(ctx context.Context, s *repo.Saver) error {
 			return c.walkNeeded(ctx, sn.Snapshot, func(t pack.BlobType, id chunk.ID) error {
 				if !s.Reserve(t, id) {
 					return nil
@@ -198,7 +204,7 @@ func (c *copier) copySnapshot(ctx context.Context, sn SnapshotEntry, orig chunk.
 			return chunk.ID{}, err
 		}
 	case CopyRewrite:
-		_, err := c.dst.WithSaver(ctx, c.opts.Saver, func(ctx context.Context, s *Saver) error {
+		_, err := c.dst.WithSaver(ctx, c.opts.Saver, func(ctx context.Context, s *repo.Saver) error {
 			for i := range out.Components {
 				id, err := c.rewriteTree(ctx, s, out.Components[i].Tree)
 				if err != nil {
@@ -229,7 +235,7 @@ func (c *copier) loadBlob(ctx context.Context, t pack.BlobType, id chunk.ID) ([]
 // loadTree reads and decodes a source tree through the shared reads.
 func (c *copier) loadTree(ctx context.Context, id chunk.ID) (*snapshot.Tree, error) {
 	buf, err := c.loadBlob(ctx, pack.TreeBlob, id)
-	return decodeTree(id, buf, err)
+	return repo.DecodeTree(id, buf, err)
 }
 
 // walkNeeded calls fn for every blob (trees first) that sn needs. Trees
@@ -280,12 +286,12 @@ func (c *copier) walkNeeded(ctx context.Context, sn *snapshot.Snapshot, fn func(
 func (c *copier) copyPacks(ctx context.Context, sn *snapshot.Snapshot) error {
 	packs := map[chunk.ID]bool{}
 	err := c.walkNeeded(ctx, sn, func(t pack.BlobType, id chunk.ID) error {
-		if c.dst.idx.Has(t, id) {
+		if c.dst.Index().Has(t, id) {
 			return nil
 		}
-		loc, ok := c.src.idx.Lookup(t, id)
+		loc, ok := c.src.Index().Lookup(t, id)
 		if !ok {
-			return &BlobError{Type: t, ID: id, Err: ErrBlobNotFound}
+			return &repo.BlobError{Type: t, ID: id, Err: repo.ErrBlobNotFound}
 		}
 		packs[loc.Pack] = true
 		return nil
@@ -303,17 +309,17 @@ func (c *copier) copyPacks(ctx context.Context, sn *snapshot.Snapshot) error {
 		done index.File // copied, not yet in an index file (guarded by mu)
 	)
 	opts := c.opts.Saver
-	opts.applyDefaults()
+	opts.ApplyDefaults()
 	every := opts.IndexEvery
 	flush := func(ctx context.Context) error { // with mu held
 		if len(done.Packs) == 0 {
 			return nil
 		}
-		if _, err := c.dst.writeIndexFile(ctx, &done); err != nil {
+		if _, err := c.dst.WriteIndex(ctx, &done); err != nil {
 			return err
 		}
 		for _, p := range done.Packs {
-			c.dst.idx.AddPack(p.Pack, p.Blobs)
+			c.dst.Index().AddPack(p.Pack, p.Blobs)
 		}
 		done = index.File{}
 		return nil
@@ -322,17 +328,17 @@ func (c *copier) copyPacks(ctx context.Context, sn *snapshot.Snapshot) error {
 	g.SetLimit(4)
 	for _, id := range ids {
 		g.Go(func() error {
-			buf, err := c.reads.get(id, func() ([]byte, error) { return c.src.readObject(gctx, packName(id), id) })
+			buf, err := c.reads.get(id, func() ([]byte, error) { return c.src.ReadPack(gctx, id) })
 			if err != nil {
 				return err
 			}
-			if err := c.dst.st.Put(gctx, packName(id), buf); err != nil {
+			if err := c.dst.Store().Put(gctx, repo.PackName(id), buf); err != nil {
 				return fmt.Errorf("write pack %s: %w", id.Short(), err)
 			}
 			c.opts.Progress.Bytes.Add(uint64(len(buf)))
 			mu.Lock()
 			defer mu.Unlock()
-			done.Packs = append(done.Packs, index.PackBlobs{Pack: id, Blobs: c.src.idx.PackBlobs(id)})
+			done.Packs = append(done.Packs, index.PackBlobs{Pack: id, Blobs: c.src.Index().PackBlobs(id)})
 			c.res.Packs++
 			c.added.Add(uint64(len(buf)))
 			if len(done.Packs) >= every {
@@ -355,7 +361,7 @@ func (c *copier) copyPacks(ctx context.Context, sn *snapshot.Snapshot) error {
 // rewriteTree copies a tree between repositories with different ID keys:
 // every data blob is re-hashed with the target's key, and the tree is
 // re-encoded with the new IDs. It returns the tree's ID in the target.
-func (c *copier) rewriteTree(ctx context.Context, s *Saver, id chunk.ID) (chunk.ID, error) {
+func (c *copier) rewriteTree(ctx context.Context, s *repo.Saver, id chunk.ID) (chunk.ID, error) {
 	if nid, ok := c.trees[id]; ok {
 		return nid, nil
 	}
@@ -374,7 +380,7 @@ func (c *copier) rewriteTree(ctx context.Context, s *Saver, id chunk.ID) (chunk.
 					if err != nil {
 						return chunk.ID{}, err
 					}
-					nb = c.dst.hasher.Sum(data)
+					nb = c.dst.Hasher().Sum(data)
 					if s.Reserve(pack.DataBlob, nb) {
 						c.res.Blobs++
 						if err := s.Save(ctx, pack.DataBlob, nb, data, &c.added); err != nil {
@@ -393,11 +399,11 @@ func (c *copier) rewriteTree(ctx context.Context, s *Saver, id chunk.ID) (chunk.
 			n.Subtree = &sub
 		}
 	}
-	buf, err := encodeTree(t)
+	buf, err := repo.EncodeTree(t)
 	if err != nil {
 		return chunk.ID{}, err
 	}
-	nid := c.dst.hasher.Sum(buf)
+	nid := c.dst.Hasher().Sum(buf)
 	if s.Reserve(pack.TreeBlob, nid) {
 		c.res.Blobs++
 		if err := s.Save(ctx, pack.TreeBlob, nid, buf, &c.added); err != nil {
@@ -420,6 +426,12 @@ func (c *copier) verify(ctx context.Context, sn *snapshot.Snapshot) error {
 		}
 		return nil
 	})
+}
+
+// blobKey names a blob in the shared reads (packs are keyed by their ID).
+type blobKey struct {
+	t  pack.BlobType
+	id chunk.ID
 }
 
 // sharedReads lets several copies share what they read from the source: the

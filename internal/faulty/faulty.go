@@ -9,7 +9,7 @@
 // call reaches the inner store unless documented otherwise, so a failed Put
 // stores nothing.
 //
-//	inner := mem.New()
+//	inner := memstore.New()
 //	s := faulty.New(inner)
 //	s.FailPut(faulty.Prefix("data/"), 3, nil) // the third data Put fails
 //	s.Crash(10)                               // the process "dies" after 10 Puts
