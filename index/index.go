@@ -774,3 +774,15 @@ func (ix *Index) MemoryBytes() int {
 	}
 	return n
 }
+
+// Ordinal returns the position, in the order Each visits, of the first
+// entry for (t, id), or -1. Positions stay valid until the index changes.
+// They let a caller keep a set of blobs as a bitmap over the index (one bit
+// per entry) instead of a map of IDs (prune marks live blobs so: about 1/400
+// of the index's own memory).
+func (ix *Index) Ordinal(t pack.BlobType, id chunk.ID) int {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.mergeLocked()
+	return ix.searchMain(t, &id)
+}

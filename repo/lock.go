@@ -362,6 +362,17 @@ func (r *Repository) checkHeldLocks() (time.Time, error) {
 	return until, nil
 }
 
+// HeldLocks returns the names of the locks this Repository holds.
+func (r *Repository) HeldLocks() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, len(r.locks))
+	for i, l := range r.locks {
+		out[i] = l.name
+	}
+	return out
+}
+
 // LockInfo is a lock present in the store, as ListLocks reports it.
 type LockInfo struct {
 	Name       string

@@ -33,6 +33,7 @@ type Repository struct {
 	mu          sync.Mutex
 	indexLoaded bool
 	indexFiles  []chunk.ID // loaded index files, for compaction later
+	indexListed []chunk.ID // every index file LoadIndex listed, superseded ones too
 	lockTiming  LockTiming // guarded by mu
 	locks       []*Lock    // guarded by mu: held locks, checked before a snapshot is saved
 }
@@ -153,6 +154,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 			superseded[s] = true
 		}
 	}
+	r.indexListed = ids
 	live := make([]*index.File, 0, len(files))
 	for i, f := range files {
 		if superseded[ids[i]] {
@@ -184,14 +186,21 @@ func (r *Repository) loadIndexFile(ctx context.Context, id chunk.ID) (*index.Fil
 	return f, nil
 }
 
-// WriteIndex seals and stores f. Callers write it only after every pack it
-// names is durable.
+// WriteIndex seals and stores f, and counts it among IndexFiles. Callers
+// write it only after every pack it names is durable.
 func (r *Repository) WriteIndex(ctx context.Context, f *index.File) (chunk.ID, error) {
 	plain, err := f.MarshalBinary()
 	if err != nil {
 		return chunk.ID{}, fmt.Errorf("encode index: %w", err)
 	}
-	return r.writeSealed(ctx, "index/", plain, adIndex)
+	id, err := r.writeSealed(ctx, "index/", plain, adIndex)
+	if err != nil {
+		return id, err
+	}
+	r.mu.Lock()
+	r.indexFiles = append(r.indexFiles, id)
+	r.mu.Unlock()
+	return id, nil
 }
 
 // ErrBlobNotFound is returned when the index has no entry for a blob.

@@ -285,14 +285,10 @@ func (s *Saver) flushIndex(ctx context.Context) error {
 	if len(s.pending.Packs) == 0 {
 		return nil
 	}
-	id, err := s.r.WriteIndex(ctx, &s.pending)
-	if err != nil {
+	if _, err := s.r.WriteIndex(ctx, &s.pending); err != nil {
 		return err
 	}
 	s.indexFiles.Add(1)
-	s.r.mu.Lock()
-	s.r.indexFiles = append(s.r.indexFiles, id)
-	s.r.mu.Unlock()
 	s.pending = index.File{}
 	return nil
 }

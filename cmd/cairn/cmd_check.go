@@ -5,6 +5,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/check"
+	"github.com/cairn-backup/cairn/repo/prune"
 	"github.com/spf13/cobra"
 )
 
@@ -23,7 +24,12 @@ func newCheckCmd(g *globals) *cobra.Command {
 			defer release()
 			prog := &repo.Progress{}
 			pp := startProgress(g, "check", prog, 0)
-			rep, err := check.Check(ctx, r, check.Options{ReadData: readData, Progress: prog})
+			marked, err := prune.MarkedPacks(ctx, r)
+			if err != nil {
+				// Check goes on: unreadable marks are for prune to refuse.
+				fmt.Fprintf(g.stderr, "cairn: warning: prune marks: %v\n", err)
+			}
+			rep, err := check.Check(ctx, r, check.Options{ReadData: readData, Progress: prog, Marked: marked})
 			pp.Stop()
 			if err != nil {
 				return err

@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/prune"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -22,7 +23,8 @@ type forgetFlags struct {
 	tags                                         []string
 	keepMin                                      int
 	groupBy                                      string
-	dryRun, utc                                  bool
+	dryRun, utc, prune                           bool
+	prunef                                       pruneFlags
 }
 
 // forgetJSON is the stable shape of `forget --json`: one entry per
@@ -33,6 +35,7 @@ type forgetJSON struct {
 	Groups     []forgetGroupJSON `json:"groups"`
 	Removed    int               `json:"removed"`
 	Kept       int               `json:"kept"`
+	Prune      *prune.Report     `json:"prune,omitempty"`
 }
 
 type forgetGroupJSON struct {
@@ -100,6 +103,7 @@ func newForgetCmd(g *globals) *cobra.Command {
 		Long:  forgetLong,
 		Example: `  cairn forget --keep-hourly 6 --keep-daily 14 --keep-weekly 8 --keep-monthly 12 --dry-run
   cairn forget --config /etc/cairn/alm.yaml
+  cairn forget --config /etc/cairn/alm.yaml --prune
   cairn forget 3f2a9c1d`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runForget(cmd, g, &f, args)
@@ -123,6 +127,8 @@ func newForgetCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.groupBy, "group-by", "app,host", "group snapshots by these fields (app, host, tags)")
 	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "show what would be removed, remove nothing")
 	fl.BoolVar(&f.utc, "utc", false, "take hours, days, weeks … in UTC instead of local time")
+	fl.BoolVar(&f.prune, "prune", false, "prune after forgetting (see cairn help prune)")
+	addPruneFlags(fl, &f.prunef)
 	return cmd
 }
 
@@ -333,6 +339,13 @@ func forgetOne(ctx context.Context, cmd *cobra.Command, g *globals, f *forgetFla
 		if err := r.RemoveSnapshot(ctx, id); err != nil {
 			return out, err
 		}
+	}
+	if f.prune {
+		rep, err := runPruneOn(ctx, g, r, &f.prunef)
+		if err != nil {
+			return out, err
+		}
+		out.Prune = rep
 	}
 	return out, nil
 }

@@ -135,3 +135,60 @@ replicate:
 		t.Fatalf("%d snapshots in the replica, want 4", n)
 	}
 }
+
+type pruneJSON struct {
+	DeletedPacks int    `json:"deleted_packs"`
+	FreedBytes   uint64 `json:"freed_bytes"`
+	MarkedBytes  uint64 `json:"marked_bytes"`
+	MarksWaiting int    `json:"marks_waiting"`
+	DryRun       bool   `json:"dry_run"`
+}
+
+func repoBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	_ = filepath.Walk(filepath.Join(dir, "data"), func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+func TestForgetPrune(t *testing.T) {
+	repoDir := testEnv(t)
+	src := t.TempDir()
+	var ids []string
+	for i := range 6 {
+		write(t, filepath.Join(src, "own.bin"), randomBytes(uint64(i+10), 1<<20), 0o644)
+		ids = append(ids, backupAt(t, src, time.Date(2026, 2, 1, 4*i, 0, 0, 0, time.UTC)).ID)
+	}
+	before := repoBytes(t, repoDir)
+	dry := decodeJSON[pruneJSON](t, mustCairn(t, nil, "prune", "--dry-run", "--json"))
+	if !dry.DryRun || dry.MarkedBytes != 0 {
+		t.Fatalf("prune with nothing forgotten: %+v", dry)
+	}
+	res := decodeJSON[[]forgetJSON](t, mustCairn(t, nil, "forget", "--keep-last", "2", "--prune", "--json"))
+	if len(res) != 1 || res[0].Prune == nil || res[0].Prune.DeletedPacks == 0 || res[0].Prune.FreedBytes == 0 {
+		t.Fatalf("forget --prune: %+v", res)
+	}
+	after := repoBytes(t, repoDir)
+	if after > before/2 {
+		t.Fatalf("repository data %d bytes after forget --keep-last 2 --prune, %d before", after, before)
+	}
+	if r := mustCairn(t, nil, "check", "--read-data"); !strings.Contains(r.stdout, "no errors found") {
+		t.Fatalf("check after prune: %v", r)
+	}
+	for _, id := range ids[4:] {
+		out := filepath.Join(t.TempDir(), "out")
+		mustCairn(t, nil, "restore", "--snapshot", id[:8], "--target", out)
+	}
+	r := mustCairn(t, nil, "prune")
+	if !strings.Contains(r.stdout, "0 packs deleted") {
+		t.Fatalf("second prune:\n%s", r.stdout)
+	}
+	if r := cairn(t, nil, "prune", "--max-unused", "lots"); r.code == 0 {
+		t.Fatalf("prune --max-unused lots: %v", r)
+	}
+}

@@ -119,6 +119,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newConfigCmd(g),
 		newCopyCmd(g),
 		newForgetCmd(g),
+		newPruneCmd(g),
 	)
 	return root
 }

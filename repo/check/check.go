@@ -29,6 +29,9 @@ type Options struct {
 	ReadData bool
 	// repo.Progress, when set, counts packs read (in Files) and bytes.
 	Progress *repo.Progress
+	// Marked lists packs prune marked for deletion, with the reason: they
+	// are pending deletion, not strays (cmd fills it from repo/prune).
+	Marked map[chunk.ID]string
 }
 
 // PackDamage lists what is wrong with one pack.
@@ -122,6 +125,12 @@ func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, erro
 		}
 	}
 	for id := range sizes {
+		if reason, ok := opts.Marked[id]; ok {
+			if _, indexed := slices.BinarySearchFunc(indexed, id, chunk.ID.Compare); !indexed {
+				c.rep.Warnings = append(c.rep.Warnings, fmt.Sprintf("pack %s is marked for deletion by prune (%s); a later prune deletes it once the backups that were running have ended", id, reason))
+				continue
+			}
+		}
 		if _, ok := slices.BinarySearchFunc(indexed, id, chunk.ID.Compare); !ok {
 			c.rep.Warnings = append(c.rep.Warnings, fmt.Sprintf("pack %s is not in any index (left by an interrupted backup, which prune removes, or written by one still running)", id))
 		}

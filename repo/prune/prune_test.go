@@ -1,0 +1,410 @@
+package prune_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/internal/faulty"
+	"github.com/cairn-backup/cairn/internal/memstore"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/archive"
+	"github.com/cairn-backup/cairn/repo/check"
+	"github.com/cairn-backup/cairn/repo/prune"
+	"github.com/cairn-backup/cairn/repo/restore"
+	"github.com/cairn-backup/cairn/sources/tree"
+	"github.com/cairn-backup/cairn/store"
+)
+
+var testKDF = repo.InitOptions{KDF: repo.KDFParams{N: 1024, R: 8, P: 1}}
+
+// fastLocks lets a lock go stale in seconds.
+var fastLocks = repo.LockTiming{Refresh: 100 * time.Millisecond, Stale: 2 * time.Second, Margin: 500 * time.Millisecond}
+
+func open(t *testing.T, st store.Store) *repo.Repository {
+	t.Helper()
+	r, err := repo.Open(t.Context(), st, "pw")
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	if err := r.SetLockTiming(fastLocks); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func randomData(seed uint64, n int) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+// history backs up n streams: each is a part shared by all (seed 0) and a
+// part of its own, so forgetting a snapshot makes its own part garbage in
+// packs that also hold live data.
+type history struct {
+	st    store.Store
+	ids   []chunk.ID
+	data  map[chunk.ID][]byte
+	packs int
+}
+
+func makeHistory(t *testing.T, st store.Store, n int) *history {
+	t.Helper()
+	r, err := repo.Init(t.Context(), st, "pw", testKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &history{st: st, data: map[chunk.ID][]byte{}}
+	shared := randomData(1000, 3<<20)
+	for i := range n {
+		r := open(t, st)
+		data := append(slices.Clone(shared), randomData(uint64(i+1), 3<<20)...)
+		id := backupStream(t, r, data, time.Date(2026, 1, 1, 4*i, 0, 0, 0, time.UTC))
+		h.ids = append(h.ids, id)
+		h.data[id] = data
+	}
+	_ = r
+	h.packs = count(t, st, "data/")
+	return h
+}
+
+func backupStream(t *testing.T, r *repo.Repository, data []byte, at time.Time) chunk.ID {
+	t.Helper()
+	res, err := archive.Backup(t.Context(), r, []archive.ComponentSource{{Name: "db", Source: "stdin", Reader: bytes.NewReader(data)}},
+		archive.Options{Host: "h", Time: at, Saver: repo.SaverOptions{PackSize: 4 << 20}})
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	return res.ID
+}
+
+func count(t *testing.T, st store.Store, prefix string) int {
+	t.Helper()
+	n := 0
+	if err := st.List(t.Context(), prefix, func(store.Info) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func storedBytes(t *testing.T, st store.Store) int64 {
+	t.Helper()
+	var n int64
+	_ = st.List(t.Context(), "data/", func(fi store.Info) error { n += fi.Size; return nil })
+	return n
+}
+
+func forget(t *testing.T, st store.Store, ids ...chunk.ID) {
+	t.Helper()
+	r := open(t, st)
+	for _, id := range ids {
+		if err := r.RemoveSnapshot(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func runPrune(t *testing.T, st store.Store, opts prune.Options) (*prune.Report, error) {
+	t.Helper()
+	r := open(t, st)
+	l, err := r.LockAs(t.Context(), repo.LockPrune, "prune")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	opts.Lock = l
+	return prune.Run(t.Context(), r, opts)
+}
+
+// verify checks the repository and restores every snapshot in want
+// byte-exact.
+func verify(t *testing.T, st store.Store, want map[chunk.ID][]byte, live []chunk.ID) {
+	t.Helper()
+	r := open(t, st)
+	rep, err := check.Check(t.Context(), r, check.Options{ReadData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("check: errors %v damaged %v", rep.Errors, rep.Damaged)
+	}
+	for _, id := range live {
+		sn, err := r.LoadSnapshot(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		tg, err := tree.OpenTarget(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := restore.Restore(t.Context(), r, sn, tg, restore.Options{}); err != nil {
+			t.Fatalf("restore %s: %v", id.Short(), err)
+		}
+		tg.Close()
+		got, err := os.ReadFile(filepath.Join(dir, "db"))
+		if err != nil || !bytes.Equal(got, want[id]) {
+			t.Fatalf("snapshot %s restored %d bytes (%v), want its %d bytes", id.Short(), len(got), err, len(want[id]))
+		}
+	}
+}
+
+func TestPruneFreesSpaceAndKeepsWhatIsUsed(t *testing.T) {
+	st := memstore.New()
+	h := makeHistory(t, st, 6)
+	before := storedBytes(t, st)
+	forget(t, st, h.ids[:3]...)
+
+	dry, err := runPrune(t, st, prune.Options{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dry.DryRun || dry.MarkedBytes == 0 || storedBytes(t, st) != before || count(t, st, "marks/") != 0 {
+		t.Fatalf("dry run: %+v; store changed: %v", dry, storedBytes(t, st) != before)
+	}
+	rep, err := runPrune(t, st, prune.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := storedBytes(t, st)
+	t.Logf("before %d after %d: %+v", before, after, rep)
+	if rep.GarbagePacks+rep.RepackedPacks == 0 || rep.FreedBytes == 0 || rep.MarksSwept != 1 {
+		t.Fatalf("nothing freed: %+v", rep)
+	}
+	// Each forgotten snapshot held 3 MiB of its own (random, so stored
+	// about as large): about half the repository goes.
+	if after > before*6/10 {
+		t.Fatalf("store holds %d bytes after prune, %d before", after, before)
+	}
+	if count(t, st, "marks/") != 0 {
+		t.Fatal("a swept mark was left")
+	}
+	verify(t, st, h.data, h.ids[3:])
+	// A second prune finds nothing to do.
+	rep, err = runPrune(t, st, prune.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.GarbagePacks+rep.RepackedPacks+rep.Unindexed != 0 || rep.FreedBytes != 0 {
+		t.Fatalf("second prune: %+v", rep)
+	}
+}
+
+// While another process holds a lock, prune marks but does not delete; the
+// next prune after the lock is released deletes.
+func TestPruneWaitsForLocks(t *testing.T) {
+	st := memstore.New()
+	h := makeHistory(t, st, 4)
+	forget(t, st, h.ids[:2]...)
+	other := open(t, st)
+	l, err := other.LockAs(t.Context(), repo.LockShared, "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := names(t, st, "data/")
+	rep, err := runPrune(t, st, prune.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.MarksWaiting != 1 || rep.DeletedPacks != 0 || count(t, st, "marks/") != 1 {
+		t.Fatalf("prune beside a backup deleted at once: %+v", rep)
+	}
+	for _, n := range before {
+		if _, err := st.Stat(t.Context(), n); err != nil {
+			t.Fatalf("pack %s deleted while a backup held its lock", n)
+		}
+	}
+	verify(t, st, h.data, h.ids[2:])
+	// Still held: the next prune waits too.
+	if rep, err = runPrune(t, st, prune.Options{}); err != nil || rep.DeletedPacks != 0 {
+		t.Fatalf("second prune while the lock is held: %+v, %v", rep, err)
+	}
+	l.Unlock()
+	rep, err = runPrune(t, st, prune.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.DeletedPacks == 0 || rep.MarksWaiting != 0 || count(t, st, "marks/") != 0 {
+		t.Fatalf("prune after the lock was released: %+v", rep)
+	}
+	verify(t, st, h.data, h.ids[2:])
+}
+
+// A lock whose holder stopped refreshing it counts as gone only after
+// Stale+Margin.
+func TestPruneTreatsStaleLocksAsGone(t *testing.T) {
+	st := faulty.New(memstore.New())
+	h := makeHistory(t, st, 3)
+	forget(t, st, h.ids[0])
+	other := open(t, st)
+	l, err := other.LockAs(t.Context(), repo.LockShared, "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if _, err := runPrune(t, st, prune.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	st.FailPut(faulty.Prefix("locks/"+l.Name()[len("locks/"):]), 0, nil) // the holder hangs
+	<-l.Lost()
+	// Right after the holder gave up, its lock is not yet stale to others.
+	rep, err := runPrune(t, st, prune.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.DeletedPacks != 0 {
+		t.Fatalf("swept while the lock was younger than Stale+Margin: %+v", rep)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rep, err = runPrune(t, st, prune.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.DeletedPacks > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(fastLocks.Refresh)
+	}
+	if rep.DeletedPacks == 0 {
+		t.Fatalf("a stale lock blocked the sweep forever: %+v", rep)
+	}
+	st.Reset()
+	verify(t, st, h.data, h.ids[1:])
+}
+
+// A backup that loaded the index before prune marked a pack may write a
+// snapshot that uses it; the sweep finds that and indexes the pack again
+// instead of deleting it.
+func TestPruneResurrectsWhatALateSnapshotNeeds(t *testing.T) {
+	st := memstore.New()
+	h := makeHistory(t, st, 3)
+	old := h.ids[0]
+	r := open(t, st)
+	sn, err := r.LoadSnapshot(t.Context(), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forget(t, st, old)
+	// The "backup": it holds a lock from before the prune and deduplicated
+	// everything against the old index.
+	backup := open(t, st)
+	l, err := backup.LockAs(t.Context(), repo.LockShared, "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runPrune(t, st, prune.Options{})
+	if err != nil || rep.MarksWaiting != 1 {
+		t.Fatalf("prune: %+v, %v", rep, err)
+	}
+	sn.Time = sn.Time.Add(time.Hour)
+	late, err := backup.SaveSnapshot(t.Context(), sn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.data[late] = h.data[old]
+	l.Unlock()
+	rep, err = runPrune(t, st, prune.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Resurrected == 0 {
+		t.Fatalf("nothing resurrected: %+v", rep)
+	}
+	verify(t, st, h.data, append([]chunk.ID{late}, h.ids[1:]...))
+}
+
+// A pack to repack whose used blob is damaged stops the prune before
+// anything is deleted.
+func TestPruneStopsOnDamagedPack(t *testing.T) {
+	inner := memstore.New()
+	st := faulty.New(inner)
+	h := makeHistory(t, st, 3)
+	forget(t, st, h.ids[0])
+	// Damage every pack's first blob on read: whatever prune repacks is
+	// unreadable.
+	st.FlipBitOnGet(faulty.Prefix("data/"), 100)
+	packsBefore := names(t, inner, "data/")
+	rep, err := runPrune(t, st, prune.Options{MaxUnused: 0.0001})
+	if !errors.Is(err, prune.ErrDamagedPack) {
+		t.Fatalf("prune over a damaged pack: %+v, %v; want ErrDamagedPack", rep, err)
+	}
+	for _, n := range packsBefore {
+		if _, err := inner.Stat(t.Context(), n); err != nil {
+			t.Fatalf("pack %s was deleted by a prune that stopped", n)
+		}
+	}
+	st.Reset()
+	verify(t, st, h.data, h.ids[1:])
+}
+
+func names(t *testing.T, st store.Store, prefix string) []string {
+	t.Helper()
+	var out []string
+	_ = st.List(t.Context(), prefix, func(fi store.Info) error { out = append(out, fi.Name); return nil })
+	return out
+}
+
+// A store failing at any write or delete of a prune leaves a repository in
+// which every kept snapshot restores, and the next prune finishes.
+func TestPruneStoreFailsHalfway(t *testing.T) {
+	base := memstore.New()
+	h := makeHistory(t, base, 4)
+	forget(t, base, h.ids[:2]...)
+	snap := copyStore(t, base)
+	// Count the prune's writes and deletes on a clean copy first.
+	probe := faulty.New(copyStore(t, snap))
+	if _, err := runPrune(t, probe, prune.Options{MaxUnused: 0.0001}); err != nil {
+		t.Fatal(err)
+	}
+	puts := probe.Puts()
+	if puts < 3 {
+		t.Fatalf("prune made only %d writes", puts)
+	}
+	for n := 1; n <= puts+3; n++ {
+		st := faulty.New(copyStore(t, snap))
+		if n <= puts {
+			st.FailPut(func(name string) bool { return name[:6] != "locks/" }, n, nil)
+		} else {
+			st.FailDelete(nil, n-puts, nil)
+		}
+		_, err := runPrune(t, st, prune.Options{MaxUnused: 0.0001})
+		st.Reset()
+		verify(t, st, h.data, h.ids[2:])
+		if rep, err2 := runPrune(t, st, prune.Options{MaxUnused: 0.0001}); err2 != nil {
+			t.Fatalf("fault %d (%v): the next prune failed: %+v, %v", n, err, rep, err2)
+		}
+		verify(t, st, h.data, h.ids[2:])
+		if rep, _ := runPrune(t, st, prune.Options{MaxUnused: 0.0001}); rep.GarbagePacks+rep.Unindexed+rep.MarksWaiting != 0 {
+			t.Fatalf("fault %d: garbage left after two prunes: %+v", n, rep)
+		}
+	}
+}
+
+func copyStore(t *testing.T, src store.Store) store.Store {
+	t.Helper()
+	dst := memstore.New()
+	ctx := context.Background()
+	err := src.List(ctx, "", func(fi store.Info) error {
+		b, err := store.ReadAll(ctx, src, fi.Name)
+		if err != nil {
+			return err
+		}
+		return dst.Put(ctx, fi.Name, b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
