@@ -23,11 +23,11 @@ const (
 	footerMagic = 0xC02893E8
 	footerLen   = 16
 	dflHeader   = "DFL\x00"
-	// maxPayload bounds an inflated metadata payload. The largest shard
-	// index file we know of (a shard with ~1,000 snapshots of ~300 files
-	// each) inflates to a few MiB; 256 MiB leaves room without letting a
-	// damaged blob exhaust memory.
-	maxPayload = 256 << 20
+	// maxPayload bounds an inflated metadata payload. A shard index file
+	// of a shard with 1,000 snapshots of 300 files each is a few MiB of
+	// SMILE; 64 MiB leaves room without letting a damaged blob exhaust
+	// memory (see also smileMaxValues).
+	maxPayload = 64 << 20
 )
 
 // Codec names of the blobs cairn reads.

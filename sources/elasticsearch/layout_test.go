@@ -129,3 +129,45 @@ func TestMissingShardIndexFailsBackup(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownLayoutRefused: what cairn does not understand is refused with
+// ErrUnknownLayout, never stored in part: a root field no Elasticsearch
+// version has written, and a shard index file in an unknown encoding.
+func TestUnknownLayoutRefused(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(loc string) error
+		msg    string
+	}{
+		{"unknown index-N field", func(loc string) error {
+			p := filepath.Join(loc, "index-0")
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, []byte(`{"shard_layout_v2":true,`+string(data[1:])), 0o644)
+		}, "shard_layout_v2"},
+		{"shard index in an unknown encoding", func(loc string) error {
+			files, _ := filepath.Glob(filepath.Join(loc, "indices", "*", "0", "index-*"))
+			if len(files) == 0 {
+				return errors.New("no shard index file")
+			}
+			return os.WriteFile(files[0], []byte("not a checksum blob"), 0o644)
+		}, "index-"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, esemu.Options{})
+			seed(e)
+			e.emu.AfterSnapshot(func(repo, snap string) {
+				if err := tc.damage(e.cfg.Location); err != nil {
+					t.Error(err)
+				}
+			})
+			_, err := elasticsearch.Backup(ctx(t), e.cfg)
+			if !errors.Is(err, elasticsearch.ErrUnknownLayout) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("backup: %v, want ErrUnknownLayout mentioning %q", err, tc.msg)
+			}
+		})
+	}
+}

@@ -23,6 +23,10 @@ const (
 	smileMaxDepth  = 64
 	smileMaxShared = 1024 // Jackson resets a shared-string table when it is full
 	smileMaxShort  = 64   // only strings of at most 64 bytes are shared values
+	// smileMaxValues bounds the values of one document: each costs up to
+	// ~100 bytes decoded against 1 byte encoded. A shard index file of
+	// 1,000 snapshots of 300 files each holds about 400,000.
+	smileMaxValues = 4 << 20
 )
 
 // smileHeader starts every SMILE document Elasticsearch writes (":)\n").
@@ -35,6 +39,7 @@ type smileDecoder struct {
 	sharedValues bool
 	names        []string
 	values       []string
+	count        int // values decoded
 }
 
 // decodeSmile decodes one SMILE document that starts with the header.
@@ -171,6 +176,9 @@ func (d *smileDecoder) sharedValue(i int) (string, error) {
 func (d *smileDecoder) value(depth int) (any, error) {
 	if depth > smileMaxDepth {
 		return nil, errors.New("nested too deeply")
+	}
+	if d.count++; d.count > smileMaxValues {
+		return nil, fmt.Errorf("more than %d values", smileMaxValues)
 	}
 	b, err := d.byte()
 	if err != nil {
