@@ -42,6 +42,9 @@ type Node struct {
 	LinkTarget string      `json:"linktarget,omitempty"` // symlinks only
 	Content    []chunk.ID  `json:"content,omitempty"`    // files: data blobs in order
 	Subtree    *chunk.ID   `json:"subtree,omitempty"`    // dirs: tree blob
+	// Inconsistent: the file changed while it was read, also when read a
+	// second time; Content is what was read and may mix two versions.
+	Inconsistent bool `json:"inconsistent,omitempty"`
 }
 
 // ErrBadName is returned for a node name that could escape the directory it

@@ -206,7 +206,11 @@ func doBackup(cmd *cobra.Command, g *globals, opts archive.Options, backup func(
 	pp.Stop()
 	if res != nil {
 		for _, fe := range res.FileErrors {
-			fmt.Fprintf(g.stderr, "cairn: cannot read %v\n", fe)
+			if fe.Stored {
+				fmt.Fprintf(g.stderr, "cairn: changed while read: %v\n", fe)
+			} else {
+				fmt.Fprintf(g.stderr, "cairn: cannot read %v\n", fe)
+			}
 		}
 	}
 	if err != nil && (res == nil || res.ID.IsNull()) {
@@ -235,7 +239,7 @@ func doBackup(cmd *cobra.Command, g *globals, opts archive.Options, backup func(
 		return after
 	}
 	if len(res.FileErrors) > 0 {
-		return &exitError{code: exitPartial, err: fmt.Errorf("snapshot %s written, but %d files could not be read", res.ID.Short(), len(res.FileErrors))}
+		return &exitError{code: exitPartial, err: fmt.Errorf("snapshot %s written, but %d files could not be read or changed while being read", res.ID.Short(), len(res.FileErrors))}
 	}
 	return nil
 }

@@ -87,16 +87,29 @@ type Options struct {
 // ErrSkew is returned (wrapped) when a backup exceeds MaxSkew.
 var ErrSkew = errors.New("archive: components too far apart in time")
 
-// FileError is a file or directory that could not be read. The backup goes
-// on without it and the snapshot records the count.
+// FileError is a file or directory that could not be read, or (Stored) a
+// file that kept changing while it was read and was stored as read. The
+// backup goes on and the snapshot records the count.
 type FileError struct {
 	Component string
 	Path      string
 	Err       error
+	// Stored: the file is in the snapshot, marked Inconsistent; it changed
+	// during both reads, so its content may mix two versions.
+	Stored bool
 }
 
 func (e FileError) Error() string {
+	if e.Stored {
+		return fmt.Sprintf("%s/%s: stored as read, may be inconsistent: %v", e.Component, e.Path, e.Err)
+	}
 	return fmt.Sprintf("%s/%s: %v", e.Component, e.Path, e.Err)
+}
+
+// ChangeReporter is implemented by a file reader (sources/tree's) that can
+// tell, once read to the end, whether the file changed while it was read.
+type ChangeReporter interface {
+	Changed() error
 }
 
 // Result is what Backup wrote.
@@ -565,7 +578,7 @@ func (w *walker) dir(ctx context.Context, dirPath string, self snapshot.Node, no
 // without being read: same type, size, mtime, ctime and inode, and every
 // blob still in the index. mtime alone misses same-second rewrites.
 func (a *archiver) unchanged(n, prev *snapshot.Node) bool {
-	if prev == nil || prev.Type != snapshot.File || prev.Size != n.Size ||
+	if prev == nil || prev.Type != snapshot.File || prev.Inconsistent || prev.Size != n.Size ||
 		!prev.ModTime.Equal(n.ModTime) || !prev.ChangeTime.Equal(n.ChangeTime) ||
 		prev.Inode != n.Inode || n.ChangeTime.IsZero() {
 		return false
@@ -579,34 +592,58 @@ func (a *archiver) unchanged(n, prev *snapshot.Node) bool {
 }
 
 // readFile chunks one file. A file that cannot be opened or read is left out
-// and reported; only store and context errors stop the backup.
+// and reported; only store and context errors stop the backup. A file that
+// changed while it was read (its reader is a ChangeReporter) is read once
+// more; if it changes again it is stored as read, marked Inconsistent in
+// its node and reported, so the operator knows that copy may be torn.
 func (a *archiver) readFile(ctx context.Context, fsys FS, fr *fileReader, job fileJob) error {
-	rc, err := fsys.Open(ctx, job.path)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		a.fileError(job.path, err)
-		job.out <- result{skip: true}
-		return nil
-	}
-	content, size, err := a.chunkStream(ctx, fr, &readTracker{r: rc})
-	rc.Close()
-	if err != nil {
-		if ctx.Err() != nil || a.s.Err() != nil {
-			return err
-		}
-		var re *readError
-		if errors.As(err, &re) {
-			a.fileError(job.path, re.err)
+	var (
+		content []chunk.ID
+		size    uint64
+		changed error
+	)
+	for attempt := 0; attempt < 2; attempt++ {
+		rc, err := fsys.Open(ctx, job.path)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			a.fileError(job.path, err)
 			job.out <- result{skip: true}
 			return nil
 		}
-		return err
+		content, size, err = a.chunkStream(ctx, fr, &readTracker{r: rc})
+		changed = nil
+		if cr, ok := rc.(ChangeReporter); ok && err == nil {
+			changed = cr.Changed()
+		}
+		rc.Close()
+		if err != nil {
+			if ctx.Err() != nil || a.s.Err() != nil {
+				return err
+			}
+			var re *readError
+			if errors.As(err, &re) {
+				a.fileError(job.path, re.err)
+				job.out <- result{skip: true}
+				return nil
+			}
+			return err
+		}
+		if changed == nil {
+			break
+		}
 	}
 	n := job.node
 	n.Content = content
 	n.Size = size // what was read, if the file changed under us
+	if changed != nil {
+		n.Inconsistent = true
+		a.mu.Lock()
+		a.errs = append(a.errs, FileError{Component: a.name, Path: job.path, Err: changed, Stored: true})
+		a.mu.Unlock()
+		a.opts.Progress.Errors.Add(1)
+	}
 	a.files.Add(1)
 	a.size.Add(size)
 	a.opts.Progress.Files.Add(1)

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/cairn-backup/cairn/snapshot"
 )
@@ -112,7 +111,9 @@ func (s *Source) Stat(ctx context.Context, rel string) (snapshot.Node, error) {
 	return n, err
 }
 
-// Open opens the regular file rel for reading.
+// Open opens the regular file rel for reading. Holes of a sparse file are
+// not read (they come back as zeros), and once read to the end the reader's
+// Changed method tells whether the file changed meanwhile (reader.go).
 func (s *Source) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -123,7 +124,12 @@ func (s *Source) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tree: %w", err)
 	}
-	return f, nil
+	r, err := newFileReader(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return r, nil
 }
 
 func nodeFromInfo(path string, fi fs.FileInfo) (snapshot.Node, bool, error) {
@@ -152,7 +158,7 @@ func nodeFromInfo(path string, fi fs.FileInfo) (snapshot.Node, bool, error) {
 		n.Inode = st.Ino
 		n.DeviceID = uint64(st.Dev)
 		n.UID, n.GID = st.Uid, st.Gid
-		n.ChangeTime = time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+		n.ChangeTime = statCtime(st)
 	}
 	return n, true, nil
 }

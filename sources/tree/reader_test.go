@@ -1,0 +1,142 @@
+package tree
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestSparseFileHolesNotRead: a 256 MiB file with two 64 KiB data regions
+// reads back byte-exact while only the data regions come from the disk
+// (it used to read every byte of the holes).
+func TestSparseFileHolesNotRead(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sparse")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 256 << 20
+	data1 := bytes.Repeat([]byte("a"), 64<<10)
+	data2 := bytes.Repeat([]byte("b"), 64<<10)
+	if _, err := f.WriteAt(data1, 50<<20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(data2, 200<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.Open(t.Context(), "sparse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var n int64
+	buf := make([]byte, 1<<20)
+	for {
+		k, err := rc.Read(buf)
+		want := make([]byte, k)
+		for _, d := range []struct {
+			off  int64
+			data []byte
+		}{{50 << 20, data1}, {200 << 20, data2}} {
+			lo, hi := max(n, d.off), min(n+int64(k), d.off+int64(len(d.data)))
+			if lo < hi {
+				copy(want[lo-n:hi-n], d.data[lo-d.off:hi-d.off])
+			}
+		}
+		if !bytes.Equal(buf[:k], want) {
+			t.Fatalf("bytes %d-%d differ from the file's", n, n+int64(k))
+		}
+		n += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != size {
+		t.Fatalf("read %d bytes, want %d", n, size)
+	}
+	fr := rc.(*fileReader)
+	if err := fr.Changed(); err != nil {
+		t.Errorf("Changed = %v on an unchanged file", err)
+	}
+	// Block-granular file systems may return a little zero padding as
+	// data; a full read would be 256 MiB.
+	if fr.diskRd > 4<<20 {
+		t.Errorf("read %d bytes from disk for 128 KiB of data", fr.diskRd)
+	}
+	t.Logf("read %d bytes from disk for a %d-byte sparse file", fr.diskRd, n)
+}
+
+// TestReaderReportsChange: a file that grows, shrinks or is rewritten
+// while it is read says so at the end; an untouched file does not.
+func TestReaderReportsChange(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(p string) error
+	}{
+		{"untouched", nil},
+		{"appended", func(p string) error {
+			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = f.WriteString("more")
+			return err
+		}},
+		{"truncated", func(p string) error { return os.Truncate(p, 10) }},
+		{"rewritten in place", func(p string) error {
+			f, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = f.WriteAt([]byte("zz"), 3<<20)
+			return err
+		}},
+		{"chmod", func(p string) error { return os.Chmod(p, 0o600) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, "f")
+			writeFile(t, p, string(bytes.Repeat([]byte("x"), 4<<20)), 0o644)
+			s, err := Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := s.Open(t.Context(), "f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			if _, err := rc.Read(make([]byte, 1<<20)); err != nil {
+				t.Fatal(err)
+			}
+			if tc.change != nil {
+				if err := tc.change(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := io.Copy(io.Discard, rc); err != nil {
+				t.Fatal(err)
+			}
+			err = rc.(*fileReader).Changed()
+			if (err != nil) != (tc.change != nil) {
+				t.Errorf("Changed = %v", err)
+			}
+		})
+	}
+}
