@@ -266,12 +266,6 @@ func sameBlobs(a, b []pack.Blob) bool {
 // needs is indexed and not in a damaged pack.
 func (c *checker) snapshots(ctx context.Context, ids []chunk.ID, damaged map[chunk.ID]*PackDamage) error {
 	r := c.r
-	lost := map[chunk.ID]bool{}
-	for _, d := range damaged {
-		for _, b := range d.Blobs {
-			lost[b] = true
-		}
-	}
 	// A blob lost from one pack may survive in another.
 	usable := func(t pack.BlobType, id chunk.ID) bool {
 		for _, loc := range r.Index().LookupAll(t, id) {
@@ -281,7 +275,52 @@ func (c *checker) snapshots(ctx context.Context, ids []chunk.ID, damaged map[chu
 		}
 		return false
 	}
-	seenTrees := map[chunk.ID]int{}
+	// broken counts, per tree, the blobs below it that are missing or
+	// damaged; a subtree reached twice counts twice, as restoring it would
+	// fail twice. One walker reads each tree once across all snapshots.
+	broken := map[chunk.ID]int{}
+	load := func(ctx context.Context, id chunk.ID) (*snapshot.Tree, error) {
+		if !usable(pack.TreeBlob, id) {
+			return nil, errUnusable
+		}
+		return r.LoadTree(ctx, id)
+	}
+	w := r.NewWalker(repo.WalkOptions{Load: load})
+	visit := repo.Visitor{
+		Tree: func(p string, id chunk.ID, t *snapshot.Tree, err error) error {
+			switch {
+			case errors.Is(err, errUnusable):
+				c.errorf("%s: tree %s is missing or damaged", p, id.Short())
+			case err != nil:
+				c.errorf("%s: %v", p, err)
+			}
+			return nil
+		},
+		Leave: func(p string, _ *snapshot.Node, id chunk.ID, t *snapshot.Tree) error {
+			if t == nil {
+				broken[id] = 1
+				return nil
+			}
+			n := 0
+			for _, node := range t.Nodes {
+				switch node.Type {
+				case snapshot.File:
+					for _, b := range node.Content {
+						if !usable(pack.DataBlob, b) {
+							c.errorf("%s/%s: data blob %s is missing or damaged", p, node.Name, b.Short())
+							n++
+						}
+					}
+				case snapshot.Dir:
+					if node.Subtree != nil {
+						n += broken[*node.Subtree]
+					}
+				}
+			}
+			broken[id] = n
+			return nil
+		},
+	}
 	for _, sid := range ids {
 		sn, err := r.LoadSnapshot(ctx, sid)
 		if errors.Is(err, store.ErrNotFound) {
@@ -292,52 +331,21 @@ func (c *checker) snapshots(ctx context.Context, ids []chunk.ID, damaged map[chu
 			continue
 		}
 		c.rep.Snapshots++
-		broken := 0
+		unreadable := 0
 		for _, comp := range sn.Components {
-			broken += c.walkTree(ctx, comp.Tree, comp.Name, seenTrees, usable)
+			if err := w.Walk(ctx, comp.Name, comp.Tree, visit); err != nil {
+				return err
+			}
+			unreadable += broken[comp.Tree]
 		}
-		if broken > 0 {
-			c.rep.MissingFor = append(c.rep.MissingFor, fmt.Sprintf("%s: %d blobs unreadable", sid.Short(), broken))
+		if unreadable > 0 {
+			c.rep.MissingFor = append(c.rep.MissingFor, fmt.Sprintf("%s: %d blobs unreadable", sid.Short(), unreadable))
 		}
 	}
-	c.rep.Trees = len(seenTrees)
+	c.rep.Trees = len(broken)
 	return ctx.Err()
 }
 
-// walkTree returns how many blobs below id are missing or damaged. Each
-// tree is read once across all snapshots; seen remembers its count.
-func (c *checker) walkTree(ctx context.Context, id chunk.ID, p string, seen map[chunk.ID]int, usable func(pack.BlobType, chunk.ID) bool) int {
-	if n, ok := seen[id]; ok || ctx.Err() != nil {
-		return n
-	}
-	broken := c.walkTreeOnce(ctx, id, p, seen, usable)
-	seen[id] = broken
-	return broken
-}
-
-func (c *checker) walkTreeOnce(ctx context.Context, id chunk.ID, p string, seen map[chunk.ID]int, usable func(pack.BlobType, chunk.ID) bool) int {
-	if !usable(pack.TreeBlob, id) {
-		c.errorf("%s: tree %s is missing or damaged", p, id.Short())
-		return 1
-	}
-	t, err := c.r.LoadTree(ctx, id)
-	if err != nil {
-		c.errorf("%s: %v", p, err)
-		return 1
-	}
-	broken := 0
-	for _, n := range t.Nodes {
-		switch n.Type {
-		case snapshot.File:
-			for _, b := range n.Content {
-				if !usable(pack.DataBlob, b) {
-					c.errorf("%s/%s: data blob %s is missing or damaged", p, n.Name, b.Short())
-					broken++
-				}
-			}
-		case snapshot.Dir:
-			broken += c.walkTree(ctx, *n.Subtree, p+"/"+n.Name, seen, usable)
-		}
-	}
-	return broken
-}
+// errUnusable marks a tree check knows is missing or damaged without
+// reading it.
+var errUnusable = errors.New("missing or damaged")

@@ -172,6 +172,7 @@ type copier struct {
 	// CopyRewrite: source ID → target ID, so shared trees and blobs are
 	// converted once per run.
 	trees, data map[chunk.ID]chunk.ID
+	rewriter    *repo.Walker // CopyRewrite: visits each source tree once per run
 	// added counts stored bytes written to the target; the saver's
 	// encoders add to it from their goroutines.
 	added atomic.Uint64
@@ -238,41 +239,31 @@ func (c *copier) loadTree(ctx context.Context, id chunk.ID) (*snapshot.Tree, err
 	return repo.DecodeTree(id, buf, err)
 }
 
-// walkNeeded calls fn for every blob (trees first) that sn needs. Trees
-// are visited once per snapshot.
+// walkNeeded calls fn for every blob that sn needs, a tree before the
+// data blobs of its files. Trees are visited once per snapshot.
 func (c *copier) walkNeeded(ctx context.Context, sn *snapshot.Snapshot, fn func(pack.BlobType, chunk.ID) error) error {
-	seen := map[chunk.ID]bool{}
-	var walk func(id chunk.ID) error
-	walk = func(id chunk.ID) error {
-		if seen[id] {
-			return nil
-		}
-		seen[id] = true
-		if err := fn(pack.TreeBlob, id); err != nil {
-			return err
-		}
-		t, err := c.loadTree(ctx, id)
+	w := c.src.NewWalker(repo.WalkOptions{Load: c.loadTree})
+	visit := repo.Visitor{Tree: func(_ string, id chunk.ID, t *snapshot.Tree, err error) error {
 		if err != nil {
 			return err
 		}
+		if err := fn(pack.TreeBlob, id); err != nil {
+			return err
+		}
 		for _, n := range t.Nodes {
-			switch n.Type {
-			case snapshot.File:
-				for _, b := range n.Content {
-					if err := fn(pack.DataBlob, b); err != nil {
-						return err
-					}
-				}
-			case snapshot.Dir:
-				if err := walk(*n.Subtree); err != nil {
+			if n.Type != snapshot.File {
+				continue
+			}
+			for _, b := range n.Content {
+				if err := fn(pack.DataBlob, b); err != nil {
 					return err
 				}
 			}
 		}
 		return nil
-	}
+	}}
 	for _, comp := range sn.Components {
-		if err := walk(comp.Tree); err != nil {
+		if err := w.Walk(ctx, comp.Name, comp.Tree, visit); err != nil {
 			return err
 		}
 	}
@@ -359,59 +350,70 @@ func (c *copier) copyPacks(ctx context.Context, sn *snapshot.Snapshot) error {
 }
 
 // rewriteTree copies a tree between repositories with different ID keys:
-// every data blob is re-hashed with the target's key, and the tree is
-// re-encoded with the new IDs. It returns the tree's ID in the target.
-func (c *copier) rewriteTree(ctx context.Context, s *repo.Saver, id chunk.ID) (chunk.ID, error) {
-	if nid, ok := c.trees[id]; ok {
-		return nid, nil
+// every data blob is re-hashed with the target's key, and each tree is
+// re-encoded with the new IDs once its subtrees have theirs. It returns
+// the tree's ID in the target.
+func (c *copier) rewriteTree(ctx context.Context, s *repo.Saver, root chunk.ID) (chunk.ID, error) {
+	if c.rewriter == nil {
+		// One walker for the whole run: a tree rewritten for an earlier
+		// snapshot is in c.trees and is not loaded again.
+		c.rewriter = c.src.NewWalker(repo.WalkOptions{Load: c.loadTree})
 	}
-	t, err := c.loadTree(ctx, id)
-	if err != nil {
-		return chunk.ID{}, err
-	}
-	for i := range t.Nodes {
-		n := &t.Nodes[i]
-		switch n.Type {
-		case snapshot.File:
-			for j, b := range n.Content {
-				nb, ok := c.data[b]
-				if !ok {
-					data, err := c.loadBlob(ctx, pack.DataBlob, b)
-					if err != nil {
-						return chunk.ID{}, err
-					}
-					nb = c.dst.Hasher().Sum(data)
-					if s.Reserve(pack.DataBlob, nb) {
-						c.res.Blobs++
-						if err := s.Save(ctx, pack.DataBlob, nb, data, &c.added); err != nil {
-							return chunk.ID{}, err
-						}
-					}
-					c.data[b] = nb
-				}
-				n.Content[j] = nb
-			}
-		case snapshot.Dir:
-			sub, err := c.rewriteTree(ctx, s, *n.Subtree)
-			if err != nil {
-				return chunk.ID{}, err
-			}
-			n.Subtree = &sub
+	save := func(t pack.BlobType, id chunk.ID, data []byte) error {
+		if !s.Reserve(t, id) {
+			return nil
 		}
-	}
-	buf, err := repo.EncodeTree(t)
-	if err != nil {
-		return chunk.ID{}, err
-	}
-	nid := c.dst.Hasher().Sum(buf)
-	if s.Reserve(pack.TreeBlob, nid) {
 		c.res.Blobs++
-		if err := s.Save(ctx, pack.TreeBlob, nid, buf, &c.added); err != nil {
-			return chunk.ID{}, err
-		}
+		return s.Save(ctx, t, id, data, &c.added)
 	}
-	c.trees[id] = nid
-	return nid, nil
+	err := c.rewriter.Walk(ctx, "", root, repo.Visitor{
+		Tree: func(_ string, _ chunk.ID, t *snapshot.Tree, err error) error {
+			if err != nil {
+				return err
+			}
+			for i := range t.Nodes {
+				n := &t.Nodes[i]
+				if n.Type != snapshot.File {
+					continue
+				}
+				for j, b := range n.Content {
+					nb, ok := c.data[b]
+					if !ok {
+						data, err := c.loadBlob(ctx, pack.DataBlob, b)
+						if err != nil {
+							return err
+						}
+						nb = c.dst.Hasher().Sum(data)
+						if err := save(pack.DataBlob, nb, data); err != nil {
+							return err
+						}
+						c.data[b] = nb
+					}
+					n.Content[j] = nb
+				}
+			}
+			return nil
+		},
+		Leave: func(_ string, _ *snapshot.Node, id chunk.ID, t *snapshot.Tree) error {
+			for i := range t.Nodes {
+				if n := &t.Nodes[i]; n.Type == snapshot.Dir && n.Subtree != nil {
+					sub := c.trees[*n.Subtree]
+					n.Subtree = &sub
+				}
+			}
+			buf, err := repo.EncodeTree(t)
+			if err != nil {
+				return err
+			}
+			nid := c.dst.Hasher().Sum(buf)
+			if err := save(pack.TreeBlob, nid, buf); err != nil {
+				return err
+			}
+			c.trees[id] = nid
+			return nil
+		},
+	})
+	return c.trees[root], err
 }
 
 // verify reads back from the target every blob sn needs.

@@ -220,49 +220,55 @@ func (rs *restorer) checkStream(ctx context.Context, c snapshot.Component) error
 	return nil
 }
 
-// walk creates directories and symlinks and collects files.
+// walk creates directories and symlinks and collects files, at every
+// path a tree appears under. A directory that cannot be created or a tree
+// that cannot be read is reported and the rest goes on; a cancelled
+// restore (SIGTERM) stops between directories rather than after the whole
+// tree has been created.
 func (rs *restorer) walk(ctx context.Context, dir string, treeID chunk.ID) error {
-	// A cancelled restore (SIGTERM) stops here promptly rather than after
-	// the whole tree has been created.
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	tree, err := rs.r.LoadTree(ctx, treeID)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		rs.fail(dir, err)
-		return nil
-	}
-	for i := range tree.Nodes {
-		n := &tree.Nodes[i]
-		p := path.Join(dir, n.Name)
-		switch n.Type {
-		case snapshot.Dir:
+	w := rs.r.NewWalker(repo.WalkOptions{EveryPath: true})
+	return w.Walk(ctx, dir, treeID, repo.Visitor{
+		Enter: func(p string, n *snapshot.Node) (bool, error) {
 			if err := rs.t.Mkdir(p); err != nil {
 				rs.fail(p, err)
-				continue
+				return false, nil
 			}
 			rs.res.Dirs++
-			if err := rs.walk(ctx, p, *n.Subtree); err != nil {
-				return err
+			return true, nil
+		},
+		Tree: func(dir string, _ chunk.ID, tree *snapshot.Tree, err error) error {
+			if err != nil {
+				rs.fail(dir, err)
+				return nil
 			}
-			rs.dirs = append(rs.dirs, dirMeta{path: p, node: n})
-		case snapshot.Symlink:
-			if err := rs.t.Symlink(p, n.LinkTarget); err != nil {
-				rs.fail(p, err)
-				continue
+			for i := range tree.Nodes {
+				n := &tree.Nodes[i]
+				p := path.Join(dir, n.Name)
+				switch n.Type {
+				case snapshot.Symlink:
+					if err := rs.t.Symlink(p, n.LinkTarget); err != nil {
+						rs.fail(p, err)
+						continue
+					}
+					if err := rs.t.SetMetadata(p, n); err != nil {
+						rs.fail(p, err)
+					}
+				case snapshot.File:
+					f := &restoreFile{path: p, node: n}
+					rs.files = append(rs.files, f)
+				}
 			}
-			if err := rs.t.SetMetadata(p, n); err != nil {
-				rs.fail(p, err)
+			return nil
+		},
+		// Directory metadata is set last, children before parents (see
+		// Restore): Leave comes after everything below.
+		Leave: func(p string, n *snapshot.Node, _ chunk.ID, _ *snapshot.Tree) error {
+			if n != nil {
+				rs.dirs = append(rs.dirs, dirMeta{path: p, node: n})
 			}
-		case snapshot.File:
-			f := &restoreFile{path: p, node: n}
-			rs.files = append(rs.files, f)
-		}
-	}
-	return nil
+			return nil
+		},
+	})
 }
 
 func (rs *restorer) writeFiles(ctx context.Context) error {

@@ -110,6 +110,7 @@ type blobKey struct {
 type statsWalker struct {
 	ctx                context.Context
 	r                  *repo.Repository
+	w                  *repo.Walker // visits each tree once across walks
 	seen               map[blobKey]bool
 	sizes              map[chunk.ID][2]uint64 // tree → logical bytes, files
 	blobs, raw, stored uint64
@@ -117,7 +118,7 @@ type statsWalker struct {
 }
 
 func newStatsWalker(ctx context.Context, r *repo.Repository) *statsWalker {
-	return &statsWalker{ctx: ctx, r: r, seen: map[blobKey]bool{}, sizes: map[chunk.ID][2]uint64{}}
+	return &statsWalker{ctx: ctx, r: r, w: r.NewWalker(repo.WalkOptions{}), seen: map[blobKey]bool{}, sizes: map[chunk.ID][2]uint64{}}
 }
 
 func (w *statsWalker) add(t pack.BlobType, id chunk.ID) {
@@ -133,33 +134,34 @@ func (w *statsWalker) add(t pack.BlobType, id chunk.ID) {
 	}
 }
 
+// walk returns the logical bytes and files below the tree id.
 func (w *statsWalker) walk(id chunk.ID) ([2]uint64, error) {
-	if s, ok := w.sizes[id]; ok {
-		return s, nil
-	}
-	w.add(pack.TreeBlob, id)
-	t, err := w.r.LoadTree(w.ctx, id)
-	if err != nil {
-		return [2]uint64{}, err
-	}
-	var s [2]uint64
-	for _, n := range t.Nodes {
-		switch n.Type {
-		case snapshot.File:
-			s[0] += n.Size
-			s[1]++
-			for _, b := range n.Content {
-				w.add(pack.DataBlob, b)
+	err := w.w.Walk(w.ctx, "", id, repo.Visitor{
+		Tree: func(_ string, id chunk.ID, t *snapshot.Tree, err error) error {
+			w.add(pack.TreeBlob, id)
+			return err
+		},
+		Leave: func(_ string, _ *snapshot.Node, id chunk.ID, t *snapshot.Tree) error {
+			var s [2]uint64
+			for _, n := range t.Nodes {
+				switch n.Type {
+				case snapshot.File:
+					s[0] += n.Size
+					s[1]++
+					for _, b := range n.Content {
+						w.add(pack.DataBlob, b)
+					}
+				case snapshot.Dir:
+					if n.Subtree != nil {
+						sub := w.sizes[*n.Subtree]
+						s[0] += sub[0]
+						s[1] += sub[1]
+					}
+				}
 			}
-		case snapshot.Dir:
-			sub, err := w.walk(*n.Subtree)
-			if err != nil {
-				return s, err
-			}
-			s[0] += sub[0]
-			s[1] += sub[1]
-		}
-	}
-	w.sizes[id] = s
-	return s, nil
+			w.sizes[id] = s
+			return nil
+		},
+	})
+	return w.sizes[id], err
 }
