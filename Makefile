@@ -4,7 +4,7 @@ BIN     := bin/cairn
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test test-short demo bench lint fmt clean
+.PHONY: build test test-short demo bench lint fmt clean fuzz soak
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cairn
@@ -19,6 +19,17 @@ test:
 
 test-short:
 	$(GO) test -count=1 ./...
+
+# Every fuzz test of a decoder of stored data (packs, blobs, index files,
+# trees, manifests, key files, config, lock records, cairn.yaml), one at a
+# time, 30 s each; prints the executions per decoder. `make test` runs the
+# same tests on their seed corpora only.
+fuzz:
+	GO=$(GO) FUZZTIME=$${FUZZTIME:-30s} bash scripts/fuzz.sh
+
+# The long run: an hour per fuzz test (FUZZTIME=8h for a night).
+soak:
+	GO=$(GO) FUZZTIME=$${FUZZTIME:-1h} bash scripts/fuzz.sh
 
 # End to end on a local-directory repository in a temporary directory: the
 # core round trip, then a whole application (PostgreSQL, the Elasticsearch

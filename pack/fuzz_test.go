@@ -97,8 +97,65 @@ func FuzzDecode(f *testing.F) {
 		if len(got) != 3+int(raw) || string(got[:3]) != "dst" {
 			t.Fatalf("got %d bytes for raw length %d", len(got), raw)
 		}
+		// Bounded allocation: the output buffer is sized by the raw
+		// length (with append's growth), never by what the frame claims.
+		if cap(got) > 2*(3+int(raw))+64 {
+			t.Fatalf("output capacity %d for raw length %d", cap(got), raw)
+		}
 		if seal && !compressed && !bytes.Equal(got[3:], payload) {
 			t.Fatal("uncompressed blob decoded to other bytes")
+		}
+	})
+}
+
+// FuzzPackRoundTrip builds a pack from fuzzed blobs with the real encoder
+// and writer and asserts the round trip: the header reads back exactly as
+// written, every blob decodes to its plaintext, and DecodeLimit refuses a
+// limit below a blob's raw length.
+func FuzzPackRoundTrip(f *testing.F) {
+	f.Add([]byte("hello"), uint8(1), uint8(3))
+	f.Add(sqlText(20000, 1), uint8(4), uint8(0))
+	f.Add(randomBytes(5000, 2), uint8(2), uint8(1))
+	f.Add([]byte{}, uint8(1), uint8(1))
+	key := testKey(1)
+	e := NewEncoder(*key)
+	f.Fuzz(func(t *testing.T, data []byte, parts, trees uint8) {
+		n := int(parts%8) + 1
+		w := NewWriter(key)
+		var plains [][]byte
+		for i := range n {
+			pt := data[i*len(data)/n : (i+1)*len(data)/n]
+			typ := DataBlob
+			if int(trees)>>i&1 == 1 {
+				typ = TreeBlob
+			}
+			id := testID(byte(i))
+			stored, compressed := e.Encode(nil, typ, id, pt)
+			w.Add(typ, id, stored, compressed, uint32(len(pt)))
+			plains = append(plains, pt)
+		}
+		packed, written := w.Finish()
+		read, err := ReadHeader(key, bytes.NewReader(packed), int64(len(packed)))
+		if err != nil {
+			t.Fatalf("ReadHeader of a written pack: %v", err)
+		}
+		if len(read) != len(written) {
+			t.Fatalf("read %d blobs, wrote %d", len(read), len(written))
+		}
+		for i, b := range read {
+			if b != written[i] {
+				t.Fatalf("blob %d: read %+v, wrote %+v", i, b, written[i])
+			}
+			stored := packed[b.Offset : b.Offset+b.Length]
+			got, err := Decode(key, nil, b, stored)
+			if err != nil || !bytes.Equal(got, plains[i]) {
+				t.Fatalf("blob %d: err %v, equal %v", i, err, bytes.Equal(got, plains[i]))
+			}
+			if b.RawLength > 0 {
+				if _, err := DecodeLimit(key, nil, b, stored, b.RawLength-1); !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("blob %d: DecodeLimit below its raw length: %v", i, err)
+				}
+			}
 		}
 	})
 }
