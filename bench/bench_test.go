@@ -3,12 +3,13 @@
 package main
 
 import (
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairn-backup/cairn/internal/minioserver"
 )
 
 func TestMain(m *testing.M) {
@@ -322,8 +323,8 @@ func TestS3ProtocolWithFakeCairn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &minioServer{endpoint: "127.0.0.1:9", dir: filepath.Join(dir, "minio")}
-	t.Setenv("FAKE_S3", filepath.Join(m.dir, "data"))
+	m := &minioServer{&minioserver.Server{Endpoint: "127.0.0.1:9", Dir: filepath.Join(dir, "minio")}}
+	t.Setenv("FAKE_S3", filepath.Join(m.Dir, "data"))
 	b := &bench{ctx: t.Context(), l: l, timeout: time.Minute, logf: t.Logf, minio: m}
 	var runs []runResult
 	for _, ds := range []*dataset{dumpDataset(l, st), treeDataset(l, st)} {
@@ -357,7 +358,7 @@ func TestS3ProtocolWithFakeCairn(t *testing.T) {
 	if s := res.step(stepS3Backup); s == nil || s.RepoAfter <= 0 {
 		t.Errorf("repetition 2: backup to MinIO: %+v", s)
 	}
-	if _, err := os.Stat(filepath.Join(m.dir, "data", "cairn-bench", "dump-run2-replica")); err != nil {
+	if _, err := os.Stat(filepath.Join(m.Dir, "data", "cairn-bench", "dump-run2-replica")); err != nil {
 		t.Errorf("repetition 2: %v", err)
 	}
 	if !strings.Contains(res.Error, `mode "rewrite"`) || res.step(stepCopyUnrelated) != nil {
@@ -416,41 +417,5 @@ func TestCopyChecks(t *testing.T) {
 	}
 	if checkResticCopy(out, 3) == nil {
 		t.Error("accepted 2 saved snapshots for 3")
-	}
-}
-
-// The MinIO server starts on free loopback ports, answers S3 requests and
-// is gone, with its data, after stop. Needs a minio binary (make test
-// builds one); skipped without.
-func TestMinioStartStop(t *testing.T) {
-	bin := findMinio()
-	if bin == "" {
-		t.Skip("no minio binary: " + minioInstallHint)
-	}
-	dir := filepath.Join(t.TempDir(), "minio")
-	m, err := startMinio(t.Context(), bin, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get("http://" + m.endpoint + "/")
-	if err != nil {
-		m.stop()
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
-		t.Errorf("unsigned ListBuckets: %s, want 403", resp.Status)
-	}
-	if !strings.HasPrefix(m.endpoint, "127.0.0.1:") {
-		t.Errorf("endpoint %s is not loopback", m.endpoint)
-	}
-	if err := m.stop(); err != nil {
-		t.Fatal(err)
-	}
-	if m.cmd.ProcessState == nil {
-		t.Error("minio still running after stop")
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("data dir left behind: %v", err)
 	}
 }

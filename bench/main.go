@@ -247,9 +247,9 @@ func run(c config) error {
 				logf("minio: stop: %v", err)
 			}
 		}()
-		s3.Endpoint = m.endpoint
+		s3.Endpoint = m.Endpoint
 		b.minio = m
-		logf("minio: %s serving at %s (data in %s)", s3.Version, m.endpoint, m.dir)
+		logf("minio: %s serving at %s (data in %s)", s3.Version, m.Endpoint, m.Dir)
 	}
 	var runs []runResult
 	// Repetitions go round all tools, so a slow spell of the machine does

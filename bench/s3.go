@@ -6,15 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
-	"syscall"
-	"time"
+
+	"github.com/cairn-backup/cairn/internal/minioserver"
 )
 
 // Steps of the S3 part of the protocol (-s3), run after the local protocol.
@@ -35,182 +31,45 @@ const (
 // binary is found.
 const minioInstallHint = "run scripts/install-minio.sh (builds the pinned MinIO with go install), pass -minio PATH, or leave the S3 rows out with -s3=false"
 
-// findMinio returns the minio binary the S3 tests use too: $MINIO_BINARY,
-// else minio on PATH, else minio in $GOBIN, $(go env GOPATH)/bin or ~/go/bin;
-// "" if there is none.
+// findMinio returns the minio binary the S3 tests use too (see
+// minioserver.Find), or "" if there is none.
 func findMinio() string {
-	if p := os.Getenv("MINIO_BINARY"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p
-	}
-	var dirs []string
-	if gobin := os.Getenv("GOBIN"); gobin != "" {
-		dirs = append(dirs, gobin)
-	}
-	if out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output(); err == nil {
-		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) == 2 {
-			if lines[0] != "" {
-				dirs = append(dirs, lines[0])
-			}
-			for _, p := range filepath.SplitList(lines[1]) {
-				dirs = append(dirs, filepath.Join(p, "bin"))
-			}
-		}
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(home, "go", "bin"))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, "minio")
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	return ""
+	bin, _ := minioserver.Find()
+	return bin
 }
 
 // minioServer is a MinIO server on 127.0.0.1 keeping its data under the
-// work dir; stop kills it and deletes the data.
+// work dir (internal/minioserver, the launcher the S3 tests use); stop
+// kills it and deletes the data.
 type minioServer struct {
-	endpoint string // host:port of the S3 API
-	dir      string // <work dir>/minio: data, certs dir, HOME
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	log      *tailBuffer
+	*minioserver.Server
 }
 
 // startMinio starts bin with its data in dir (emptied first: a killed run
-// may have left one) and waits until it answers S3 requests. Free ports are
-// found by binding and releasing them; another process can take one in
-// between, so a failed start is tried again.
+// may have left one) and waits until it answers S3 requests.
 func startMinio(ctx context.Context, bin, dir string) (*minioServer, error) {
-	var lastErr error
-	for range 3 {
-		m, err := startMinioOnce(ctx, bin, dir)
-		if err == nil {
-			return m, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
-}
-
-func startMinioOnce(ctx context.Context, bin, dir string) (*minioServer, error) {
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	apiAddr, err := freeAddr()
+	s, err := minioserver.Start(ctx, minioserver.Options{
+		Binary: bin, Dir: dir, User: minioUser, Password: minioSecret, Env: cleanEnv(),
+	})
 	if err != nil {
 		return nil, err
 	}
-	consoleAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "server", filepath.Join(dir, "data"),
-		"--address", apiAddr, "--console-address", consoleAddr,
-		"--certs-dir", filepath.Join(dir, "certs"), "--quiet")
-	cmd.Env = append(cleanEnv(),
-		"MINIO_ROOT_USER="+minioUser,
-		"MINIO_ROOT_PASSWORD="+minioSecret,
-		"MINIO_BROWSER=off",
-		"MINIO_UPDATE=off",
-		"MINIO_CALLHOME_ENABLE=off",
-		"MINIO_SCANNER_SPEED=slowest", // no background scans during the timed steps
-		"HOME="+dir,                   // keeps ~/.minio out of the real home
-	)
-	log := &tailBuffer{max: 16 << 10}
-	cmd.Stdout, cmd.Stderr = log, log // the same pointer: exec serialises the writes
-	// If we die without stopping it (SIGKILL, SIGTERM), so does the server.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	m := &minioServer{endpoint: apiAddr, dir: dir, cmd: cmd, exited: make(chan struct{}), log: log}
-	go func() { cmd.Wait(); close(m.exited) }()
-	if err := m.waitReady(ctx, time.Minute); err != nil {
-		m.stop()
-		return nil, fmt.Errorf("minio server at %s: %w\n  minio output (tail):\n%s", apiAddr, err, indentTail(log.String(), 20))
-	}
-	return m, nil
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// waitReady waits for /minio/health/ready, then for the S3 API itself: a
-// fresh server answers S3 requests with 503 XMinioServerNotInitialized for a
-// moment after it is "ready". An unsigned ListBuckets is refused with 403
-// AccessDenied once the S3 layer is up, which is all we need to know.
-func (m *minioServer) waitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
-	for _, check := range []struct {
-		path string
-		ok   func(code int) bool
-	}{
-		{"/minio/health/ready", func(code int) bool { return code == http.StatusOK }},
-		{"/", func(code int) bool { return code != http.StatusServiceUnavailable }},
-	} {
-		last := "no answer"
-		for {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.endpoint+check.path, nil)
-			if err != nil {
-				return err
-			}
-			if resp, err := client.Do(req); err == nil {
-				resp.Body.Close()
-				if check.ok(resp.StatusCode) {
-					break
-				}
-				last = resp.Status
-			}
-			select {
-			case <-m.exited:
-				return fmt.Errorf("exited before it was ready (%v)", m.cmd.ProcessState)
-			case <-ctx.Done():
-				return fmt.Errorf("GET %s: not ready after %v (last: %s)", check.path, timeout, last)
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}
-	return nil
+	return &minioServer{s}, nil
 }
 
 // stop kills the server, waits for it and deletes its data.
-func (m *minioServer) stop() error {
-	if m.cmd.Process != nil {
-		m.cmd.Process.Kill()
-		<-m.exited
-	}
-	return os.RemoveAll(m.dir)
-}
+func (m *minioServer) stop() error { return m.Stop() }
 
 // url is the S3 location of a repository at prefix in bucket, as both cairn
 // and restic spell it.
 func (m *minioServer) url(bucket, prefix string) string {
-	return "s3:http://" + m.endpoint + "/" + bucket + "/" + prefix
+	return "s3:http://" + m.Endpoint + "/" + bucket + "/" + prefix
 }
 
 // path is where MinIO keeps the objects under prefix in bucket (single-drive
 // layout: one directory per object), to measure what a step stored.
 func (m *minioServer) path(bucket, prefix string) string {
-	return filepath.Join(m.dir, "data", bucket, filepath.FromSlash(prefix))
+	return filepath.Join(m.Dir, "data", bucket, filepath.FromSlash(prefix))
 }
 
 // env is what a tool needs to reach the server.
