@@ -24,6 +24,7 @@ type restoreFlags struct {
 	components []string
 	verify     bool
 	delete     bool
+	noOwner    bool
 }
 
 func newRestoreCmd(g *globals) *cobra.Command {
@@ -67,6 +68,9 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 			}
 			if f.delete && (g.config == nil || f.target != "") {
 				return errors.New("--delete empties live directories and applies only to restore --config without --target")
+			}
+			if f.noOwner && f.target == "" {
+				return errors.New("--no-owner applies to restores into --target (live targets keep the application's owners)")
 			}
 			if g.config != nil && f.target == "" && len(f.commands) == 0 {
 				// The application's live targets, from the config.
@@ -121,6 +125,7 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 				if t, err = tree.OpenTarget(f.target); err != nil {
 					return err
 				}
+				t.NoOwner = f.noOwner
 				defer t.Close()
 			}
 			// Components piped into commands first, in backup order (the
@@ -181,6 +186,7 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 	fl.StringArrayVar(&f.commands, "command", nil, "pipe stream component NAME into CMD instead of writing it (NAME='CMD ARGS'; repeatable)")
 	fl.BoolVar(&f.verify, "verify", false, "re-read restored files and compare them with the snapshot")
 	fl.BoolVar(&f.delete, "delete", false, "with --config: empty each tree component's live directory before restoring into it")
+	fl.BoolVar(&f.noOwner, "no-owner", false, "files belong to the user running restore (root does not restore owners) and lose setuid/setgid bits")
 	return cmd
 }
 

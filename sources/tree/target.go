@@ -23,6 +23,10 @@ type Target struct {
 	root *os.Root
 	dirs *dirCache
 	dir  string
+	// NoOwner keeps what a root restore would otherwise apply from the
+	// snapshot: owners (files belong to the restoring user) and the
+	// setuid and setgid bits (cleared). Set it before the first call.
+	NoOwner bool
 }
 
 // ErrTargetNotDir is returned when the restore target exists and is not a
@@ -200,17 +204,22 @@ func (t *Target) SetMetadata(rel string, n *snapshot.Node) error {
 		return err
 	}
 	defer release()
+	chown := os.Geteuid() == 0 && !t.NoOwner
 	if n.Type == snapshot.Symlink {
-		if os.Geteuid() == 0 {
+		if chown {
 			_ = r.Lchown(base, int(n.UID), int(n.GID))
 		}
 		return nil
 	}
-	if os.Geteuid() == 0 {
+	if chown {
 		// Ownership is best effort: the user may not exist on this host.
 		_ = r.Chown(base, int(n.UID), int(n.GID))
 	}
-	if err := r.Chmod(base, n.Mode); err != nil {
+	mode := n.Mode
+	if t.NoOwner {
+		mode &^= fs.ModeSetuid | fs.ModeSetgid
+	}
+	if err := r.Chmod(base, mode); err != nil {
 		return fmt.Errorf("tree: %w", err)
 	}
 	if err := r.Chtimes(base, time.Time{}, n.ModTime); err != nil {
