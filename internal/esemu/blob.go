@@ -14,7 +14,7 @@ import (
 	"strconv"
 )
 
-// Lucene CodecUtil constants (§1.2).
+// Lucene CodecUtil constants (docs/ELASTICSEARCH.md §2).
 const (
 	codecMagic  uint32 = 0x3FD76C17
 	footerMagic uint32 = 0xC02893E8

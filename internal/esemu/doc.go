@@ -1,10 +1,12 @@
 // Package esemu is an in-process Elasticsearch emulator for tests: an
 // httptest server on 127.0.0.1 that the go-elasticsearch v8 client cannot
 // tell from Elasticsearch for the calls the elasticsearch source makes
-// (product header, content types, the error JSON shapes and statuses of
-// shared/es-snapshot-repo.md §2), and that writes the real layout of an fs
-// snapshot repository (§1) with its lifecycle: index-N written once through
-// pending- files, index.latest overwritten, shard index-<uuid> generations,
+// (product header, content types, the error JSON shapes and statuses),
+// and that writes the real layout of an fs snapshot repository
+// (docs/ELASTICSEARCH.md), in the format of 5.6, 6.8, 7.10 or current
+// versions (Options.RepositoryFormat), with its lifecycle: index-N written
+// once through pending- files, index.latest overwritten, shard index
+// generations (numeric before 7.6, uuids after),
 // snap-/meta- checksum blobs with Lucene header, footer and CRC32, and
 // immutable __<uuid> data blobs written with O_EXCL and reused by (name,
 // length, checksum) across snapshots.
@@ -17,9 +19,9 @@
 // Restore reads everything from disk and checks lengths and checksums, so a
 // tool that stores or writes back repository files wrongly fails its tests.
 //
-// Faults and timing (§5.6) are set through Go methods: FailNextSnapshot,
+// Faults and timing are set through Go methods: FailNextSnapshot,
 // FailShard, UnassignPrimary, SnapshotDelay, PostFinalizeCleanupDelay,
 // RespondStatus, Hangup, Unreachable, OmitProductHeader, ForeignWriter,
 // SetSLMPolicy, AfterSnapshot. Deviations from real ES are listed in
-// ../README.md.
+// sources/elasticsearch/README.md.
 package esemu

@@ -270,7 +270,7 @@ var base64UUID = func(s string) bool {
 	return true
 }
 
-// checkLayout verifies the §1.1/§1.2 rules on a repository directory and
+// checkLayout verifies the layout rules of docs/ELASTICSEARCH.md §1-§3 on a repository directory and
 // returns its repository data.
 func checkLayout(t *testing.T, loc string) (int64, repoData, map[string]file) {
 	t.Helper()

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// faults is the injected behaviour (§5.6), guarded by Server.mu.
+// faults is the injected behaviour, guarded by Server.mu.
 type faults struct {
 	rules         []*rule
 	omitProduct   bool

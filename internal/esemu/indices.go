@@ -79,7 +79,7 @@ func (ix *index) storeSize() int64 {
 	return n
 }
 
-// identifier is the index-metadata identifier of §1.2.
+// identifier is the index-metadata identifier of docs/ELASTICSEARCH.md §4.
 func (ix *index) identifier() string {
 	h := ix.historyUUID
 	if h == "" {

@@ -12,7 +12,7 @@ import (
 	"strings"
 )
 
-// Repository generation markers (§5.3).
+// Repository generation markers.
 const (
 	genUnknown   int64 = -2
 	genEmpty     int64 = -1
@@ -32,7 +32,7 @@ type repo struct {
 	inUse      int // running snapshots, deletions, restores, cleanups
 }
 
-// repoData is the JSON of the root index-N blob (§1.2).
+// repoData is the JSON of the root index-N blob (docs/ELASTICSEARCH.md §3).
 type repoData struct {
 	MinVersion               any                 `json:"min_version,omitempty"`
 	UUID                     string              `json:"uuid,omitempty"`

@@ -398,7 +398,7 @@ func (s *Server) runSnapshot(rp *repo, in *inflightSnap, captured map[string]*ca
 }
 
 // finalize writes the shard-level blobs, then the root blobs and the new
-// index-N, in the order of §1.3, and schedules the cleanup.
+// index-N, in the order of docs/ELASTICSEARCH.md §6, and schedules the cleanup.
 func (s *Server) finalize(rp *repo, in *inflightSnap, captured map[string]*capturedIndex, failReason string) (*snapInfo, *esError) {
 	d, gen, lerr := s.loadRepoData(rp)
 	if lerr != nil {

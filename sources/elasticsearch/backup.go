@@ -137,7 +137,7 @@ type Capture struct {
 	finished bool
 }
 
-// Backup takes an ES snapshot of cfg.Indices into cfg.Repository (§4.1):
+// Backup takes an ES snapshot of cfg.Indices into cfg.Repository (docs/ELASTICSEARCH.md):
 // it registers the repository if needed, refuses one registered elsewhere,
 // read-only, used by SLM or last written by another cluster, snapshots the
 // concrete indices the pattern resolves to with wait_for_completion, fails

@@ -121,7 +121,7 @@ func decodeError(op string, res *esapi.Response) error {
 // client talks to one cluster. Idempotent calls go through es, which retries
 // 502/503/504 and network errors with backoff; creating a snapshot and
 // restoring go through once, which never retries: a resent create would
-// fail with "already in-progress" or "already exists" (§3.3).
+// fail with "already in-progress" or "already exists" (docs/ELASTICSEARCH.md §7).
 type client struct {
 	url  string
 	es   *es8.Client
@@ -233,7 +233,7 @@ func (c *client) info(ctx context.Context) (*clusterInfo, error) {
 		return nil, err
 	}
 	if !versionAtLeast(ci.Version.Number, 7, 14) {
-		return nil, fmt.Errorf("elasticsearch: %s runs Elasticsearch %s; cairn needs 7.14 or newer", c.url, ci.Version.Number)
+		return nil, fmt.Errorf("elasticsearch: %s runs Elasticsearch %s; cairn needs 7.14 or newer (the go-elasticsearch v8 client cannot talk to older clusters); upgrade the cluster: repositories written by 5.x and later are supported", c.url, ci.Version.Number)
 	}
 	return &ci, nil
 }

@@ -9,7 +9,7 @@
 // rewrites those files (only index.latest changes), so unchanged segment
 // blobs keep their size, mtime, ctime and inode and cost nothing on the
 // next run. Capture.Finish fails if the generation moved while the files
-// were copied. See shared/es-snapshot-repo.md for the repository layout and
+// were copied. See docs/ELASTICSEARCH.md for the repository layouts and
 // the algorithm this follows, and README.md in this directory for what is
 // verified and how (against the esemu emulator, since no Elasticsearch
 // server can be installed on the development machines).
