@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 type restoreBody struct {
@@ -25,43 +26,91 @@ type restoreBody struct {
 	FeatureStates       []string        `json:"feature_states"`
 }
 
-// JavaReplacement translates a Java Matcher.replaceAll replacement string
-// ("$1", "\$") into Go regexp.Expand syntax ("${1}", "$$"). Go would read
-// "$1x" as a group named "1x".
-func JavaReplacement(repl string) string {
+// replaceAllJava renames an index as Elasticsearch does, with Java's
+// String.replaceAll: Matcher.appendReplacement expands the replacement
+// ("\\c" is c; "$" then "{name}" or the longest digit run that names a
+// group, at least one digit). Java's exceptions become ES's answers: an
+// IllegalArgumentException is 400 illegal_argument_exception, a group
+// number beyond the pattern's 500 index_out_of_bounds_exception. Unlike
+// Java, Go skips an empty match right after a non-empty one (b* on "abc").
+func replaceAllJava(re *regexp.Regexp, name, repl string) (string, *esError) {
+	matches := re.FindAllStringSubmatchIndex(name, -1)
 	var b strings.Builder
-	for i := 0; i < len(repl); i++ {
-		c := repl[i]
-		switch {
-		case c == '\\' && i+1 < len(repl):
-			i++
-			if repl[i] == '$' {
-				b.WriteString("$$")
-			} else {
-				b.WriteByte(repl[i])
+	prev := 0
+	for _, m := range matches {
+		b.WriteString(name[prev:m[0]])
+		prev = m[1]
+		group := func(g int) {
+			if m[2*g] >= 0 {
+				b.WriteString(name[m[2*g]:m[2*g+1]])
 			}
-		case c == '$' && i+1 < len(repl) && repl[i+1] >= '0' && repl[i+1] <= '9':
-			j := i + 1
-			for j < len(repl) && repl[j] >= '0' && repl[j] <= '9' {
-				j++
-			}
-			b.WriteString("${" + repl[i+1:j] + "}")
-			i = j - 1
-		case c == '$' && i+1 < len(repl) && repl[i+1] == '{':
-			end := strings.IndexByte(repl[i:], '}')
-			if end < 0 {
-				b.WriteString("$$")
+		}
+		for pos := 0; pos < len(repl); {
+			c, w := utf8.DecodeRuneInString(repl[pos:])
+			pos += w
+			if c == '\\' {
+				if pos == len(repl) {
+					return "", illegalArgument("character to be escaped is missing")
+				}
+				c, w = utf8.DecodeRuneInString(repl[pos:])
+				pos += w
+				b.WriteRune(c)
 				continue
 			}
-			b.WriteString(repl[i : i+end+1])
-			i += end
-		case c == '$':
-			b.WriteString("$$")
-		default:
-			b.WriteByte(c)
+			if c != '$' {
+				b.WriteRune(c)
+				continue
+			}
+			if pos == len(repl) {
+				return "", illegalArgument("Illegal group reference: group index is missing")
+			}
+			if repl[pos] == '{' {
+				end := pos + 1
+				for end < len(repl) && isASCIIAlnum(repl[end]) {
+					end++
+				}
+				gname := repl[pos+1 : end]
+				switch {
+				case gname == "":
+					return "", illegalArgument("named capturing group has 0 length name")
+				case end == len(repl) || repl[end] != '}':
+					return "", illegalArgument("named capturing group is missing trailing '}'")
+				case gname[0] >= '0' && gname[0] <= '9':
+					return "", illegalArgument("capturing group name {%s} starts with digit character", gname)
+				}
+				g := re.SubexpIndex(gname)
+				if g < 0 {
+					return "", illegalArgument("No group with name {%s}", gname)
+				}
+				group(g)
+				pos = end + 1
+				continue
+			}
+			if repl[pos] < '0' || repl[pos] > '9' {
+				return "", illegalArgument("Illegal group reference")
+			}
+			g := int(repl[pos] - '0')
+			pos++
+			for pos < len(repl) && repl[pos] >= '0' && repl[pos] <= '9' {
+				next := g*10 + int(repl[pos]-'0')
+				if next > re.NumSubexp() {
+					break
+				}
+				g = next
+				pos++
+			}
+			if g > re.NumSubexp() {
+				return "", newErr(500, "index_out_of_bounds_exception", "No group %d", g)
+			}
+			group(g)
 		}
 	}
-	return b.String()
+	b.WriteString(name[prev:])
+	return b.String(), nil
+}
+
+func isASCIIAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 func (s *Server) restoreSnapshot(r *request, repoName, snapName string) (int, any) {
@@ -135,7 +184,10 @@ func (s *Server) restoreSnapshot(r *request, repoName, snapName string) (int, an
 	for _, n := range names {
 		t := n
 		if re != nil {
-			t = re.ReplaceAllString(n, JavaReplacement(b.RenameReplacement))
+			var rerr *esError
+			if t, rerr = replaceAllJava(re, n, b.RenameReplacement); rerr != nil {
+				return 0, rerr
+			}
 		}
 		if other, ok := bySource[t]; ok {
 			return fail("indices [%s] and [%s] are renamed into the same index [%s]", other, n, t)

@@ -54,34 +54,96 @@ type RestoreResult struct {
 	Extra []string
 }
 
-// javaReplacement translates a Java replaceAll replacement ("$1", "\$")
-// into Go's Expand syntax ("${1}", "$$").
-func javaReplacement(repl string) string {
-	var b strings.Builder
-	for i := 0; i < len(repl); i++ {
-		c := repl[i]
-		switch {
-		case c == '\\' && i+1 < len(repl):
+// javaReplaceAll is Java's String.replaceAll, which Elasticsearch applies
+// to each index name with rename_pattern and rename_replacement: the
+// replacement is expanded as Matcher.appendReplacement does. "\x" is a
+// literal x; "$" starts a group reference: "${name}", or a number that
+// takes as many digits as still name a group ("$10" is group 1 and a "0"
+// when there are fewer than ten groups). Anything Java would reject
+// (a trailing "\", a "$" without a group, a group the pattern lacks) is an
+// error, so cairn never restores under a name Elasticsearch would not
+// have chosen.
+//
+// Go skips an empty match right after a non-empty one where Java replaces
+// it too ("abc" with b* and X: Java XaXXcX, Go XaXcX), so a pattern that
+// matches the empty string is refused.
+func javaReplaceAll(re *regexp.Regexp, s, repl string) (string, error) {
+	if re.MatchString("") {
+		return "", fmt.Errorf("rename pattern %s matches the empty string; cairn cannot rename with it as Elasticsearch would", re)
+	}
+	var out strings.Builder
+	last := 0
+	for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
+		out.WriteString(s[last:m[0]])
+		if err := appendReplacement(&out, re, s, m, repl); err != nil {
+			return "", err
+		}
+		last = m[1]
+	}
+	out.WriteString(s[last:])
+	return out.String(), nil
+}
+
+// appendReplacement expands repl for one match m (submatch indexes).
+func appendReplacement(out *strings.Builder, re *regexp.Regexp, s string, m []int, repl string) error {
+	groups := re.NumSubexp()
+	r := []rune(repl)
+	for i := 0; i < len(r); i++ {
+		switch r[i] {
+		case '\\':
 			i++
-			if repl[i] == '$' {
-				b.WriteString("$$")
-			} else {
-				b.WriteByte(repl[i])
+			if i == len(r) {
+				return fmt.Errorf("rename replacement %q: character to be escaped is missing", repl)
 			}
-		case c == '$' && i+1 < len(repl) && repl[i+1] >= '0' && repl[i+1] <= '9':
+			out.WriteRune(r[i])
+			continue
+		case '$':
+		default:
+			out.WriteRune(r[i])
+			continue
+		}
+		i++
+		if i == len(r) {
+			return fmt.Errorf("rename replacement %q: illegal group reference: group index is missing", repl)
+		}
+		var ref int
+		switch {
+		case r[i] == '{':
 			j := i + 1
-			for j < len(repl) && repl[j] >= '0' && repl[j] <= '9' {
+			for j < len(r) && (r[j] >= 'a' && r[j] <= 'z' || r[j] >= 'A' && r[j] <= 'Z' || r[j] >= '0' && r[j] <= '9') {
 				j++
 			}
-			b.WriteString("${" + repl[i+1:j] + "}")
-			i = j - 1
-		case c == '$':
-			b.WriteString("$$")
+			name := string(r[i+1 : j])
+			switch {
+			case name == "":
+				return fmt.Errorf("rename replacement %q: named capturing group has 0 length name", repl)
+			case j == len(r) || r[j] != '}':
+				return fmt.Errorf("rename replacement %q: named capturing group is missing trailing '}'", repl)
+			case name[0] >= '0' && name[0] <= '9':
+				return fmt.Errorf("rename replacement %q: capturing group name {%s} starts with digit character", repl, name)
+			}
+			ref = re.SubexpIndex(name)
+			if ref < 0 {
+				return fmt.Errorf("rename replacement %q: no group with name {%s}", repl, name)
+			}
+			i = j
+		case r[i] >= '0' && r[i] <= '9':
+			ref = int(r[i] - '0')
+			for i+1 < len(r) && r[i+1] >= '0' && r[i+1] <= '9' && ref*10+int(r[i+1]-'0') <= groups {
+				i++
+				ref = ref*10 + int(r[i]-'0')
+			}
+			if ref > groups {
+				return fmt.Errorf("rename replacement %q: no group %d in pattern %s", repl, ref, re)
+			}
 		default:
-			b.WriteByte(c)
+			return fmt.Errorf("rename replacement %q: illegal group reference", repl)
+		}
+		if lo, hi := m[2*ref], m[2*ref+1]; lo >= 0 {
+			out.WriteString(s[lo:hi])
 		}
 	}
-	return b.String()
+	return nil
 }
 
 // wildcardMatch is ES simple matching: '*' matches any run of characters.
@@ -164,7 +226,7 @@ func realPath(p string) string {
 }
 
 // Restore restores indices of a snapshot from repository files written back
-// into opts.Dir (§4.2): it registers Dir read-only under opts.RepoName,
+// into opts.Dir (docs/ELASTICSEARCH.md §7): it registers Dir read-only under opts.RepoName,
 // checks the snapshot, closes the existing indices it will restore over (by
 // concrete name), restores with wait_for_completion, checks every shard
 // restored, waits for the indices to be at least yellow, and unregisters
@@ -267,7 +329,9 @@ func Restore(ctx context.Context, cfg Config, opts RestoreOptions) (res *Restore
 		}
 		seen := map[string]string{}
 		for i, s := range sources {
-			targets[i] = re.ReplaceAllString(s, javaReplacement(opts.RenameReplacement))
+			if targets[i], err = javaReplaceAll(re, s, opts.RenameReplacement); err != nil {
+				return nil, fmt.Errorf("elasticsearch: %w", err)
+			}
 			if other, dup := seen[targets[i]]; dup {
 				return nil, fmt.Errorf("elasticsearch: indices %s and %s would both be restored as %s", other, s, targets[i])
 			}
