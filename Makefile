@@ -27,9 +27,11 @@ test-short:
 fuzz:
 	GO=$(GO) FUZZTIME=$${FUZZTIME:-30s} bash scripts/fuzz.sh
 
-# The long run: an hour per fuzz test (FUZZTIME=8h for a night).
+# The long run: an hour per fuzz test (FUZZTIME=8h for a night), then
+# prune in a loop beside backup and copy processes for CAIRN_SOAK (10m).
 soak:
 	GO=$(GO) FUZZTIME=$${FUZZTIME:-1h} bash scripts/fuzz.sh
+	CAIRN_SOAK=$${CAIRN_SOAK:-10m} $(GO) test -count=1 -timeout 2h -run 'TestPruneBesideBackupsAndCopies' -v ./cmd/cairn
 
 # End to end on a local-directory repository in a temporary directory: the
 # core round trip, then a whole application (PostgreSQL, the Elasticsearch

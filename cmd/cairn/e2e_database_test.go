@@ -14,6 +14,7 @@ import (
 var dbs dbtest.Shared
 
 func TestMain(m *testing.M) {
+	asCairn() // when re-executed as the cairn command by a process test
 	code := s3test.Main(m) // runs the tests, then stops MinIO if one started
 	dbs.Close()
 	os.Exit(code)

@@ -58,8 +58,21 @@ func (g *globals) openStore(ctx context.Context, create bool) (store.Store, erro
 	return g.openStoreAt(ctx, g.repo, create)
 }
 
+// wrapStore, when set, wraps every store a command opens. It is a test
+// seam: the crash tests use it to kill a real cairn process at its Nth
+// write. Production leaves it nil.
+var wrapStore func(store.Store) store.Store
+
 // openStoreAt opens the store at loc (see openStore).
 func (g *globals) openStoreAt(ctx context.Context, loc string, create bool) (store.Store, error) {
+	st, err := g.openStoreAtRaw(ctx, loc, create)
+	if err == nil && wrapStore != nil {
+		st = wrapStore(st)
+	}
+	return st, err
+}
+
+func (g *globals) openStoreAtRaw(ctx context.Context, loc string, create bool) (store.Store, error) {
 	if strings.HasPrefix(loc, "s3:") {
 		cfg, err := s3.ParseURL(loc)
 		if err != nil {
