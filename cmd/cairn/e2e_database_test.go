@@ -14,7 +14,8 @@ import (
 var dbs dbtest.Shared
 
 func TestMain(m *testing.M) {
-	asCairn() // when re-executed as the cairn command by a process test
+	// When a process test re-executes this binary as the cairn command.
+	asCairn()
 	code := s3test.Main(m) // runs the tests, then stops MinIO if one started
 	dbs.Close()
 	os.Exit(code)
