@@ -393,7 +393,18 @@ func TestIncrementalSecondSnapshot(t *testing.T) {
 	loc := e.repo("r", "")
 	e.snapshot("r", "s1", "mqm_*")
 	_, rd1, before := checkLayout(t, loc)
-	time.Sleep(10 * time.Millisecond)
+	// Date the data blobs back, so a rewrite shows in the mtime whatever
+	// the file system's timestamp granularity (instead of sleeping past it).
+	past := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	for p, f := range before {
+		if strings.Contains(p, "/__") {
+			if err := os.Chtimes(filepath.Join(loc, filepath.FromSlash(p)), past, past); err != nil {
+				t.Fatal(err)
+			}
+			f.mtime = past
+			before[p] = f
+		}
+	}
 	e.put("mqm_a", docs(3, "more"))
 	e.snapshot("r", "s2", "mqm_*")
 	gen, rd2, after := checkLayout(t, loc)
@@ -658,19 +669,13 @@ func TestInProgress(t *testing.T) {
 	e.fails(e.try(e.es.Snapshot.Create("r", "slow")), 400, "snapshot_name_already_in_use_exception", "already in-progress")
 	e.fails(e.try(e.es.Indices.Close([]string{"mqm_a"})), 400, "snapshot_in_progress_exception", "Cannot close indices that are being snapshotted")
 	e.fails(e.try(e.es.Snapshot.DeleteRepository([]string{"r"})), 409, "repository_conflict_exception", "currently used")
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(e.ok(e.es.Snapshot.Get("r", []string{"slow"})), `"state":"SUCCESS"`) {
-		if time.Now().After(deadline) {
-			t.Fatal("snapshot never finished")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitFor(t, "the snapshot to finish", func() bool {
+		return strings.Contains(e.ok(e.es.Snapshot.Get("r", []string{"slow"})), `"state":"SUCCESS"`)
+	})
 	// Deleting a running snapshot aborts it.
 	e.ok(e.es.Snapshot.Create("r", "aborted"))
 	e.ok(e.es.Snapshot.Delete("r", []string{"aborted"}))
-	for len(e.emu.Running()) > 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "the aborted snapshot to stop", func() bool { return len(e.emu.Running()) == 0 })
 	e.fails(e.try(e.es.Snapshot.Get("r", []string{"aborted"})), 404, "snapshot_missing_exception", "[r:aborted] is missing")
 }
 
@@ -685,8 +690,25 @@ func TestPostFinalizeCleanup(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(loc, "index-0")); err != nil {
 		t.Fatal("index-0 deleted before the answer")
 	}
-	time.Sleep(400 * time.Millisecond)
-	checkLayout(t, loc) // exactly one generation again
+	waitFor(t, "the delayed cleanup of index-0 and the old shard generation", func() bool {
+		root, _ := filepath.Glob(filepath.Join(loc, "index-[0-9]*"))
+		shard, _ := filepath.Glob(filepath.Join(loc, "indices", "*", "0", "index-*"))
+		return len(root) == 1 && len(shard) == 1
+	})
+	checkLayout(t, loc) // exactly one generation, no superseded shard generation
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s (the
+// conditions here take milliseconds; the bound only stops a hung test).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func TestRepositoryRegistration(t *testing.T) {
