@@ -3,6 +3,7 @@ package elasticsearch_test
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -320,7 +321,15 @@ func TestSlowSnapshotAndLateCleanup(t *testing.T) {
 	}
 	dir := e.emu.RepoDir("restore-late")
 	copyFS(t, cp, dir)
-	time.Sleep(300 * time.Millisecond) // cleanup has run
+	// Finish after the delayed cleanup has removed the old generation.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(e.cfg.Location, "index-0")); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the delayed cleanup never removed index-0")
+		}
+	}
 	if err := cp.Finish(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
