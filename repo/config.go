@@ -211,12 +211,33 @@ func ReadConfig(ctx context.Context, st store.Store) (Config, error) {
 	var cfg Config
 	buf, err := store.ReadAtMost(ctx, st, "config", maxConfigSize)
 	if errors.Is(err, store.ErrNotFound) {
+		if lost, _ := hasAny(ctx, st, "index/", "snapshots/"); lost {
+			// Not "no repository": a backup run would init a new one
+			// beside the old data, and the operator must know to restore
+			// the config from a copy instead.
+			return cfg, errors.New("repo: the config object is missing but index files or snapshots are there: a damaged repository (restore config from a copy, e.g. a replica made by cairn copy from the same init)")
+		}
 		return cfg, ErrNoRepository
 	}
 	if err != nil {
 		return cfg, fmt.Errorf("repo: read config: %w", err)
 	}
 	return parseConfig(buf)
+}
+
+// hasAny reports whether the store holds an object under any of prefixes.
+func hasAny(ctx context.Context, st store.Store, prefixes ...string) (bool, error) {
+	errFound := errors.New("found")
+	for _, p := range prefixes {
+		err := st.List(ctx, p, func(store.Info) error { return errFound })
+		if errors.Is(err, errFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // parseConfig decodes the public config object and checks what Open
@@ -250,6 +271,9 @@ func Open(ctx context.Context, st store.Store, password string) (*Repository, er
 	})
 	if err != nil {
 		return nil, fmt.Errorf("repo: list keys: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, errors.New("repo: keys/ holds no key file: no password can open this repository (restore keys/ from a copy)")
 	}
 	var damaged []error
 	for _, name := range names {

@@ -135,6 +135,17 @@ func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, erro
 			c.rep.Warnings = append(c.rep.Warnings, fmt.Sprintf("pack %s is not in any index (left by an interrupted backup, which prune removes, or written by one still running)", id))
 		}
 	}
+	// Lock records are not data, but an unreadable one blocks prune and
+	// exclusive commands until someone removes it.
+	locks, err := r.ListLocks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range locks {
+		if l.Unreadable != nil {
+			c.rep.Warnings = append(c.rep.Warnings, fmt.Sprintf("lock %s is unreadable (%v): it blocks prune and exclusive commands until it is removed", l.Name, l.Unreadable))
+		}
+	}
 	if opts.ReadData {
 		if err := c.readPacks(ctx, indexed, sizes, damaged, opts.Progress); err != nil {
 			return nil, err
