@@ -726,37 +726,87 @@ func (ix *Index) ClearPending(f *File) {
 // into a new Index gives the same entries. An empty index yields one empty
 // file. Supersedes is left empty for the caller to fill in.
 func (ix *Index) Files(maxBlobsPerFile int) []*File {
+	var out []*File
+	_ = ix.EachFile(maxBlobsPerFile, nil, func(f *File) error {
+		out = append(out, f)
+		return nil
+	})
+	return out
+}
+
+// EachFile is Files one file at a time, leaving out the packs for which
+// skip (if not nil) returns true: fn receives each file as soon as it is
+// complete, and the index is not copied. Beyond the index it holds 4 bytes
+// per entry and one file's blobs, where Files holds a copy of every entry:
+// prune rewrites the index of a large repository so, in about half the
+// memory. An error from fn stops the iteration and is returned.
+func (ix *Index) EachFile(maxBlobsPerFile int, skip func(chunk.ID) bool, fn func(*File) error) error {
+	if maxBlobsPerFile <= 0 {
+		maxBlobsPerFile = int(^uint(0) >> 1)
+	}
 	m, packs := ix.snapshot()
-	// Counting sort by pack number.
-	start := make([]int, len(packs)+1)
+	// Counting sort of entry positions by pack number.
+	start := make([]uint32, len(packs)+1)
 	for i := range m {
 		start[m[i].pack+1]++
 	}
 	for p := 1; p < len(start); p++ {
 		start[p] += start[p-1]
 	}
-	all := make([]pack.Blob, len(m))
+	byPack := make([]uint32, len(m))
 	next := slices.Clone(start[:len(packs)])
 	for i := range m {
 		p := m[i].pack
-		all[next[p]] = m[i].blob()
+		byPack[next[p]] = uint32(i)
 		next[p]++
 	}
+	next = nil
 	order := make([]int, len(packs))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return packs[a].Compare(packs[b]) })
-	f := &File{Packs: make([]PackBlobs, 0, len(packs))}
+	cur, n, emitted := &File{}, 0, false
+	emit := func() error {
+		f := cur
+		cur, n, emitted = &File{}, 0, true
+		return fn(f)
+	}
 	for _, p := range order {
-		blobs := all[start[p]:start[p+1]:start[p+1]]
-		if len(blobs) == 0 {
+		if skip != nil && skip(packs[p]) {
 			continue
 		}
+		positions := byPack[start[p]:start[p+1]]
+		if len(positions) == 0 {
+			continue
+		}
+		blobs := make([]pack.Blob, len(positions))
+		for i, pos := range positions {
+			blobs[i] = m[pos].blob()
+		}
 		sortBlobs(blobs)
-		f.Packs = append(f.Packs, PackBlobs{Pack: packs[p], Blobs: blobs})
+		if n > 0 && n+len(blobs) > maxBlobsPerFile {
+			if err := emit(); err != nil {
+				return err
+			}
+		}
+		for {
+			take := min(len(blobs), maxBlobsPerFile-n)
+			cur.Packs = append(cur.Packs, PackBlobs{Pack: packs[p], Blobs: blobs[:take:take]})
+			n += take
+			blobs = blobs[take:]
+			if len(blobs) == 0 {
+				break
+			}
+			if err := emit(); err != nil {
+				return err
+			}
+		}
 	}
-	return f.Split(maxBlobsPerFile)
+	if n > 0 || !emitted {
+		return fn(cur)
+	}
+	return nil
 }
 
 // MemoryBytes returns an estimate of the heap memory the index uses.

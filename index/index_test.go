@@ -2,6 +2,7 @@ package index
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -704,4 +705,48 @@ func TestAddFilesBulk(t *testing.T) {
 		t.Fatal("bulk path left a tail")
 	}
 	checkAgainst(t, ix, ref)
+}
+
+// EachFile with a skip function yields the index without those packs, as
+// removing them and calling Files would, and stops at fn's error.
+func TestEachFileSkip(t *testing.T) {
+	r := rand.New(rand.NewPCG(50, 51))
+	ix, without := New(), New()
+	var packs []chunk.ID
+	for i := range 100 {
+		blobs := make([]pack.Blob, r.IntN(50)+1)
+		for j := range blobs {
+			blobs[j] = randBlob(r)
+		}
+		id := randID(r)
+		packs = append(packs, id)
+		ix.AddPack(id, blobs)
+		if i%3 != 0 {
+			without.AddPack(id, blobs)
+		}
+	}
+	skip := func(id chunk.ID) bool { return slices.Index(packs, id)%3 == 0 }
+	got := New()
+	files := 0
+	if err := ix.EachFile(64, skip, func(f *File) error {
+		if f.NumBlobs() > 64 {
+			t.Fatalf("file of %d blobs", f.NumBlobs())
+		}
+		files++
+		got.AddFile(f)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sortedLocations(got), sortedLocations(without)) || files < 2 {
+		t.Fatalf("EachFile with skip differs from the index without those packs (%d files)", files)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	if err := ix.EachFile(10, nil, func(*File) error { calls++; return stop }); err != stop || calls != 1 {
+		t.Fatalf("EachFile after an error: %v, %d calls", err, calls)
+	}
+	if err := New().EachFile(10, nil, func(f *File) error { calls++; return nil }); err != nil || calls != 2 {
+		t.Fatalf("empty index: %v, %d calls", err, calls)
+	}
 }

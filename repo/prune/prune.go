@@ -56,10 +56,6 @@ type Options struct {
 	Now func() time.Time
 	// Progress, when set, receives a line per stage.
 	Progress func(string)
-	// Fault, when set, is called at named points of a run; a non-nil
-	// return stops the run there (the crash tests kill the process at
-	// these points).
-	Fault func(point string) error
 }
 
 func (o *Options) applyDefaults() {
@@ -121,7 +117,8 @@ type pruner struct {
 	// then the packs in the store.
 	marks   []storedMark
 	locks   []repo.LockInfo
-	locksAt time.Time // when locks was listed: their age is judged then
+	locksAt time.Time         // when locks was listed: their age is judged then
+	dropped map[chunk.ID]bool // packs this run's index rewrite left out
 	snaps   []repo.SnapshotEntry
 	sizes   map[chunk.ID]int64 // packs in the store
 	used    bitmap             // over index ordinals: first entry of each used blob
@@ -142,13 +139,6 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Report, error)
 		return p.rep, err
 	}
 	return p.rep, nil
-}
-
-func (p *pruner) fault(point string) error {
-	if p.opts.Fault == nil {
-		return nil
-	}
-	return p.opts.Fault(point)
 }
 
 // fresh fails unless the prune's own lock is demonstrably held: a prune
@@ -433,7 +423,11 @@ func (p *pruner) sweep(ctx context.Context, marks []storedMark) error {
 	var del []MarkedPack
 	for _, m := range marks {
 		for _, mp := range m.Packs {
-			if _, ok := slices.BinarySearchFunc(indexed, mp.ID, chunk.ID.Compare); ok {
+			// A pack the index names is spared: an unindexed pack whose
+			// backup finished, or a pack resurrected by a prune that died
+			// before it could rewrite the mark. This run's own rewrite
+			// dropped some packs from the index: those are not spared.
+			if _, ok := slices.BinarySearchFunc(indexed, mp.ID, chunk.ID.Compare); ok && !p.dropped[mp.ID] {
 				continue
 			}
 			del = append(del, mp)
@@ -461,9 +455,6 @@ func (p *pruner) sweep(ctx context.Context, marks []storedMark) error {
 			continue
 		}
 		if err := p.fresh(); err != nil {
-			return err
-		}
-		if err := p.fault("sweep-delete"); err != nil {
 			return err
 		}
 		if err := p.r.Delete(ctx, repo.PackName(mp.ID)); err != nil {
@@ -671,9 +662,6 @@ func (p *pruner) mark(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := p.fault("after-repack"); err != nil {
-		return err
-	}
 	// The new index: the old one without the garbage and repacked packs,
 	// with the new packs.
 	drop := map[chunk.ID]struct{}{}
@@ -686,6 +674,10 @@ func (p *pruner) mark(ctx context.Context) error {
 	if len(drop) > 0 || len(newPacks) > 0 {
 		if err := p.rewriteIndex(ctx, drop, newPacks); err != nil {
 			return err
+		}
+		p.dropped = map[chunk.ID]bool{}
+		for id := range drop {
+			p.dropped[id] = true
 		}
 	}
 	// The locks present now, after the index change: any other process
@@ -713,9 +705,6 @@ func (p *pruner) mark(ctx context.Context) error {
 	m.Time = p.opts.Now().UTC()
 	id, err := saveMark(ctx, p.r, m)
 	if err != nil {
-		return err
-	}
-	if err := p.fault("after-mark"); err != nil {
 		return err
 	}
 	sm := storedMark{ID: id, Mark: m}
@@ -855,27 +844,42 @@ func (p *pruner) rewriteIndex(ctx context.Context, drop map[chunk.ID]struct{}, a
 	old := append(p.r.ListedIndexFiles(), p.r.IndexFiles()...)
 	slices.SortFunc(old, chunk.ID.Compare)
 	old = slices.Compact(old)
-	ix := p.r.Index()
-	ix.RemovePacks(drop)
-	for _, pb := range add {
-		ix.AddPack(pb.Pack, pb.Blobs)
-	}
-	files := ix.Files(maxBlobsPerIndexFile)
-	files[len(files)-1].Supersedes = old
-	for i, f := range files {
+	write := func(f *index.File) error {
 		if err := p.fresh(); err != nil {
 			return err
 		}
-		if _, err := p.r.WriteIndex(ctx, f); err != nil {
-			return err
-		}
-		if i == 0 {
-			if err := p.fault("index-partly-written"); err != nil {
+		_, err := p.r.WriteIndex(ctx, f)
+		return err
+	}
+	// The new packs first, in files of their own.
+	if len(add) > 0 {
+		for _, f := range (&index.File{Packs: add}).Split(maxBlobsPerIndexFile) {
+			if err := write(f); err != nil {
 				return err
 			}
 		}
 	}
-	if err := p.fault("after-index"); err != nil {
+	// Then the loaded index without the dropped packs, streamed file by
+	// file (the in-memory index is not copied or changed); each file is
+	// written when the next is ready, so the last can carry Supersedes.
+	var pending *index.File
+	err := p.r.Index().EachFile(maxBlobsPerIndexFile, func(id chunk.ID) bool {
+		_, ok := drop[id]
+		return ok
+	}, func(f *index.File) error {
+		if pending != nil {
+			if err := write(pending); err != nil {
+				return err
+			}
+		}
+		pending = f
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	pending.Supersedes = old
+	if err := write(pending); err != nil {
 		return err
 	}
 	for _, id := range old {
