@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-backup/cairn/repo/restore"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/tree"
+	"github.com/cairn-backup/cairn/store"
 )
 
 // Issue 8, item 4: a writer with the key (or a store that replays another
@@ -116,5 +117,21 @@ func TestRestoreRefusesUnknownKind(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("restore of an unknown kind wrote %d entries into the target", len(ents))
+	}
+}
+
+// A manifest object larger than any manifest is corrupt and is not read
+// into memory whole.
+func TestOversizedManifestObject(t *testing.T) {
+	ctx := t.Context()
+	st := memstore.New()
+	r := initRepo(t, st)
+	big := bytes.Repeat([]byte{'x'}, snapshot.MaxManifestSize+pack.Overhead+1)
+	id := chunk.ObjectID(big)
+	if err := st.Put(ctx, "snapshots/"+id.String(), big); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.LoadSnapshot(ctx, id); !errors.Is(err, repo.ErrCorruptObject) || !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("got %v, want ErrCorruptObject and store.ErrTooLarge", err)
 	}
 }

@@ -84,7 +84,22 @@ var ErrCorruptObject = errors.New("repo: corrupt object")
 
 // readObject fetches an immutable object and checks it against its name.
 func (r *Repository) readObject(ctx context.Context, name string, id chunk.ID) ([]byte, error) {
-	buf, err := store.ReadAll(ctx, r.st, name)
+	return r.readObjectAtMost(ctx, name, id, -1)
+}
+
+// readObjectAtMost is readObject for objects of a bounded size (max >= 0):
+// a larger object is corrupt and is not read into memory whole.
+func (r *Repository) readObjectAtMost(ctx context.Context, name string, id chunk.ID, max int64) ([]byte, error) {
+	var buf []byte
+	var err error
+	if max >= 0 {
+		buf, err = store.ReadAtMost(ctx, r.st, name, max)
+		if errors.Is(err, store.ErrTooLarge) {
+			return nil, fmt.Errorf("%w: %w", ErrCorruptObject, err)
+		}
+	} else {
+		buf, err = store.ReadAll(ctx, r.st, name)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
@@ -370,7 +385,7 @@ func (r *Repository) SaveSnapshot(ctx context.Context, sn *snapshot.Snapshot) (c
 
 // LoadSnapshot reads and verifies one manifest.
 func (r *Repository) LoadSnapshot(ctx context.Context, id chunk.ID) (*snapshot.Snapshot, error) {
-	buf, err := r.readObject(ctx, snapshotName(id), id)
+	buf, err := r.readObjectAtMost(ctx, snapshotName(id), id, snapshot.MaxManifestSize+pack.Overhead)
 	if err != nil {
 		return nil, fmt.Errorf("load snapshot: %w", err)
 	}
