@@ -84,9 +84,15 @@ components:
 
 func (a *appEnv) putDoc(index, id, body string) {
 	a.t.Helper()
-	res, err := a.es.Index(index, strings.NewReader(body), a.es.Index.WithDocumentID(id), a.es.Index.WithRefresh("true"))
+	putDoc(a.t, a.es, index, id, body)
+}
+
+// putDoc indexes one document, visible at once (refresh).
+func putDoc(t *testing.T, es *es8.Client, index, id, body string) {
+	t.Helper()
+	res, err := es.Index(index, strings.NewReader(body), es.Index.WithDocumentID(id), es.Index.WithRefresh("true"))
 	if err != nil || res.IsError() {
-		a.t.Fatalf("index %s/%s: %v %v", index, id, err, res)
+		t.Fatalf("index %s/%s: %v %v", index, id, err, res)
 	}
 	res.Body.Close()
 }

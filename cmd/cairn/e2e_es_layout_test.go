@@ -60,11 +60,7 @@ components:
 
 func (a *esOnly) put(index, id, body string) {
 	a.t.Helper()
-	res, err := a.es.Index(index, strings.NewReader(body), a.es.Index.WithDocumentID(id), a.es.Index.WithRefresh("true"))
-	if err != nil || res.IsError() {
-		a.t.Fatalf("index %s/%s: %v %v", index, id, err, res)
-	}
-	res.Body.Close()
+	putDoc(a.t, a.es, index, id, body)
 }
 
 func (a *esOnly) docs() string {
