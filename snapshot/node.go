@@ -18,9 +18,15 @@ import (
 type NodeType string
 
 const (
-	File    NodeType = "file"
-	Dir     NodeType = "dir"
-	Symlink NodeType = "symlink"
+	File     NodeType = "file"
+	Dir      NodeType = "dir"
+	Symlink  NodeType = "symlink"
+	Fifo     NodeType = "fifo"     // a named pipe: restored with mkfifo
+	CharDev  NodeType = "chardev"  // a character device (Rdev): mknod, as root
+	BlockDev NodeType = "blockdev" // a block device (Rdev): mknod, as root
+	// Socket is never stored: a source lists a socket so the archiver can
+	// report it as skipped (a socket is not data and cannot be restored).
+	Socket NodeType = "socket"
 )
 
 // Node is one entry of a tree.
@@ -45,6 +51,16 @@ type Node struct {
 	// Inconsistent: the file changed while it was read, also when read a
 	// second time; Content is what was read and may mix two versions.
 	Inconsistent bool `json:"inconsistent,omitempty"`
+	// Rdev is a device node's device number (CharDev, BlockDev).
+	Rdev uint64 `json:"rdev,omitempty"`
+	// HardLink, on a file that shares its inode with one listed before it
+	// in the same component (in walk order: depth first, names sorted), is
+	// that file's path relative to the component root. Content is stored
+	// too, so the file restores on its own; a full restore links the two.
+	HardLink string `json:"hardlink,omitempty"`
+	// Links is the source's link count, used during a backup to find hard
+	// links; never stored.
+	Links uint64 `json:"-"`
 }
 
 // ErrBadName is returned for a node name that could escape the directory it
@@ -72,6 +88,17 @@ const MaxTreeSize = 256 << 20
 
 // ErrTreeTooLarge is returned by Encode for a tree above MaxTreeSize.
 var ErrTreeTooLarge = errors.New("snapshot: tree too large")
+
+// ValidPath reports whether p is a clean relative slash-separated path of
+// valid names (a hard link's first path).
+func ValidPath(p string) bool {
+	for _, el := range strings.Split(p, "/") {
+		if ValidName(el) != nil {
+			return false
+		}
+	}
+	return true
+}
 
 // Tree is the listing of one directory.
 type Tree struct {
@@ -123,6 +150,7 @@ func (t *Tree) Encode() ([]byte, error) {
 		n.ChangeTime = n.ChangeTime.UTC()
 		n.Name, n.NameRaw = splitRaw(n.Name)
 		n.LinkTarget, n.LinkTargetRaw = splitRaw(n.LinkTarget)
+		n.HardLink, n.HardLinkRaw = splitRaw(n.HardLink)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -142,6 +170,7 @@ type wireNode struct {
 	Node
 	NameRaw       []byte `json:"name_raw,omitempty"`
 	LinkTargetRaw []byte `json:"linktarget_raw,omitempty"`
+	HardLinkRaw   []byte `json:"hardlink_raw,omitempty"`
 }
 
 type wireTree struct {
@@ -193,8 +222,14 @@ func DecodeTree(data []byte) (*Tree, error) {
 		if n.LinkTarget, err = joinRaw("linktarget", n.LinkTarget, w.Nodes[i].LinkTargetRaw); err != nil {
 			return nil, err
 		}
+		if n.HardLink, err = joinRaw("hardlink", n.HardLink, w.Nodes[i].HardLinkRaw); err != nil {
+			return nil, err
+		}
 		if err := ValidName(n.Name); err != nil {
 			return nil, err
+		}
+		if n.HardLink != "" && (n.Type != File || !ValidPath(n.HardLink)) {
+			return nil, fmt.Errorf("snapshot: node %q: bad hard link %q", n.Name, n.HardLink)
 		}
 		if i > 0 && strings.Compare(t.Nodes[i-1].Name, n.Name) >= 0 {
 			return nil, fmt.Errorf("snapshot: tree nodes not sorted or duplicated at %q", n.Name)
@@ -205,7 +240,7 @@ func DecodeTree(data []byte) (*Tree, error) {
 			if n.Subtree == nil {
 				return nil, fmt.Errorf("snapshot: directory %q has no subtree", n.Name)
 			}
-		case Symlink:
+		case Symlink, Fifo, CharDev, BlockDev:
 		default:
 			return nil, fmt.Errorf("snapshot: node %q has unknown type %q", n.Name, n.Type)
 		}

@@ -312,7 +312,10 @@ func TestDecodeTreeRejects(t *testing.T) {
 		{"bad name after good ones", tree(file("a"), file("b/c")), ErrBadName, ""},
 		{"dir without subtree", tree(`{"name":"d","type":"dir","mode":493,` + mt + `}`), nil, "no subtree"},
 		{"dir with null subtree", tree(`{"name":"d","type":"dir","mode":493,` + mt + `,"subtree":null}`), nil, "no subtree"},
-		{"unknown type", tree(`{"name":"p","type":"fifo","mode":420,` + mt + `}`), nil, "unknown type"},
+		{"unknown type", tree(`{"name":"p","type":"door","mode":420,` + mt + `}`), nil, "unknown type"},
+		{"socket is never stored", tree(`{"name":"p","type":"socket","mode":420,` + mt + `}`), nil, "unknown type"},
+		{"hard link on a directory", tree(`{"name":"p","type":"symlink","mode":420,` + mt + `,"hardlink":"a"}`), nil, "bad hard link"},
+		{"hard link escaping", tree(`{"name":"p","type":"file","mode":420,` + mt + `,"hardlink":"../a"}`), nil, "bad hard link"},
 		{"missing type", tree(`{"name":"p","mode":420,` + mt + `}`), nil, "unknown type"},
 		{"type in capitals", tree(`{"name":"p","type":"FILE","mode":420,` + mt + `}`), nil, "unknown type"},
 	} {

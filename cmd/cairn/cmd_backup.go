@@ -205,6 +205,9 @@ func doBackup(cmd *cobra.Command, g *globals, opts archive.Options, backup func(
 	res, err := backup(ctx, r)
 	pp.Stop()
 	if res != nil {
+		for _, sk := range res.Skipped {
+			fmt.Fprintf(g.stderr, "cairn: skipped %v\n", sk)
+		}
 		for _, fe := range res.FileErrors {
 			if fe.Stored {
 				fmt.Fprintf(g.stderr, "cairn: changed while read: %v\n", fe)
@@ -245,6 +248,10 @@ func doBackup(cmd *cobra.Command, g *globals, opts archive.Options, backup func(
 }
 
 func backupJSON(res *archive.Result, el time.Duration) map[string]any {
+	skipped := make([]string, 0, len(res.Skipped))
+	for _, sk := range res.Skipped {
+		skipped = append(skipped, sk.Error())
+	}
 	errs := make([]string, 0, len(res.FileErrors))
 	for _, fe := range res.FileErrors {
 		errs = append(errs, fe.Error())
@@ -261,5 +268,6 @@ func backupJSON(res *archive.Result, el time.Duration) map[string]any {
 		"skew_seconds":     res.Snapshot.Skew().Seconds(),
 		"duration_seconds": el.Seconds(),
 		"file_errors":      errs,
+		"skipped":          skipped,
 	}
 }

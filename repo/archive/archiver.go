@@ -117,7 +117,10 @@ type Result struct {
 	ID         chunk.ID
 	Snapshot   *snapshot.Snapshot
 	FileErrors []FileError
-	Saver      repo.SaverStats
+	// Skipped lists what was left out on purpose (sockets: not data, and
+	// nothing can restore them); it does not make a backup partial.
+	Skipped []FileError
+	Saver   repo.SaverStats
 }
 
 // Backup archives the components in order into one snapshot. The snapshot is
@@ -213,6 +216,7 @@ func backup(ctx context.Context, r *repo.Repository, comps []ComponentSource, pa
 			archs = append(archs, a)
 			comp, err := a.component(ctx, c, parents)
 			res.FileErrors = append(res.FileErrors, a.errs...)
+			res.Skipped = append(res.Skipped, a.skipped...)
 			if err != nil {
 				return fmt.Errorf("component %s: %w", c.Name, err)
 			}
@@ -307,8 +311,9 @@ type archiver struct {
 	name  string
 	added atomic.Uint64
 
-	mu   sync.Mutex
-	errs []FileError // guarded by mu
+	mu      sync.Mutex
+	errs    []FileError // guarded by mu
+	skipped []FileError // guarded by mu
 
 	files, dirs, size atomic.Uint64
 }
@@ -467,7 +472,7 @@ func (a *archiver) tree(ctx context.Context, c ComponentSource, parent *chunk.ID
 	var root future
 	g.Go(func() error {
 		defer close(jobs)
-		w := &walker{a: a, fs: c.FS, jobs: jobs, sem: dirSem, g: g}
+		w := &walker{a: a, fs: c.FS, jobs: jobs, sem: dirSem, g: g, links: map[[2]uint64]string{}}
 		f, err := w.dir(gctx, "", snapshot.Node{Type: snapshot.Dir}, rootNodes, parentTree)
 		root = f
 		return err
@@ -487,6 +492,10 @@ type walker struct {
 	jobs chan<- fileJob
 	sem  chan struct{}
 	g    *errgroup.Group
+	// links maps the device and inode of each file with more than one
+	// link to the first path it was seen at (the walk is one goroutine in
+	// name order, so "first" is the same on every run).
+	links map[[2]uint64]string
 }
 
 // dir queues the entries of one directory and returns a future of its node
@@ -501,6 +510,14 @@ func (w *walker) dir(ctx context.Context, dirPath string, self snapshot.Node, no
 		}
 		switch n.Type {
 		case snapshot.File:
+			if n.Links > 1 && n.Inode != 0 {
+				key := [2]uint64{n.DeviceID, n.Inode}
+				if first, ok := w.links[key]; ok {
+					n.HardLink = first
+				} else {
+					w.links[key] = p
+				}
+			}
 			if w.a.unchanged(&n, prev) {
 				n.Content = prev.Content
 				w.a.files.Add(1)
@@ -539,7 +556,11 @@ func (w *walker) dir(ctx context.Context, dirPath string, self snapshot.Node, no
 				return nil, err
 			}
 			futures = append(futures, f)
-		default:
+		case snapshot.Socket:
+			w.a.mu.Lock()
+			w.a.skipped = append(w.a.skipped, FileError{Component: w.a.name, Path: p, Err: errors.New("socket: not data, left out")})
+			w.a.mu.Unlock()
+		default: // symlinks, named pipes, devices: the node is all there is
 			futures = append(futures, ready(n))
 		}
 	}

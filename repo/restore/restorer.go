@@ -31,6 +31,10 @@ type Target interface {
 	Remove(rel string) error
 	Open(rel string) (*os.File, error)
 	Symlink(rel, target string) error
+	// Mknod makes a named pipe or device node (devices need root).
+	Mknod(rel string, n *snapshot.Node) error
+	// Link makes rel a hard link to the file at existing.
+	Link(existing, rel string) error
 	SetMetadata(rel string, n *snapshot.Node) error
 }
 
@@ -98,8 +102,17 @@ type restorer struct {
 	errs   []Error // guarded by mu
 	files  []*restoreFile
 	dirs   []dirMeta
+	links  []hardLink
+	root   string // the component being walked: hard links are relative to it
 	res    Result
 	nbytes atomic.Uint64
+}
+
+// hardLink is a file node that shares its inode with an earlier one
+// (Node.HardLink): made with link(2) once that file is restored.
+type hardLink struct {
+	path, first string
+	node        *snapshot.Node
 }
 
 type dirMeta struct {
@@ -160,6 +173,7 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, t T
 				return nil, fmt.Errorf("restore component %s: %w", c.Name, err)
 			}
 		}
+		rs.root = dir
 		if err := rs.walk(ctx, dir, c.Tree); err != nil {
 			return nil, err
 		}
@@ -170,6 +184,10 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, t T
 		}
 	}
 	if err := rs.writeFiles(ctx); err != nil {
+		rs.removeUnfinished()
+		return nil, err
+	}
+	if err := rs.linkFiles(ctx); err != nil {
 		rs.removeUnfinished()
 		return nil, err
 	}
@@ -254,8 +272,22 @@ func (rs *restorer) walk(ctx context.Context, dir string, treeID chunk.ID) error
 						rs.fail(p, err)
 					}
 				case snapshot.File:
+					if n.HardLink != "" {
+						rs.links = append(rs.links, hardLink{path: p, first: path.Join(rs.root, n.HardLink), node: n})
+						continue
+					}
 					f := &restoreFile{path: p, node: n}
 					rs.files = append(rs.files, f)
+				case snapshot.Fifo, snapshot.CharDev, snapshot.BlockDev:
+					if err := rs.t.Mknod(p, n); err != nil {
+						rs.fail(p, err)
+						continue
+					}
+					if err := rs.t.SetMetadata(p, n); err != nil {
+						rs.fail(p, err)
+						continue
+					}
+					rs.res.Files++
 				}
 			}
 			return nil
@@ -366,6 +398,46 @@ func (rs *restorer) restoreJob(ctx context.Context, j restoreJob, buf []byte) ([
 		rs.closeFile(f)
 	}
 	return buf, nil
+}
+
+// linkFiles makes each hard link to the file restored first. A link whose
+// first file was not restored (its data was lost) gets its own copy of the
+// content instead, which every hard-linked node carries.
+func (rs *restorer) linkFiles(ctx context.Context) error {
+	if len(rs.links) == 0 {
+		return nil
+	}
+	firsts := map[string]*restoreFile{}
+	for _, l := range rs.links {
+		firsts[l.first] = nil
+	}
+	for _, f := range rs.files {
+		if _, ok := firsts[f.path]; ok {
+			firsts[f.path] = f
+		}
+	}
+	var copies []*restoreFile
+	for _, l := range rs.links {
+		f := firsts[l.first]
+		if f == nil || f.failed.Load() || !f.closed.Load() {
+			copies = append(copies, &restoreFile{path: l.path, node: l.node})
+			continue
+		}
+		if err := rs.t.Link(f.path, l.path); err != nil {
+			rs.fail(l.path, err)
+			continue
+		}
+		rs.res.Files++
+		rs.opts.Progress.Files.Add(1)
+	}
+	if len(copies) == 0 {
+		return nil
+	}
+	all := rs.files
+	rs.files = copies
+	err := rs.writeFiles(ctx)
+	rs.files = append(all, copies...)
+	return err
 }
 
 // removeUnfinished removes the files a stopped restore (cancelled, or a

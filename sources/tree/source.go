@@ -57,8 +57,9 @@ func (s *Source) abs(rel string) string {
 }
 
 // ReadDir lists the directory rel as nodes sorted by name, with metadata from
-// lstat and no content. Sockets, devices and named pipes are skipped: they
-// cannot be backed up as data and restoring them is not this tool's job.
+// lstat and no content. Named pipes and devices are nodes of their own
+// (no content); a socket is listed as snapshot.Socket for the archiver to
+// report and leave out.
 // An entry that cannot be examined does not cost its siblings: ReadDir then
 // returns the other nodes together with an error naming the failed ones.
 func (s *Source) ReadDir(ctx context.Context, rel string) ([]snapshot.Node, error) {
@@ -151,10 +152,23 @@ func nodeFromInfo(path string, fi fs.FileInfo) (snapshot.Node, bool, error) {
 			return n, false, fmt.Errorf("tree: %w", err)
 		}
 		n.LinkTarget = target
+	case fi.Mode()&fs.ModeNamedPipe != 0:
+		n.Type = snapshot.Fifo
+	case fi.Mode()&fs.ModeDevice != 0:
+		n.Type = snapshot.BlockDev
+		if fi.Mode()&fs.ModeCharDevice != 0 {
+			n.Type = snapshot.CharDev
+		}
+	case fi.Mode()&fs.ModeSocket != 0:
+		n.Type = snapshot.Socket // listed so the archiver reports it skipped
 	default:
 		return n, false, nil
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if n.Type == snapshot.CharDev || n.Type == snapshot.BlockDev {
+			n.Rdev = statRdev(st)
+		}
+		n.Links = uint64(st.Nlink)
 		n.Inode = st.Ino
 		n.DeviceID = uint64(st.Dev)
 		n.UID, n.GID = st.Uid, st.Gid

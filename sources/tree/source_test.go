@@ -34,7 +34,7 @@ func writeFile(t *testing.T, path, data string, mode fs.FileMode) {
 //	d/          0750
 //	d/inner     "x"
 //	empty       ""
-//	pipe        (FIFO, skipped)
+//	pipe        (FIFO)
 //	Z           "upper case sorts first"
 func sourceDir(t *testing.T) string {
 	t.Helper()
@@ -126,8 +126,9 @@ func TestReadDir(t *testing.T) {
 	for _, n := range nodes {
 		names = append(names, n.Name)
 	}
-	// Byte order, FIFO left out.
-	want := []string{"Z", "a-link", "abs", "b.txt", "d", "empty"}
+	// Byte order; the FIFO is a node of its own (it used to be skipped
+	// silently).
+	want := []string{"Z", "a-link", "abs", "b.txt", "d", "empty", "pipe"}
 	if len(names) != len(want) {
 		t.Fatalf("ReadDir names = %q, want %q", names, want)
 	}
@@ -154,6 +155,7 @@ func TestReadDir(t *testing.T) {
 		{"b.txt", snapshot.File, 0o640, 5, ""},
 		{"d", snapshot.Dir, 0o750, 0, ""},
 		{"empty", snapshot.File, 0o644, 0, ""},
+		{"pipe", snapshot.Fifo, 0o644, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := byName[tc.name]

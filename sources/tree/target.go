@@ -195,6 +195,58 @@ func (t *Target) Symlink(rel, target string) error {
 	return nil
 }
 
+// Mknod creates the named pipe or device node n at rel, replacing what is
+// there. Creating a device node needs root; without it the error says so.
+func (t *Target) Mknod(rel string, n *snapshot.Node) error {
+	r, base, release, err := t.at(rel)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if base == "." {
+		return fmt.Errorf("%w: the target itself cannot become a special file", snapshot.ErrBadName)
+	}
+	if _, err := r.Lstat(base); err == nil {
+		if err := t.replace(r, rel, base); err != nil {
+			return err
+		}
+	}
+	if err := mknodAt(r, base, n); err != nil {
+		if (n.Type == snapshot.CharDev || n.Type == snapshot.BlockDev) && os.Geteuid() != 0 {
+			return fmt.Errorf("tree: %s device %s not restored: creating device nodes needs root: %w", n.Type, rel, err)
+		}
+		return fmt.Errorf("tree: mknod %s: %w", rel, err)
+	}
+	return nil
+}
+
+// Link makes rel a hard link to the file at existing, replacing what is at
+// rel. Both stay inside the target.
+func (t *Target) Link(existing, rel string) error {
+	old, err := clean(existing)
+	if err != nil {
+		return err
+	}
+	r, base, release, err := t.at(rel)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if base == "." {
+		return fmt.Errorf("%w: the target itself cannot become a link", snapshot.ErrBadName)
+	}
+	if _, err := r.Lstat(base); err == nil {
+		if err := t.replace(r, rel, base); err != nil {
+			return err
+		}
+	}
+	// Through the target root: existing may be anywhere in the target.
+	if err := t.root.Link(old, rel); err != nil {
+		return fmt.Errorf("tree: %w", err)
+	}
+	return nil
+}
+
 // SetMetadata applies mode and modification time (and ownership, when
 // running as root) to rel. Symlinks get neither mode nor times: Linux has no
 // lchmod, and following them could touch files outside the target.
