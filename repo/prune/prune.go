@@ -23,15 +23,14 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/index"
 	"github.com/cairn-backup/cairn/pack"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/store"
-	"golang.org/x/sync/errgroup"
 )
 
 // Options tune a prune. Zero values take the defaults.
@@ -220,68 +219,62 @@ func listPacks(ctx context.Context, r *repo.Repository) (map[chunk.ID]int64, err
 // bitmap is a set of index ordinals.
 type bitmap []uint64
 
-func newBitmap(n int) bitmap           { return make(bitmap, (n+63)/64) }
-func (b bitmap) get(i int) bool        { return b[i/64]&(1<<(i%64)) != 0 }
-func (b bitmap) set(i int)             { b[i/64] |= 1 << (i % 64) }
-func (b bitmap) testAndSet(i int) bool { old := b.get(i); b.set(i); return old }
+func newBitmap(n int) bitmap    { return make(bitmap, (n+63)/64) }
+func (b bitmap) get(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
+func (b bitmap) set(i int)      { b[i/64] |= 1 << (i % 64) }
+
+// errNotIndexed is what the walk's tree loader returns for a tree the
+// index lacks: the tree is recorded as missing (resurrection may find it in
+// a marked pack), not as damage.
+var errNotIndexed = errors.New("not in the index")
 
 // walk marks every blob the snapshots use in p.used and lists the used
-// blobs the index lacks in p.missing. Trees are loaded in parallel, each
-// once.
+// blobs the index lacks in p.missing, with the shared tree walker (each
+// tree once, loaded ahead concurrently).
 func (p *pruner) walk(ctx context.Context) error {
 	ix := p.r.Index()
 	p.used = newBitmap(ix.Len())
 	p.missing = nil
-	var mu sync.Mutex // guards used and missing
-	// use records a blob; it reports whether the blob is a tree seen for
-	// the first time (to be loaded).
-	use := func(t pack.BlobType, id chunk.ID) bool {
-		o := ix.Ordinal(t, id)
-		mu.Lock()
-		defer mu.Unlock()
-		if o < 0 {
+	use := func(t pack.BlobType, id chunk.ID) {
+		if o := ix.Ordinal(t, id); o >= 0 {
+			p.used.set(o)
+		} else {
 			p.missing = append(p.missing, blobRef{t, id})
-			return false
 		}
-		return !p.used.testAndSet(o)
 	}
-	var frontier []chunk.ID
+	load := func(ctx context.Context, id chunk.ID) (*snapshot.Tree, error) {
+		if ix.Ordinal(pack.TreeBlob, id) < 0 {
+			return nil, errNotIndexed
+		}
+		return p.r.LoadTree(ctx, id)
+	}
+	w := p.r.NewWalker(repo.WalkOptions{Load: load})
+	visit := repo.Visitor{
+		// Callbacks run on this goroutine, one at a time.
+		Tree: func(path string, id chunk.ID, t *snapshot.Tree, err error) error {
+			if errors.Is(err, errNotIndexed) {
+				use(pack.TreeBlob, id)
+				return nil
+			}
+			if err != nil {
+				// A tree that cannot be read may name blobs still in use.
+				return fmt.Errorf("%w: %s: %w", ErrDamagedPack, path, err)
+			}
+			use(pack.TreeBlob, id)
+			for _, n := range t.Nodes {
+				for _, b := range n.Content {
+					use(pack.DataBlob, b)
+				}
+			}
+			return nil
+		},
+	}
 	for _, s := range p.snaps {
 		for _, c := range s.Components {
-			if use(pack.TreeBlob, c.Tree) {
-				frontier = append(frontier, c.Tree)
+			if err := w.Walk(ctx, s.ID.Short()+"/"+c.Name, c.Tree, visit); err != nil {
+				return err
 			}
 		}
-	}
-	for len(frontier) > 0 {
-		var next []chunk.ID
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(8)
-		for _, id := range frontier {
-			g.Go(func() error {
-				t, err := p.r.LoadTree(gctx, id)
-				if err != nil {
-					return fmt.Errorf("%w: %w", ErrDamagedPack, err)
-				}
-				var sub []chunk.ID
-				for _, n := range t.Nodes {
-					for _, b := range n.Content {
-						use(pack.DataBlob, b)
-					}
-					if n.Subtree != nil && use(pack.TreeBlob, *n.Subtree) {
-						sub = append(sub, *n.Subtree)
-					}
-				}
-				mu.Lock()
-				next = append(next, sub...)
-				mu.Unlock()
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return err
-		}
-		frontier = next
 	}
 	slices.SortFunc(p.missing, func(a, b blobRef) int { return a.id.Compare(b.id) })
 	p.missing = slices.CompactFunc(p.missing, func(a, b blobRef) bool { return a == b })
