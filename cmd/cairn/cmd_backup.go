@@ -11,7 +11,6 @@ import (
 	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/archive"
-	"github.com/cairn-backup/cairn/repo/replicate"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/command"
 	"github.com/cairn-backup/cairn/sources/tree"
@@ -161,34 +160,19 @@ func runConfiguredBackup(cmd *cobra.Command, g *globals, opts archive.Options) e
 			return res, err
 		}
 		sn := repo.SnapshotEntry{ID: res.ID, Snapshot: res.Snapshot}
-		for _, rp := range g.config.Replicate {
-			if err := replicateTo(ctx, g, r, sn, rp); err != nil {
-				// %v, not %w: the target's errors (no repository, wrong
-				// password) must not turn into this backup's exit code.
-				return res, fmt.Errorf("snapshot %s written, but replication to %s failed: %v", res.ID.Short(), rp.Repository, err)
+		open := func(ctx context.Context, rp app.Replica) (*repo.Repository, func(), error) {
+			return g.openRepoAt(ctx, rp.Repository, func() (string, error) {
+				return readPassword(rp.PasswordFile, "CAIRN_TO_PASSWORD_FILE", "CAIRN_TO_PASSWORD", "password_file in replicate")
+			}, false, "replicate")
+		}
+		done, err := app.Replicate(ctx, r, g.config, sn, open)
+		if !g.quiet && !g.json {
+			for _, d := range done {
+				fmt.Fprintf(g.stderr, "replicated snapshot %s to %s: sent %s (%s)\n", sn.ID.Short(), d.Replica.Repository, humanBytes(d.Result.Bytes), d.Result.Mode)
 			}
 		}
-		return res, nil
+		return res, err
 	})
-}
-
-// replicateTo copies one snapshot to a configured target.
-func replicateTo(ctx context.Context, g *globals, r *repo.Repository, sn repo.SnapshotEntry, rp app.Replica) error {
-	dst, release, err := g.openRepoAt(ctx, rp.Repository, func() (string, error) {
-		return readPassword(rp.PasswordFile, "CAIRN_TO_PASSWORD_FILE", "CAIRN_TO_PASSWORD", "password_file in replicate")
-	}, false, "replicate")
-	if err != nil {
-		return err
-	}
-	defer release()
-	res, err := replicate.Copy(ctx, r, dst, []repo.SnapshotEntry{sn}, replicate.Options{})
-	if err != nil {
-		return err
-	}
-	if !g.quiet && !g.json {
-		fmt.Fprintf(g.stderr, "replicated snapshot %s to %s: sent %s (%s)\n", sn.ID.Short(), rp.Repository, humanBytes(res.Bytes), res.Mode)
-	}
-	return nil
 }
 
 // doBackup opens the repository, runs backup with progress, and prints.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/replicate"
 	"github.com/spf13/cobra"
@@ -15,6 +16,7 @@ type copyFlags struct {
 	toPassword string
 	latest     bool
 	app        string
+	hosts      []string
 	verify     bool
 }
 
@@ -60,31 +62,12 @@ or CAIRN_TO_PASSWORD.`,
 				dsts = append(dsts, dst)
 			}
 
-			var snaps []repo.SnapshotEntry
-			if len(args) > 0 {
-				for _, ref := range args {
-					sn, err := src.FindSnapshot(ctx, ref)
-					if err != nil {
-						return err
-					}
-					snaps = append(snaps, sn)
-				}
-			} else {
-				all, err := src.Snapshots(ctx)
-				if err != nil {
-					return err
-				}
-				for _, sn := range all {
-					if f.app == "" || sn.App == f.app {
-						snaps = append(snaps, sn)
-					}
-				}
-				if f.latest && len(snaps) > 0 {
-					snaps = snaps[len(snaps)-1:]
-				}
-			}
-			if len(snaps) == 0 {
+			snaps, err := app.SelectSnapshots(ctx, src, app.Selection{Refs: args, App: f.app, Hosts: f.hosts, Latest: f.latest})
+			if errors.Is(err, app.ErrNoneSelected) {
 				return errors.New("no snapshots to copy")
+			}
+			if err != nil {
+				return err
 			}
 			prog := &repo.Progress{}
 			pp := startProgress(g, "copy", prog, 0)
@@ -129,6 +112,7 @@ or CAIRN_TO_PASSWORD.`,
 	fl.StringVar(&f.toPassword, "to-password-file", "", "read the target's password from this file")
 	fl.BoolVar(&f.latest, "latest", false, "copy only the newest snapshot (of --app, if given)")
 	fl.StringVar(&f.app, "app", "", "copy only snapshots of this application")
+	fl.StringArrayVarP(&f.hosts, "host", "H", nil, "copy only snapshots of this host (repeatable)")
 	fl.BoolVar(&f.verify, "verify", false, "read back from the target every blob the copied snapshots need")
 	return cmd
 }

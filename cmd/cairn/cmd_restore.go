@@ -1,19 +1,14 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/repo/restore"
-	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/command"
-	"github.com/cairn-backup/cairn/sources/tree"
 	"github.com/spf13/cobra"
 )
 
@@ -25,12 +20,13 @@ type restoreFlags struct {
 	verify     bool
 	delete     bool
 	noOwner    bool
+	hosts      []string
 }
 
 func newRestoreCmd(g *globals) *cobra.Command {
 	var f restoreFlags
 	cmd := &cobra.Command{
-		Use:   "restore --snapshot ID|latest --target DIR",
+		Use:   "restore SNAPSHOT --target DIR",
 		Short: "Restore a snapshot into a directory",
 		Long: `Restore a snapshot's components into DIR: a tree component to DIR/NAME/…,
 a stream component to the file DIR/NAME. Nothing is written outside DIR.
@@ -42,27 +38,29 @@ the command then exits 1.
 if the data cannot be read the command is killed, never given a truncated
 dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 --single-transaction, psql --single-transaction -v ON_ERROR_STOP=1.`,
-		Example: `  cairn restore --snapshot latest --command db='pg_restore --clean --if-exists --single-transaction -d app' --target /srv/restore`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Example: `  cairn restore latest --target /srv/restore
+  cairn restore latest -H db1 --command db='pg_restore --clean --if-exists --single-transaction -d app' --target /srv/restore`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			cmds, err := parseCommands(f.commands)
 			if err != nil {
 				return err
 			}
-			piped := map[string]command.Spec{}
-			for _, c := range cmds {
-				piped[c.name] = c.spec
-			}
-			if f.snapshot == "" {
-				return errors.New("restore needs --snapshot")
+			switch {
+			case len(args) == 1 && f.snapshot != "" && args[0] != f.snapshot:
+				return fmt.Errorf("snapshot %q given twice, as an argument and as --snapshot %q", args[0], f.snapshot)
+			case len(args) == 1:
+				f.snapshot = args[0]
+			case f.snapshot == "":
+				return errors.New("restore needs a snapshot: cairn restore SNAPSHOT (or --snapshot)")
 			}
 			r, release, err := g.openRepo(ctx, false, "restore")
 			if err != nil {
 				return err
 			}
 			defer release()
-			sn, err := r.FindSnapshot(ctx, f.snapshot)
+			sn, err := app.FindSnapshot(ctx, r, f.snapshot, app.Selection{Hosts: f.hosts})
 			if err != nil {
 				return err
 			}
@@ -88,68 +86,36 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 				fmt.Fprintf(g.stdout, "snapshot %s restored to the application's live targets\n", sn.ID.Short())
 				return nil
 			}
-			for _, name := range f.components {
-				if sn.Component(name) == nil {
-					return fmt.Errorf("snapshot %s has no component %q", sn.ID.Short(), name)
-				}
+			commands := map[string][]string{}
+			for _, c := range cmds {
+				commands[c.name] = c.spec.Argv
 			}
-			// Everything is checked before the first component is piped:
-			// a typo in the last --command must not surface after the
-			// database was already replaced.
-			for name := range piped {
-				c := sn.Component(name)
-				if c == nil {
-					return fmt.Errorf("--command %s: the snapshot has no component %q", name, name)
-				}
-				if c.Kind != snapshot.KindStream {
-					return fmt.Errorf("--command %s: component %q is a %s, only a stream can be piped into a command", name, name, c.Kind)
-				}
+			plan, err := app.PlanRestore(sn, app.RestoreRequest{Components: f.components, Commands: commands, Target: f.target, NoOwner: f.noOwner})
+			if err != nil {
+				return err
 			}
-			var rest []string
-			var pipe []snapshot.Component
-			for _, c := range sn.Components {
-				if len(f.components) > 0 && !slices.Contains(f.components, c.Name) {
-					continue
-				}
-				if _, ok := piped[c.Name]; ok {
-					pipe = append(pipe, c)
-				} else {
-					rest = append(rest, c.Name)
-				}
-			}
-			var t *tree.Target
-			if len(rest) > 0 {
-				if f.target == "" {
-					return fmt.Errorf("restore needs --target for components %s", strings.Join(rest, ", "))
-				}
-				if t, err = tree.OpenTarget(f.target); err != nil {
-					return err
-				}
-				t.NoOwner = f.noOwner
-				defer t.Close()
-			}
-			// Components piped into commands first, in backup order (the
-			// database before the files that reference it).
-			for _, c := range pipe {
-				if err := pipeComponent(ctx, g, r, sn.Snapshot, c, piped[c.Name]); err != nil {
-					return err
-				}
-			}
-			if len(rest) == 0 {
-				return nil
-			}
-			f.components = rest
 			prog := &repo.Progress{}
-			var total uint64
-			for _, c := range sn.Components {
-				if len(f.components) == 0 || slices.Contains(f.components, c.Name) {
-					total += c.Size
-				}
-			}
+			var pp *progressPrinter
 			start := time.Now()
-			pp := startProgress(g, "restore", prog, total)
-			res, err := restore.Restore(ctx, r, sn.Snapshot, t, restore.Options{Components: f.components, Verify: f.verify, Progress: prog})
-			pp.Stop()
+			res, err := plan.Run(ctx, r, app.RunOptions{
+				Verify:   f.verify,
+				Progress: prog,
+				Piped: func(what string, took time.Duration) {
+					if !g.json && !g.quiet {
+						fmt.Fprintf(g.stdout, "restored %s in %s\n", what, took.Round(time.Millisecond))
+					}
+				},
+				Target: func() {
+					start = time.Now()
+					pp = startProgress(g, "restore", prog, plan.Bytes)
+				},
+			})
+			if pp != nil {
+				pp.Stop()
+			}
+			if res == nil && err == nil {
+				return nil // everything was piped
+			}
 			if res != nil {
 				for _, e := range res.Errors {
 					fmt.Fprintf(g.stderr, "cairn: not restored: %v\n", e)
@@ -180,7 +146,8 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.snapshot, "snapshot", "", "snapshot ID, unique prefix, or latest")
+	fl.StringVar(&f.snapshot, "snapshot", "", "snapshot ID, unique prefix, or latest (or give it as the argument)")
+	fl.StringArrayVarP(&f.hosts, "host", "H", nil, "with latest: the newest snapshot of this host (repeatable)")
 	fl.StringVar(&f.target, "target", "", "directory to restore into (created if missing)")
 	fl.StringArrayVar(&f.components, "component", nil, "restore only this component (repeatable)")
 	fl.StringArrayVar(&f.commands, "command", nil, "pipe stream component NAME into CMD instead of writing it (NAME='CMD ARGS'; repeatable)")
@@ -216,19 +183,4 @@ func parseCommands(flags []string) ([]namedCommand, error) {
 		out = append(out, namedCommand{name, command.Spec{Argv: argv}})
 	}
 	return out, nil
-}
-
-// pipeComponent streams a stream component into a restore command. A read
-// error kills the command so the tool never commits a truncated dump.
-func pipeComponent(ctx context.Context, g *globals, r *repo.Repository, sn *snapshot.Snapshot, c snapshot.Component, spec command.Spec) error {
-	start := time.Now()
-	report := func(s string) {
-		if !g.json && !g.quiet {
-			fmt.Fprintf(g.stdout, "restored %s in %s\n", s, time.Since(start).Round(time.Millisecond))
-		}
-	}
-	if err := app.RestoreCommand(ctx, r, sn, &app.Component{Name: c.Name, Restore: spec.Argv}, report); err != nil {
-		return fmt.Errorf("restore component %s: %w", c.Name, err)
-	}
-	return nil
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
@@ -38,7 +40,8 @@ func toSnapshotJSON(e repo.SnapshotEntry) snapshotJSON {
 }
 
 func newSnapshotsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var sel app.Selection
+	cmd := &cobra.Command{
 		Use:   "snapshots",
 		Short: "List snapshots, oldest first",
 		Args:  cobra.NoArgs,
@@ -54,6 +57,7 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 			if damaged != nil && !errors.Is(damaged, repo.ErrDamagedSnapshots) {
 				return damaged
 			}
+			all = slices.DeleteFunc(all, func(e repo.SnapshotEntry) bool { return !sel.Match(e) })
 			if g.json {
 				out := make([]snapshotJSON, 0, len(all))
 				for _, e := range all {
@@ -81,4 +85,7 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 			return damaged
 		},
 	}
+	cmd.Flags().StringArrayVarP(&sel.Hosts, "host", "H", nil, "list only snapshots of this host (repeatable)")
+	cmd.Flags().StringVar(&sel.App, "app", "", "list only snapshots of this application")
+	return cmd
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"slices"
+
+	"github.com/cairn-backup/cairn/app"
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/stats"
@@ -9,7 +12,8 @@ import (
 )
 
 func newStatsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var sel app.Selection
+	cmd := &cobra.Command{
 		Use:   "stats [SNAPSHOT]",
 		Short: "Show logical size, stored size and deduplication of snapshots",
 		Args:  cobra.MaximumNArgs(1),
@@ -22,13 +26,15 @@ func newStatsCmd(g *globals) *cobra.Command {
 			defer release()
 			var snaps []repo.SnapshotEntry
 			if len(args) == 1 {
-				sn, err := r.FindSnapshot(ctx, args[0])
+				sn, err := app.FindSnapshot(ctx, r, args[0], sel)
 				if err != nil {
 					return err
 				}
 				snaps = []repo.SnapshotEntry{sn}
 			} else if snaps, err = r.Snapshots(ctx); err != nil {
 				return err
+			} else {
+				snaps = slices.DeleteFunc(snaps, func(e repo.SnapshotEntry) bool { return !sel.Match(e) })
 			}
 			st, err := stats.Compute(ctx, r, snaps)
 			if err != nil {
@@ -53,4 +59,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringArrayVarP(&sel.Hosts, "host", "H", nil, "only snapshots of this host; with latest, the newest of this host (repeatable)")
+	cmd.Flags().StringVar(&sel.App, "app", "", "only snapshots of this application")
+	return cmd
 }

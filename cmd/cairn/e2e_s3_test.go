@@ -13,16 +13,8 @@ import (
 // server: init (creating the bucket), backup, restore, check --read-data;
 // and the clear errors for a missing bucket and wrong credentials.
 func TestS3Repository(t *testing.T) {
-	srv := s3test.Shared(t)
-	t.Setenv("CAIRN_REPOSITORY", "")
-	t.Setenv("CAIRN_PASSWORD", testPassword)
-	t.Setenv("CAIRN_PASSWORD_FILE", "")
-	t.Setenv("CAIRN_KDF_N", "1024")
-	t.Setenv("CAIRN_CACHE_DIR", t.TempDir())
-	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-	bucket := srv.UniqueName(t)
-	url := "s3:http://" + srv.Endpoint + "/" + bucket + "/apps/alm"
+	s3Env(t)
+	url := s3URL(t)
 
 	t.Run("missing bucket", func(t *testing.T) {
 		r := cairn(t, nil, "-r", url, "init")
@@ -58,4 +50,23 @@ func TestS3Repository(t *testing.T) {
 			t.Errorf("want an access-denied error:\n%v", r)
 		}
 	})
+}
+
+// s3Env sets up the environment of a CLI test against the shared MinIO
+// server, with a fresh cache directory in CAIRN_CACHE_DIR.
+func s3Env(t *testing.T) {
+	t.Setenv("CAIRN_REPOSITORY", "")
+	t.Setenv("CAIRN_PASSWORD", testPassword)
+	t.Setenv("CAIRN_PASSWORD_FILE", "")
+	t.Setenv("CAIRN_KDF_N", "1024")
+	t.Setenv("CAIRN_CACHE_DIR", t.TempDir())
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+}
+
+// s3URL is the location of a repository in a bucket no other test uses
+// (not created yet: init --create-bucket makes it).
+func s3URL(t *testing.T) string {
+	srv := s3test.Shared(t)
+	return "s3:http://" + srv.Endpoint + "/" + srv.UniqueName(t) + "/apps/alm"
 }

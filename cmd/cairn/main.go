@@ -48,6 +48,7 @@ type globals struct {
 	connections  int
 	createBucket bool
 	noCache      bool
+	cacheDir     string
 	// abort cancels the running command's context with a cause (a lost
 	// lock); run reports the cause instead of "context canceled".
 	abort    context.CancelCauseFunc
@@ -84,6 +85,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.StringVar(&g.caFile, "cacert", os.Getenv("CAIRN_CACERT"), "PEM file of CA certificates to trust for an https S3 endpoint (env CAIRN_CACERT)")
 	pf.IntVar(&g.connections, "connections", 0, "parallel requests to an S3 repository (default 8)")
 	pf.BoolVar(&g.noCache, "no-cache", false, "do not keep a local cache of a remote repository's index and manifests")
+	pf.StringVar(&g.cacheDir, "cache-dir", "", "directory for the cache of remote repositories (default $CAIRN_CACHE_DIR, else the user cache directory)")
 	pf.StringVar(&g.configPath, "config", os.Getenv("CAIRN_CONFIG"), "application config file, cairn.yaml (env CAIRN_CONFIG)")
 	pf.StringVar(&g.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")

@@ -206,12 +206,16 @@ func (g *globals) lockRepo(ctx context.Context, r *repo.Repository, kind repo.Lo
 }
 
 // withCache keeps index files and manifests of a remote repository in the
-// user's cache directory (CAIRN_CACHE_DIR, else e.g. ~/.cache/cairn), one
+// user's cache directory (--cache-dir, else CAIRN_CACHE_DIR, else e.g.
+// ~/.cache/cairn), one
 // directory per repository ID, so commands do not download them each time.
 // Entries are verified by their hash on every use. If no cache directory
 // can be had, cairn goes on without one.
 func (g *globals) withCache(st store.Store, repoID string) store.Store {
-	base := os.Getenv("CAIRN_CACHE_DIR")
+	base := g.cacheDir
+	if base == "" {
+		base = os.Getenv("CAIRN_CACHE_DIR")
+	}
 	if base == "" {
 		d, err := os.UserCacheDir()
 		if err != nil {
