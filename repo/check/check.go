@@ -63,6 +63,9 @@ type checker struct {
 	r   *repo.Repository
 	rep *Report
 	mu  sync.Mutex
+	// notIndexed collects the used blobs the index lacks (walk goroutine
+	// only), to look for them in packs prune marked.
+	notIndexed map[chunk.ID]bool
 }
 
 func (c *checker) errorf(format string, args ...any) {
@@ -156,6 +159,9 @@ func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, erro
 	}
 	slices.SortFunc(c.rep.Damaged, func(a, b PackDamage) int { return a.Pack.Compare(b.Pack) })
 	if err := c.snapshots(ctx, snapIDs, damaged); err != nil {
+		return nil, err
+	}
+	if err := c.inMarkedPacks(ctx, opts.Marked, sizes); err != nil {
 		return nil, err
 	}
 	slices.Sort(c.rep.Errors)
@@ -278,8 +284,15 @@ func sameBlobs(a, b []pack.Blob) bool {
 func (c *checker) snapshots(ctx context.Context, ids []chunk.ID, damaged map[chunk.ID]*PackDamage) error {
 	r := c.r
 	// A blob lost from one pack may survive in another.
+	c.notIndexed = map[chunk.ID]bool{}
 	usable := func(t pack.BlobType, id chunk.ID) bool {
-		for _, loc := range r.Index().LookupAll(t, id) {
+		locs := r.Index().LookupAll(t, id)
+		if len(locs) == 0 {
+			c.mu.Lock()
+			c.notIndexed[id] = true
+			c.mu.Unlock()
+		}
+		for _, loc := range locs {
 			if d, ok := damaged[loc.Pack]; !ok || !slices.Contains(d.Blobs, id) {
 				return true
 			}
@@ -355,6 +368,39 @@ func (c *checker) snapshots(ctx context.Context, ids []chunk.ID, damaged map[chu
 	}
 	c.rep.Trees = len(broken)
 	return ctx.Err()
+}
+
+// inMarkedPacks looks for the blobs snapshots need and the index lacks in
+// the packs prune marked for deletion. Such a snapshot was written by a
+// backup that had loaded the index before the packs were marked; the next
+// prune indexes them again (resurrection) instead of deleting them.
+func (c *checker) inMarkedPacks(ctx context.Context, marked map[chunk.ID]string, sizes map[chunk.ID]int64) error {
+	if len(c.notIndexed) == 0 || len(marked) == 0 {
+		return nil
+	}
+	for id := range marked {
+		size, ok := sizes[id]
+		if !ok {
+			continue
+		}
+		blobs, err := c.r.LoadPackHeader(ctx, id, size)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue // a damaged marked pack gives nothing back
+		}
+		n := 0
+		for _, b := range blobs {
+			if c.notIndexed[b.ID] {
+				n++
+			}
+		}
+		if n > 0 {
+			c.rep.Warnings = append(c.rep.Warnings, fmt.Sprintf("%d blobs a snapshot needs are in pack %s, which prune marked for deletion: the next prune indexes it again (resurrection); until then those snapshots do not restore", n, id))
+		}
+	}
+	return nil
 }
 
 // errUnusable marks a tree check knows is missing or damaged without

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -314,6 +315,16 @@ func TestPruneResurrectsWhatALateSnapshotNeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.data[late] = h.data[old]
+	// check sees the snapshot's blobs in marked packs and says so.
+	cr := open(t, st)
+	marked, err := prune.MarkedPacks(t.Context(), cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crep, err := check.Check(t.Context(), cr, check.Options{Marked: marked})
+	if err != nil || !strings.Contains(strings.Join(crep.Warnings, "\n"), "resurrection") {
+		t.Fatalf("check of a snapshot that needs marked packs: %v, warnings %q", err, crep.Warnings)
+	}
 	l.Unlock()
 	// The first try dies after indexing the needed packs again, before
 	// it could take them out of the mark: the next run must not delete
