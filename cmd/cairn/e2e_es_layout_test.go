@@ -13,7 +13,8 @@ import (
 )
 
 // esLayouts are the snapshot repository layouts Elasticsearch has written
-// since 5.x (docs/ELASTICSEARCH.md), as the emulator writes them.
+// since 5.x (docs/ELASTICSEARCH.md), as the emulator writes them (with
+// SMILE payloads, like Elasticsearch).
 var esLayouts = []string{esemu.Format56, esemu.Format68, esemu.Format710, esemu.FormatCurrent}
 
 // esOnly is an application with one component: an index pattern of an
@@ -27,7 +28,7 @@ type esOnly struct {
 
 func newESOnly(t *testing.T, format string) *esOnly {
 	testEnv(t)
-	emu := esemu.Start(t, esemu.Options{RepositoryFormat: format, SegmentPadding: 8 << 10})
+	emu := esemu.Start(t, esemu.Options{RepositoryFormat: format, SMILE: true, SegmentPadding: 8 << 10})
 	client, err := es8.NewClient(es8.Config{Addresses: []string{emu.URL()}})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,7 @@
 // demos (scripts/demo-app.sh) and manual runs of cairn's elasticsearch
 // component on machines where no real Elasticsearch can be installed.
 //
-//	esemu [-listen 127.0.0.1:0] [-path-repo DIR] [-version 8.19.7] [-repository-format current] [-seed] [-url-file FILE] [-v]
+//	esemu [-listen 127.0.0.1:0] [-path-repo DIR] [-version 8.19.7] [-repository-format current] [-smile] [-seed] [-url-file FILE] [-v]
 //	esemu -do METHOD URL [BODY]
 //
 // Served, it prints its base URL (http://127.0.0.1:PORT) as the first line
@@ -77,12 +77,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	version := fs.String("version", esemu.DefaultVersion, "Elasticsearch version to report")
 	format := fs.String("repository-format", esemu.FormatCurrent, "snapshot repository layout to write: "+
 		esemu.Format56+", "+esemu.Format68+" (numeric shard generations), "+esemu.Format710+" or "+esemu.FormatCurrent+" (7.12 and later)")
+	smile := fs.Bool("smile", false, "write metadata blob payloads in SMILE, as Elasticsearch does (default JSON, easier to read)")
 	seedFlag := fs.Bool("seed", false, "create the sample indices mqm_sp1001_issues, mqm_sp1001_comments and mqm_sp1002_issues")
 	urlFile := fs.String("url-file", "", "also write the URL to this file")
 	verbose := fs.Bool("v", false, "log every request to stderr")
 	do := fs.Bool("do", false, "client mode: esemu -do METHOD URL [BODY] sends one request and prints the response body")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: esemu [-listen ADDR] [-path-repo DIR] [-version V] [-repository-format F] [-seed] [-url-file FILE] [-v]")
+		fmt.Fprintln(stderr, "usage: esemu [-listen ADDR] [-path-repo DIR] [-version V] [-repository-format F] [-smile] [-seed] [-url-file FILE] [-v]")
 		fmt.Fprintln(stderr, "       esemu -do METHOD URL [BODY]")
 		fs.PrintDefaults()
 	}
@@ -99,7 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "esemu: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	if err := serve(ctx, config{listen: *listen, pathRepo: *pathRepo, version: *version, format: *format,
+	if err := serve(ctx, config{listen: *listen, pathRepo: *pathRepo, version: *version, format: *format, smile: *smile,
 		seed: *seedFlag, urlFile: *urlFile, verbose: *verbose}, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "esemu: %v\n", err)
 		return 1
@@ -109,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 type config struct {
 	listen, pathRepo, version, format, urlFile string
-	seed, verbose                              bool
+	seed, verbose, smile                       bool
 }
 
 // loopbackListen listens on addr, which must name a loopback IP address or
@@ -131,7 +132,7 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ln.Close()
-	opts := esemu.Options{Version: c.version, RepositoryFormat: c.format}
+	opts := esemu.Options{Version: c.version, RepositoryFormat: c.format, SMILE: c.smile}
 	if c.pathRepo != "" {
 		if err := os.MkdirAll(c.pathRepo, 0o755); err != nil {
 			return err

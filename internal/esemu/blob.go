@@ -125,13 +125,23 @@ func readHeader(data []byte) (string, uint32, int, error) {
 	return codec, ver, off + 4, nil
 }
 
-// encodeChecksumBlob writes v as ChecksumBlobStoreFormat does, except that
-// the payload is JSON instead of SMILE (documented deviation).
-func encodeChecksumBlob(codec string, v any, compress bool) ([]byte, error) {
+// blobEncoding says how metadata blob payloads are written: DEFLATE when
+// the repository's compress is on, and SMILE (as Elasticsearch writes
+// them) or JSON (easier to read; the emulator's default).
+type blobEncoding struct {
+	compress, smile bool
+}
+
+// encodeChecksumBlob writes v as ChecksumBlobStoreFormat does.
+func encodeChecksumBlob(codec string, v any, enc blobEncoding) ([]byte, error) {
 	js, err := json.Marshal(v)
+	if enc.smile {
+		js, err = toSmile(v)
+	}
 	if err != nil {
 		return nil, err
 	}
+	compress := enc.compress
 	var b bytes.Buffer
 	writeHeader(&b, codec, 1)
 	if compress {
@@ -173,6 +183,12 @@ func decodeChecksumBlob(data []byte, codec string, v any) error {
 			return fmt.Errorf("%w: inflate: %v", errCorrupt, err)
 		}
 		payload = raw
+	}
+	if bytes.HasPrefix(payload, []byte(":)\n")) {
+		if err := fromSmile(payload, v); err != nil {
+			return fmt.Errorf("%w: payload: %v", errCorrupt, err)
+		}
+		return nil
 	}
 	if err := json.Unmarshal(payload, v); err != nil {
 		return fmt.Errorf("%w: payload: %v", errCorrupt, err)

@@ -41,6 +41,9 @@ type Options struct {
 	// MergeThreshold is the segment count above which a commit merges all
 	// segments of a shard into one (default 10, negative: never).
 	MergeThreshold int
+	// SMILE writes the payloads of metadata blobs in SMILE, as
+	// Elasticsearch does, instead of JSON (the default, easier to read).
+	SMILE bool
 	// RepositoryFormat is the layout the emulator writes snapshot
 	// repositories in: Format56, Format68, Format710 or FormatCurrent
 	// (the default), whatever Version it reports. See format.go.
@@ -133,6 +136,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s.hs = httptest.NewServer(s)
 	return s, nil
+}
+
+// blobEncoding is how metadata blobs of repository rp are written.
+func (s *Server) blobEncoding(rp *repo) blobEncoding {
+	return blobEncoding{compress: rp.compress, smile: s.opts.SMILE}
 }
 
 // Start is New for tests: it fails tb on error and closes the server when

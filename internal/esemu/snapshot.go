@@ -457,7 +457,7 @@ func (s *Server) finalize(rp *repo, in *inflightSnap, captured map[string]*captu
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return nil, ioErr(err)
 			}
-			data, err := encodeChecksumBlob(codecIndexMetadata, ci.meta, rp.compress)
+			data, err := encodeChecksumBlob(codecIndexMetadata, ci.meta, s.blobEncoding(rp))
 			if err != nil {
 				return nil, ioErr(err)
 			}
@@ -487,14 +487,14 @@ func (s *Server) finalize(rp *repo, in *inflightSnap, captured map[string]*captu
 	// and {"snapshot": …} (checked against repositories written by
 	// 5.6, 6.8 and 7.10; see docs/ELASTICSEARCH.md).
 	global, err := encodeChecksumBlob(codecMetadata, map[string]any{"meta-data": map[string]any{"cluster_uuid": s.clusterUUID, "templates": map[string]any{},
-		"persistent_settings": map[string]any{}, "version": si.VersionID}}, rp.compress)
+		"persistent_settings": map[string]any{}, "version": si.VersionID}}, s.blobEncoding(rp))
 	if err != nil {
 		return nil, ioErr(err)
 	}
 	if err := writeBlobExcl(filepath.Join(rp.location, "meta-"+in.uuid+".dat"), global); err != nil {
 		return nil, ioErr(err)
 	}
-	root, err := encodeChecksumBlob(codecSnapshot, rootSnap{si}, rp.compress)
+	root, err := encodeChecksumBlob(codecSnapshot, rootSnap{si}, s.blobEncoding(rp))
 	if err != nil {
 		return nil, ioErr(err)
 	}
@@ -633,7 +633,7 @@ func (s *Server) writeShard(rp *repo, indexID string, shardNum int, in *inflight
 		ss.TotalSize += int64(len(data))
 	}
 	ss.Time = nowMillis() - in.start
-	data, err := encodeChecksumBlob(codecSnapshot, ss, rp.compress)
+	data, err := encodeChecksumBlob(codecSnapshot, ss, s.blobEncoding(rp))
 	if err != nil {
 		return "", "", err
 	}
@@ -647,7 +647,7 @@ func (s *Server) writeShard(rp *repo, indexID string, shardNum int, in *inflight
 	cur.Snapshots[in.name] = ref
 	cur.Files = referencedFiles(cur.Files, ss.Files, cur.Snapshots)
 	newGen := s.format.nextShardGen(oldGen)
-	data, err = encodeChecksumBlob(codecSnapshots, cur, rp.compress)
+	data, err = encodeChecksumBlob(codecSnapshots, cur, s.blobEncoding(rp))
 	if err != nil {
 		return "", "", err
 	}
@@ -985,7 +985,7 @@ func (s *Server) deleteFromRepo(rp *repo, d *repoData, gen int64, targets map[st
 			}
 			cur.Files = kept
 			newGen := s.format.nextShardGen(g)
-			enc, err := encodeChecksumBlob(codecSnapshots, cur, rp.compress)
+			enc, err := encodeChecksumBlob(codecSnapshots, cur, s.blobEncoding(rp))
 			if err != nil {
 				return err
 			}

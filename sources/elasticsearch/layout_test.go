@@ -1,7 +1,10 @@
 package elasticsearch_test
 
 import (
+	"bytes"
+	"compress/flate"
 	"errors"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -13,7 +16,9 @@ import (
 )
 
 // layouts are the repository layouts Elasticsearch has written since 5.x
-// (docs/ELASTICSEARCH.md), each with the layout the capture reports.
+// (docs/ELASTICSEARCH.md), each with the layout the capture reports. The
+// tests run them with SMILE payloads, as Elasticsearch writes them; the
+// other tests use the emulator's JSON.
 var layouts = []struct {
 	format, layout string
 }{
@@ -32,7 +37,7 @@ var layouts = []struct {
 func TestEveryLayout(t *testing.T) {
 	for _, l := range layouts {
 		t.Run(l.format, func(t *testing.T) {
-			e := newEnv(t, esemu.Options{RepositoryFormat: l.format})
+			e := newEnv(t, esemu.Options{RepositoryFormat: l.format, SMILE: true})
 			seed(e)
 			c := ctx(t)
 			if _, err := elasticsearch.Backup(c, e.cfg); err != nil {
@@ -55,6 +60,10 @@ func TestEveryLayout(t *testing.T) {
 			}
 			if data == 0 {
 				t.Fatalf("no data blob captured: %v", cp.Files())
+			}
+			shardIndex, _ := filepath.Glob(filepath.Join(e.cfg.Location, "indices", "*", "0", "index-*"))
+			if len(shardIndex) == 0 || !smilePayload(t, shardIndex[0]) {
+				t.Fatalf("shard index files %v: want a SMILE payload, as Elasticsearch writes", shardIndex)
 			}
 			want := map[string]map[string]string{
 				"mqm_sp1001_items": e.docs("mqm_sp1001_items"),
@@ -81,13 +90,30 @@ func TestEveryLayout(t *testing.T) {
 	}
 }
 
+// smilePayload reports whether the checksum blob at p holds a SMILE
+// payload (DEFLATE-compressed, as the repository's compress setting is on).
+func smilePayload(t *testing.T, p string) bool {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil || len(data) < 30 {
+		t.Fatalf("%s: %v", p, err)
+	}
+	payload := data[4+1+int(data[4])+4 : len(data)-16]
+	rest, ok := bytes.CutPrefix(payload, []byte("DFL\x00"))
+	if !ok {
+		return bytes.HasPrefix(payload, []byte(":)\n"))
+	}
+	raw, err := io.ReadAll(flate.NewReader(bytes.NewReader(rest)))
+	return err == nil && bytes.HasPrefix(raw, []byte(":)\n"))
+}
+
 // TestMissingDataBlobFailsBackup: a data blob a shard index file lists is
 // gone from the repository (damage, a hand-made cleanup): the backup fails
 // and names it, in every layout. Before, data blobs were taken as found.
 func TestMissingDataBlobFailsBackup(t *testing.T) {
 	for _, l := range layouts {
 		t.Run(l.format, func(t *testing.T) {
-			e := newEnv(t, esemu.Options{RepositoryFormat: l.format})
+			e := newEnv(t, esemu.Options{RepositoryFormat: l.format, SMILE: true})
 			seed(e)
 			var removed string
 			e.emu.AfterSnapshot(func(repo, snap string) {
@@ -114,7 +140,7 @@ func TestMissingDataBlobFailsBackup(t *testing.T) {
 func TestMissingShardIndexFailsBackup(t *testing.T) {
 	for _, l := range layouts {
 		t.Run(l.format, func(t *testing.T) {
-			e := newEnv(t, esemu.Options{RepositoryFormat: l.format})
+			e := newEnv(t, esemu.Options{RepositoryFormat: l.format, SMILE: true})
 			seed(e)
 			e.emu.AfterSnapshot(func(repo, snap string) {
 				files, _ := filepath.Glob(filepath.Join(e.cfg.Location, "indices", "*", "1", "index-*"))
