@@ -2,7 +2,6 @@ package repo_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -93,14 +92,7 @@ func TestDamagedKeyFiles(t *testing.T) {
 			st := memstore.New()
 			initRepo(t, st)
 			name := keyName(t, st)
-			if tc.edit != nil {
-				editJSON(t, st, name, tc.edit)
-			} else {
-				buf, _ := store.ReadAll(ctx, st, name)
-				if err := st.Put(ctx, name, tc.raw(buf)); err != nil {
-					t.Fatal(err)
-				}
-			}
+			damageObject(t, st, name, tc.edit, tc.raw)
 			_, err := repo.Open(ctx, st, "secret")
 			if !errors.Is(err, repo.ErrDamagedKey) || errors.Is(err, repo.ErrWrongPassword) {
 				t.Fatalf("got %v, want ErrDamagedKey and not ErrWrongPassword", err)
@@ -139,39 +131,38 @@ func TestInitRefusesKDFOutOfBounds(t *testing.T) {
 func TestDamagedConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		edit func(ctx context.Context, st store.Store, buf []byte) []byte
+		edit func(m map[string]any)
+		raw  func([]byte) []byte // instead of edit
 		msg  string
 	}{
-		{"oversized", func(_ context.Context, _ store.Store, b []byte) []byte {
-			return append(b, bytes.Repeat([]byte(" "), 1<<20)...)
-		}, "exceeds"},
-		{"no ID", func(_ context.Context, _ store.Store, b []byte) []byte {
-			var m map[string]any
-			_ = json.Unmarshal(b, &m)
-			delete(m, "id")
-			out, _ := json.Marshal(m)
-			return out
-		}, "repository ID"},
-		{"sealed cut", func(_ context.Context, _ store.Store, b []byte) []byte {
-			var m map[string]any
-			_ = json.Unmarshal(b, &m)
-			m["sealed"] = "AAAA"
-			out, _ := json.Marshal(m)
-			return out
-		}, "damaged"},
+		{"oversized", nil, func(b []byte) []byte { return append(b, bytes.Repeat([]byte(" "), 1<<20)...) }, "exceeds"},
+		{"no ID", func(m map[string]any) { delete(m, "id") }, nil, "repository ID"},
+		{"sealed cut", func(m map[string]any) { m["sealed"] = "AAAA" }, nil, "damaged"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := t.Context()
 			st := memstore.New()
 			initRepo(t, st)
-			buf, _ := store.ReadAll(ctx, st, "config")
-			if err := st.Put(ctx, "config", tc.edit(ctx, st, buf)); err != nil {
-				t.Fatal(err)
-			}
-			_, err := repo.Open(ctx, st, "secret")
+			damageObject(t, st, "config", tc.edit, tc.raw)
+			_, err := repo.Open(t.Context(), st, "secret")
 			if err == nil || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("got %v, want an error mentioning %q", err, tc.msg)
 			}
 		})
+	}
+}
+
+// damageObject rewrites the object name with edit (on its JSON) or raw.
+func damageObject(t *testing.T, st store.Store, name string, edit func(map[string]any), raw func([]byte) []byte) {
+	t.Helper()
+	if edit != nil {
+		editJSON(t, st, name, edit)
+		return
+	}
+	buf, err := store.ReadAll(t.Context(), st, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(t.Context(), name, raw(buf)); err != nil {
+		t.Fatal(err)
 	}
 }
