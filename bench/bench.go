@@ -157,6 +157,18 @@ func (b *bench) run(t tool, ds *dataset, rep int) runResult {
 	return res
 }
 
+// runRetention runs the retention protocol (retention.go) for one tool,
+// recording a failure in the result like run does.
+func (b *bench) runRetention(t retentionTool, snapshots int, seed uint64, rep int) runResult {
+	res := runResult{Rep: rep, Tool: t.name(), Dataset: dsRetention}
+	if err := b.retention(t, snapshots, seed, &res); err != nil {
+		res.Error = err.Error()
+		res.RestoreWrong = errors.Is(err, errRestoreWrong)
+		b.logf("[%s/%s] FAILED: %v", t.name(), dsRetention, err)
+	}
+	return res
+}
+
 // protocol: fresh repo; back up v1; mutate in place to v2; back up again;
 // restore the second snapshot into an empty dir and compare it with v2.
 func (b *bench) protocol(t tool, ds *dataset, res *runResult) error {

@@ -39,6 +39,7 @@ type config struct {
 	s3          bool   // also measure backup and copy to a MinIO server
 	minioBin    string // its binary
 	minioFound  bool   // whether one was found (the default of -s3)
+	retention   int    // snapshots in the retention history
 }
 
 func parseFlags() (config, error) {
@@ -55,7 +56,8 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.treeMiB, "tree-mib", 300, "size of the file tree in MiB")
 	flag.Uint64Var(&c.seed, "seed", 1, "data generator seed (same seed and sizes = same bytes)")
 	flag.StringVar(&tools, "tools", "cairn,restic,borg", "comma-separated tools to run")
-	flag.StringVar(&datasets, "datasets", "dump,tree", "comma-separated data sets to run")
+	flag.StringVar(&datasets, "datasets", "dump,tree,retention", "comma-separated data sets to run (retention: a history of 4-hourly snapshots, then forget --prune; cairn and restic)")
+	flag.IntVar(&c.retention, "retention-snapshots", 540, "snapshots in the retention history (540 = 90 days of 4-hourly backups)")
 	flag.StringVar(&cairnBin, "cairn", "./bin/cairn", "cairn binary")
 	flag.StringVar(&resticBin, "restic", "restic", "restic binary")
 	flag.StringVar(&borgBin, "borg", "borg", "borg binary")
@@ -81,7 +83,10 @@ func parseFlags() (config, error) {
 	if c.tools, err = parseList(tools, []string{"cairn", "restic", "borg"}); err != nil {
 		return c, fmt.Errorf("-tools: %w", err)
 	}
-	if c.datasets, err = parseList(datasets, []string{dsDump, dsTree}); err != nil {
+	if c.retention < 2 {
+		return c, errors.New("-retention-snapshots must be at least 2")
+	}
+	if c.datasets, err = parseList(datasets, []string{dsDump, dsTree, dsRetention}); err != nil {
 		return c, fmt.Errorf("-datasets: %w", err)
 	}
 	if c.dir, err = filepath.Abs(c.dir); err != nil {
@@ -259,6 +264,17 @@ func run(c config) error {
 			logf("== run %d of %d ==", rep, c.repeat)
 		}
 		for _, name := range c.datasets {
+			if name == dsRetention {
+				for _, t := range ts {
+					if rt, ok := t.(retentionTool); ok {
+						runs = append(runs, b.runRetention(rt, c.retention, c.seed, rep))
+					}
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+				}
+				continue
+			}
 			ds := dumpDataset(l, st)
 			if name == dsTree {
 				ds = treeDataset(l, st)
