@@ -199,7 +199,7 @@ restore)
 copy)
   target=$(loc "$3"); cp -a "$repo/data" "$target/"
   mode=rewrite; if [ -f "$target/replica" ]; then mode=packs; fi
-  echo "{\"mode\": \"$mode\", \"copied\": [{}, {}]}" ;;
+  echo "{\"targets\": [{\"mode\": \"$mode\", \"copied\": [{}, {}]}]}" ;;
 *) echo "unknown command $1" >&2; exit 2 ;;
 esac
 `
@@ -403,10 +403,11 @@ func TestBuildTableS3Rows(t *testing.T) {
 }
 
 func TestCopyChecks(t *testing.T) {
-	if err := checkCairnCopy(`{"mode": "packs", "copied": [{}, {}], "bytes": 5}`, "packs", 2); err != nil {
+	if err := checkCairnCopy(`{"targets": [{"mode": "packs", "copied": [{}, {}], "bytes": 5}]}`, "packs", 2); err != nil {
 		t.Error(err)
 	}
-	for _, out := range []string{`{"mode": "rewrite", "copied": [{}, {}]}`, `{"mode": "packs", "copied": [{}]}`, "copied snapshot 1 as 2"} {
+	for _, out := range []string{`{"targets": [{"mode": "rewrite", "copied": [{}, {}]}]}`, `{"targets": [{"mode": "packs", "copied": [{}]}]}`,
+		`{"targets": []}`, `{"mode": "packs", "copied": [{}, {}]}`, "copied snapshot 1 as 2"} {
 		if checkCairnCopy(out, "packs", 2) == nil {
 			t.Errorf("accepted %q", out)
 		}

@@ -131,16 +131,22 @@ func (t cairnTool) copyPlans(local, prefix string, url func(string) string, _ st
 	}
 }
 
-// checkCairnCopy checks cairn copy --json output: every snapshot copied, in
-// the expected mode.
+// checkCairnCopy checks cairn copy --json output (docs/JSON.md) for its one
+// target: every snapshot copied, in the expected mode.
 func checkCairnCopy(stdout, mode string, snapshots int) error {
-	var out struct {
-		Mode   string            `json:"mode"`
-		Copied []json.RawMessage `json:"copied"`
+	var all struct {
+		Targets []struct {
+			Mode   string            `json:"mode"`
+			Copied []json.RawMessage `json:"copied"`
+		} `json:"targets"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+	if err := json.Unmarshal([]byte(stdout), &all); err != nil {
 		return fmt.Errorf("cannot read copy --json output: %w\n%s", err, indentTail(stdout, 10))
 	}
+	if len(all.Targets) != 1 {
+		return fmt.Errorf("copy --json reported %d targets, want 1\n%s", len(all.Targets), indentTail(stdout, 10))
+	}
+	out := all.Targets[0]
 	if out.Mode != mode || len(out.Copied) != snapshots {
 		return fmt.Errorf("copy reported mode %q and %d snapshots copied, want mode %q and %d", out.Mode, len(out.Copied), mode, snapshots)
 	}

@@ -208,7 +208,7 @@ func doBackup(cmd *cobra.Command, g *globals, opts archive.Options, backup func(
 	after := err
 	el := time.Since(start)
 	if g.json {
-		out := backupJSON(res, el)
+		out := toBackupJSON(res, el)
 		if err := printJSON(g.stdout, out); err != nil {
 			return err
 		}
@@ -229,29 +229,4 @@ func doBackup(cmd *cobra.Command, g *globals, opts archive.Options, backup func(
 		return &exitError{code: exitPartial, err: fmt.Errorf("snapshot %s written, but %d files could not be read or changed while being read", res.ID.Short(), len(res.FileErrors))}
 	}
 	return nil
-}
-
-func backupJSON(res *archive.Result, el time.Duration) map[string]any {
-	skipped := make([]string, 0, len(res.Skipped))
-	for _, sk := range res.Skipped {
-		skipped = append(skipped, sk.Error())
-	}
-	errs := make([]string, 0, len(res.FileErrors))
-	for _, fe := range res.FileErrors {
-		errs = append(errs, fe.Error())
-	}
-	return map[string]any{
-		"id":               res.ID.String(),
-		"short_id":         res.ID.Short(),
-		"time":             res.Snapshot.Time,
-		"components":       res.Snapshot.Components,
-		"size":             res.Snapshot.Size(),
-		"added_bytes":      res.Saver.StoredBytes,
-		"added_blobs":      res.Saver.Blobs,
-		"added_packs":      res.Saver.Packs,
-		"skew_seconds":     res.Snapshot.Skew().Seconds(),
-		"duration_seconds": el.Seconds(),
-		"file_errors":      errs,
-		"skipped":          skipped,
-	}
 }

@@ -35,7 +35,7 @@ func newCheckCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				if err := printJSON(g.stdout, rep); err != nil {
+				if err := printJSON(g.stdout, toCheckJSON(rep)); err != nil {
 					return err
 				}
 			} else {

@@ -53,7 +53,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 			var probs *app.Problems
 			if errors.As(err, &probs) {
 				if g.json {
-					_ = printJSON(g.stdout, map[string]any{"file": path, "ok": false, "problems": probs.List})
+					_ = printJSON(g.stdout, configCheckJSON{File: path, OK: false, Problems: probs.List})
 				} else {
 					for _, p := range probs.List {
 						fmt.Fprintln(g.stdout, p)
@@ -65,7 +65,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return printJSON(g.stdout, map[string]any{"file": path, "ok": true, "problems": []string{}})
+				return printJSON(g.stdout, configCheckJSON{File: path, OK: true, Problems: []string{}})
 			}
 			fmt.Fprintf(g.stdout, "%s: ok: app %q, %d components:", path, cfg.App, len(cfg.Components))
 			for _, c := range cfg.Components {

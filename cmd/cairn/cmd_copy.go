@@ -75,11 +75,7 @@ or CAIRN_TO_PASSWORD.`,
 			results, err := replicate.CopyToAll(ctx, src, dsts, snaps, replicate.Options{Verify: f.verify, Progress: prog})
 			pp.Stop()
 			if g.json {
-				out := any(results)
-				if len(results) == 1 {
-					out = results[0] // one target: one object, as scripts expect
-				}
-				if jerr := printJSON(g.stdout, out); jerr != nil {
+				if jerr := printJSON(g.stdout, toCopyJSON(f.to, results)); jerr != nil {
 					return jerr
 				}
 				return err

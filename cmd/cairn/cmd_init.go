@@ -53,7 +53,7 @@ func newInitCmd(g *globals) *cobra.Command {
 			}
 			id := r.Config().ID
 			if g.json {
-				return printJSON(g.stdout, map[string]string{"id": id.String(), "repository": g.repo})
+				return printJSON(g.stdout, initJSON{ID: id.String(), Repository: g.repo})
 			}
 			fmt.Fprintf(g.stdout, "created repository %s at %s\n", id.Short(), g.repo)
 			fmt.Fprintln(g.stdout, "keep the password safe: without it the data cannot be read")

@@ -13,15 +13,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-type lsEntry struct {
-	Path    string    `json:"path"`
-	Type    string    `json:"type"`
-	Mode    string    `json:"mode"`
-	Size    uint64    `json:"size"`
-	ModTime time.Time `json:"mtime"`
-	Target  string    `json:"linktarget,omitempty"`
-}
-
 func newLsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "ls SNAPSHOT [COMPONENT[/PATH]]",
@@ -40,7 +31,7 @@ func newLsCmd(g *globals) *cobra.Command {
 			}
 			if len(args) == 1 {
 				if g.json {
-					return printJSON(g.stdout, sn.Components)
+					return printJSON(g.stdout, toComponentsJSON(sn.Components))
 				}
 				for _, c := range sn.Components {
 					fmt.Fprintf(g.stdout, "%-12s %-6s %8d files  %10s  %s\n", c.Name, c.Kind, c.Files, humanBytes(c.Size), c.Source)

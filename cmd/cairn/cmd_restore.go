@@ -81,7 +81,7 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 					return err
 				}
 				if g.json {
-					return printJSON(g.stdout, map[string]any{"snapshot": sn.ID.String(), "restored": true})
+					return printJSON(g.stdout, restoreLiveJSON{Snapshot: sn.ID.String(), Restored: true})
 				}
 				fmt.Fprintf(g.stdout, "snapshot %s restored to the application's live targets\n", sn.ID.Short())
 				return nil
@@ -124,14 +124,7 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 			el := time.Since(start)
 			if res != nil {
 				if g.json {
-					errs := make([]string, 0, len(res.Errors))
-					for _, e := range res.Errors {
-						errs = append(errs, e.Error())
-					}
-					if jerr := printJSON(g.stdout, map[string]any{
-						"snapshot": sn.ID.String(), "target": f.target, "files": res.Files, "dirs": res.Dirs,
-						"bytes": res.Bytes, "verified": f.verify && len(res.Errors) == 0, "duration_seconds": el.Seconds(), "errors": errs,
-					}); jerr != nil {
+					if jerr := printJSON(g.stdout, toRestoreJSON(sn.ID, f.target, res, f.verify, el)); jerr != nil {
 						return jerr
 					}
 				} else {

@@ -10,35 +10,10 @@ import (
 
 	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
 
 // snapshotJSON is the stable shape of `snapshots --json`.
-type snapshotJSON struct {
-	ID          string               `json:"id"`
-	ShortID     string               `json:"short_id"`
-	Time        time.Time            `json:"time"`
-	Host        string               `json:"host"`
-	App         string               `json:"app,omitempty"`
-	Tags        []string             `json:"tags"`
-	Size        uint64               `json:"size"`
-	SkewSeconds float64              `json:"skew_seconds"`
-	Program     string               `json:"program,omitempty"`
-	Components  []snapshot.Component `json:"components"`
-}
-
-func toSnapshotJSON(e repo.SnapshotEntry) snapshotJSON {
-	tags := e.Tags
-	if tags == nil {
-		tags = []string{}
-	}
-	return snapshotJSON{
-		ID: e.ID.String(), ShortID: e.ID.Short(), Time: e.Time, Host: e.Host, App: e.App, Tags: tags,
-		Size: e.Size(), SkewSeconds: e.Skew().Seconds(), Program: e.Program, Components: e.Components,
-	}
-}
-
 func newSnapshotsCmd(g *globals) *cobra.Command {
 	var sel app.Selection
 	cmd := &cobra.Command{

@@ -41,7 +41,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return printJSON(g.stdout, st)
+				return printJSON(g.stdout, toStatsJSON(st))
 			}
 			fmt.Fprintf(g.stdout, "snapshots:          %d\n", st.Snapshots)
 			fmt.Fprintf(g.stdout, "files:              %d\n", st.Files)

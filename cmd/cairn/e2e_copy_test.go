@@ -20,6 +20,19 @@ type copyOut struct {
 	Packs   uint64   `json:"packs"`
 }
 
+// copyResult decodes copy --json for one target: the one shape copy has
+// for one target or several, {"targets": [...]}.
+func copyResult(t *testing.T, r result) copyOut {
+	t.Helper()
+	out := decodeJSON[struct {
+		Targets []copyOut `json:"targets"`
+	}](t, r)
+	if len(out.Targets) != 1 {
+		t.Fatalf("copy --json: want one target, got %d:\n%s", len(out.Targets), r.stdout)
+	}
+	return out.Targets[0]
+}
+
 // TestCopyToAndFromMinIO replicates a local repository offsite to MinIO
 // and back: a replica sharing the data key receives whole packs, a copy
 // between unrelated repositories re-encrypts; each restores byte-identical,
@@ -47,11 +60,11 @@ func TestCopyToAndFromMinIO(t *testing.T) {
 	t.Setenv("CAIRN_FROM_PASSWORD", testPassword)
 	withPassword("offsite password", "-r", offsite, "init", "--create-bucket", "--replica-of", local, "--same-data-key")
 
-	out := decodeJSON[copyOut](t, mustCairn(t, nil, "copy", "--to", offsite, "--json", "--verify"))
+	out := copyResult(t, mustCairn(t, nil, "copy", "--to", offsite, "--json", "--verify"))
 	if out.Mode != "packs" || len(out.Copied) != 2 || out.Packs == 0 {
 		t.Fatalf("copy to the replica: %+v", out)
 	}
-	again := decodeJSON[copyOut](t, mustCairn(t, nil, "copy", "--to", offsite, "--json"))
+	again := copyResult(t, mustCairn(t, nil, "copy", "--to", offsite, "--json"))
 	if len(again.Copied) != 0 || len(again.Skipped) != 2 || again.Bytes != 0 {
 		t.Errorf("second copy sent something: %+v", again)
 	}
@@ -69,7 +82,7 @@ func TestCopyToAndFromMinIO(t *testing.T) {
 	withPassword("third", "-r", back, "init")
 	t.Setenv("CAIRN_TO_PASSWORD", "third")
 	t.Setenv("CAIRN_PASSWORD", "offsite password")
-	rb := decodeJSON[copyOut](t, mustCairn(t, nil, "-r", offsite, "copy", "--to", back, "--latest", "--json"))
+	rb := copyResult(t, mustCairn(t, nil, "-r", offsite, "copy", "--to", back, "--latest", "--json"))
 	t.Setenv("CAIRN_PASSWORD", testPassword)
 	if rb.Mode != "rewrite" || len(rb.Copied) != 1 {
 		t.Fatalf("copy back: %+v", rb)

@@ -78,7 +78,7 @@ func testEnv(t *testing.T) string {
 }
 
 // JSON shapes of the commands' output, as far as the tests read them.
-type componentJSON struct {
+type componentOut struct {
 	Name       string    `json:"name"`
 	Kind       string    `json:"kind"`
 	Tree       string    `json:"tree"`
@@ -93,25 +93,25 @@ type componentJSON struct {
 }
 
 type backupOut struct {
-	ID         string          `json:"id"`
-	ShortID    string          `json:"short_id"`
-	Time       time.Time       `json:"time"`
-	Components []componentJSON `json:"components"`
-	Size       uint64          `json:"size"`
-	AddedBytes uint64          `json:"added_bytes"`
-	AddedBlobs uint64          `json:"added_blobs"`
-	AddedPacks uint64          `json:"added_packs"`
-	FileErrors []string        `json:"file_errors"`
+	ID         string         `json:"id"`
+	ShortID    string         `json:"short_id"`
+	Time       time.Time      `json:"time"`
+	Components []componentOut `json:"components"`
+	Size       uint64         `json:"size"`
+	AddedBytes uint64         `json:"added_bytes"`
+	AddedBlobs uint64         `json:"added_blobs"`
+	AddedPacks uint64         `json:"added_packs"`
+	FileErrors []string       `json:"file_errors"`
 }
 
 type snapshotOut struct {
-	ID         string          `json:"id"`
-	ShortID    string          `json:"short_id"`
-	Time       time.Time       `json:"time"`
-	Host       string          `json:"host"`
-	Tags       []string        `json:"tags"`
-	Size       uint64          `json:"size"`
-	Components []componentJSON `json:"components"`
+	ID         string         `json:"id"`
+	ShortID    string         `json:"short_id"`
+	Time       time.Time      `json:"time"`
+	Host       string         `json:"host"`
+	Tags       []string       `json:"tags"`
+	Size       uint64         `json:"size"`
+	Components []componentOut `json:"components"`
 }
 
 type lsOut struct {
@@ -476,7 +476,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 					}
 				}
 				for _, c := range []struct {
-					got              componentJSON
+					got              componentOut
 					name, kind, src  string
 					size, files, dir uint64
 				}{
@@ -595,7 +595,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 				if r.code != 0 {
 					t.Fatalf("ls %s: %v", tc.ref, r)
 				}
-				comps := decodeJSON[[]componentJSON](t, r)
+				comps := decodeJSON[[]componentOut](t, r)
 				wantSnap := s1
 				if tc.want == s2.ID {
 					wantSnap = s2

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/archive"
+	"github.com/cairn-backup/cairn/repo/check"
+	"github.com/cairn-backup/cairn/repo/replicate"
+	"github.com/cairn-backup/cairn/repo/restore"
+	"github.com/cairn-backup/cairn/repo/stats"
+	"github.com/cairn-backup/cairn/snapshot"
+)
+
+var updateJSON = flag.Bool("update", false, "rewrite testdata/json from the current output types")
+
+// TestJSONShapes pins every --json result: each output type, filled from
+// the internal structs it is made of, must marshal to testdata/json/NAME.json
+// byte for byte, and docs/JSON.md must show that same example. A renamed
+// field in a manifest or report therefore shows here, not in a user's
+// script. Run with -update after a deliberate change, and update the
+// docs.
+func TestJSONShapes(t *testing.T) {
+	id := func(s string) chunk.ID { return chunk.ObjectID([]byte(s)) }
+	at := time.Date(2026, 11, 30, 4, 0, 0, 0, time.UTC)
+	comps := []snapshot.Component{
+		{Name: "db", Kind: snapshot.KindStream, Tree: id("t1"), Source: "pg_dump -Fc app", Size: 1048576, Files: 1, Started: at, Finished: at.Add(3 * time.Second),
+			AddedBytes: 524288, Meta: map[string]string{"command": "pg_dump -Fc app", "exit": "0"}},
+		{Name: "files", Kind: snapshot.KindTree, Tree: id("t2"), Source: "/srv/files", Size: 2097152, Files: 12, Dirs: 3, Started: at.Add(3 * time.Second),
+			Finished: at.Add(5 * time.Second), AddedBytes: 4096, Errors: 1},
+	}
+	sn := &snapshot.Snapshot{Time: at, Host: "app1", App: "alm", Tags: []string{"nightly"}, Program: "cairn v1", Components: comps}
+	outputs := map[string]any{
+		"backup": toBackupJSON(&archive.Result{
+			ID: id("sn"), Snapshot: sn,
+			FileErrors: []archive.FileError{{Component: "files", Path: "locked.db", Err: errors.New("permission denied")}},
+			Skipped:    []archive.FileError{{Component: "files", Path: "run/app.sock", Err: errors.New("socket: not stored")}},
+			Saver:      repo.SaverStats{Blobs: 7, StoredBytes: 528384, Packs: 1},
+		}, 5*time.Second),
+		"check": toCheckJSON(&check.Report{
+			Snapshots: 2, Trees: 5, Blobs: 40, Packs: 3, ReadBytes: 3145728,
+			Errors:     []string{"files/a.bin: data blob 1a2b3c4d is missing or damaged"},
+			Damaged:    []check.PackDamage{{Pack: id("p1"), Reason: "content does not match its name", Blobs: []chunk.ID{id("b1")}}},
+			Warnings:   []string{"stray object data/zz"},
+			MissingFor: []string{"0a1b2c3d: 1 blobs unreadable"},
+		}),
+		"config-check": configCheckJSON{File: "cairn.yaml", OK: false, Problems: []string{"cairn.yaml:4: component files: tree: no such directory"}},
+		"copy": toCopyJSON([]string{"s3:https://offsite.example/bucket/alm", "/mnt/usb/alm"}, []*replicate.Result{
+			{Mode: replicate.CopyPacks, Copied: []replicate.CopiedSnapshot{{Source: id("s1"), Target: id("c1")}}, Skipped: []chunk.ID{id("s0")}, Packs: 2, Bytes: 33554432},
+			{Mode: replicate.CopyRewrite, Copied: []replicate.CopiedSnapshot{{Source: id("s1"), Target: id("c2")}}, Blobs: 9, Bytes: 1048576},
+		}),
+		"init":          initJSON{ID: id("repo").String(), Repository: "/srv/backup/alm"},
+		"ls":            []lsEntry{{Path: "files/docs/a.txt", Type: "file", Mode: "-rw-r--r--", Size: 12, ModTime: at}, {Path: "files/docs/link", Type: "symlink", Mode: "Lrwxrwxrwx", ModTime: at, Target: "a.txt"}},
+		"ls-components": toComponentsJSON(comps),
+		"restore": toRestoreJSON(id("sn"), "/srv/restore", &restore.Result{Files: 12, Dirs: 3, Bytes: 3145728,
+			Errors: []restore.Error{{Path: "files/a.bin", Err: errors.New("data blob 1a2b3c4d in pack 5e6f7a8b: corrupt")}}}, true, 2*time.Second),
+		"restore-live": restoreLiveJSON{Snapshot: id("sn").String(), Restored: true},
+		"snapshots":    []snapshotJSON{toSnapshotJSON(repo.SnapshotEntry{ID: id("sn"), Snapshot: sn})},
+		"stats": toStatsJSON(&stats.Stats{Snapshots: 2, LogicalBytes: 6291456, Files: 26, UniqueBlobs: 30, UniqueRawBytes: 3145728, StoredBytes: 1048576,
+			DedupRatio: 2, CompressionRatio: 3, RepositoryBytes: 1100000,
+			Components: []stats.ComponentStats{{Name: "db", LogicalBytes: 2097152, UniqueRawBytes: 1048576, StoredBytes: 524288, DedupRatio: 2, CompressionRatio: 2}}}),
+	}
+	docs, err := os.ReadFile(filepath.Join("..", "..", "docs", "JSON.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range outputs {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := printJSON(&buf, v); err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", "json", name+".json")
+			if *updateJSON {
+				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestJSONShapes -update to create it)", err)
+			}
+			if !bytes.Equal(buf.Bytes(), want) {
+				t.Errorf("%s --json changed shape; if on purpose, run with -update and update docs/JSON.md.\ngot:\n%s\nwant:\n%s", name, buf.Bytes(), want)
+			}
+			if !strings.Contains(string(docs), "```json\n"+string(want)+"```") {
+				t.Errorf("docs/JSON.md does not show %s as its example:\n%s", golden, want)
+			}
+		})
+	}
+}
