@@ -265,6 +265,11 @@ func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, id chunk.ID,
 
 func (r *Repository) loadBlobAt(ctx context.Context, loc index.Location, dst []byte) ([]byte, error) {
 	b := loc.Blob
+	// The index is sealed, but a key holder can forge it: its lengths are
+	// checked before they size a read.
+	if limit := r.rawLimit(b.Type); b.RawLength > limit || uint64(b.Length) > maxStoredLength(limit) {
+		return nil, fmt.Errorf("%w: %v blob %v: raw length %d, stored length %d: more than a blob of at most %d bytes takes", pack.ErrCorrupt, b.Type, b.ID.Short(), b.RawLength, b.Length, limit)
+	}
 	stored, err := store.ReadRange(ctx, r.st, PackName(loc.Pack), int64(b.Offset), int(b.Length))
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)
@@ -290,11 +295,22 @@ func (r *Repository) DecodeBlob(dst []byte, b pack.Blob, stored []byte) ([]byte,
 // length no writer of this repository produces: data blobs are at most the
 // chunker's maximum, trees at most snapshot.MaxTreeSize.
 func (r *Repository) decodeBlob(dst []byte, b pack.Blob, stored []byte) ([]byte, error) {
-	limit := uint32(snapshot.MaxTreeSize)
-	if b.Type == pack.DataBlob {
-		limit = uint32(r.chunker.MaxSize)
+	return pack.DecodeLimit(&r.key, dst, b, stored, r.rawLimit(b.Type))
+}
+
+// rawLimit is the largest plaintext a blob of type t can have here.
+func (r *Repository) rawLimit(t pack.BlobType) uint32 {
+	if t == pack.DataBlob {
+		return uint32(r.chunker.MaxSize)
 	}
-	return pack.DecodeLimit(&r.key, dst, b, stored, limit)
+	return snapshot.MaxTreeSize
+}
+
+// maxStoredLength bounds the stored form of a blob of at most limit bytes:
+// zstd's worst case grows incompressible input by limit/256 + 64 bytes
+// (ZSTD_COMPRESSBOUND); limit/64 + 1 KiB is well above it.
+func maxStoredLength(limit uint32) uint64 {
+	return uint64(limit) + uint64(limit)/64 + 1024 + pack.Overhead
 }
 
 // ReadPack reads a whole pack and checks it against its name.

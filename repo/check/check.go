@@ -221,7 +221,9 @@ func (c *checker) readPacks(ctx context.Context, ids []chunk.ID, sizes map[chunk
 func (c *checker) readPack(ctx context.Context, id chunk.ID) *PackDamage {
 	r := c.r
 	want := r.Index().PackBlobs(id)
-	buf, err := store.ReadAll(ctx, r.Store(), repo.PackName(id))
+	// Never more than the pack's blobs need: an object a store inflated
+	// is damage (its size was reported), not a reason to allocate.
+	buf, err := store.ReadAtMost(ctx, r.Store(), repo.PackName(id), expectedPackSize(want))
 	if err != nil {
 		return &PackDamage{Pack: id, Reason: "unreadable: " + err.Error(), Blobs: blobIDs(want)}
 	}
