@@ -15,7 +15,7 @@ import (
 // esLayouts are the snapshot repository layouts Elasticsearch has written
 // since 5.x (docs/ELASTICSEARCH.md), as the emulator writes them (with
 // SMILE payloads, like Elasticsearch).
-var esLayouts = []string{esemu.Format56, esemu.Format68, esemu.Format710, esemu.FormatCurrent}
+var esLayouts = []string{esemu.Format56, esemu.Format68, esemu.Format76, esemu.Format710, esemu.FormatCurrent}
 
 // esOnly is an application with one component: an index pattern of an
 // emulated cluster whose repository is in the given layout.

@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pathRepo := fs.String("path-repo", "", "the node's path.repo: fs repositories must lie below it (created if missing; default: a temporary directory removed on exit)")
 	version := fs.String("version", esemu.DefaultVersion, "Elasticsearch version to report")
 	format := fs.String("repository-format", esemu.FormatCurrent, "snapshot repository layout to write: "+
-		esemu.Format56+", "+esemu.Format68+" (numeric shard generations), "+esemu.Format710+" or "+esemu.FormatCurrent+" (7.12 and later)")
+		esemu.Format56+", "+esemu.Format68+" (numeric shard generations), "+esemu.Format76+", "+esemu.Format710+" or "+esemu.FormatCurrent+" (7.12 and later)")
 	smile := fs.Bool("smile", false, "write metadata blob payloads in SMILE, as Elasticsearch does (default JSON, easier to read)")
 	seedFlag := fs.Bool("seed", false, "create the sample indices mqm_sp1001_issues, mqm_sp1001_comments and mqm_sp1002_issues")
 	urlFile := fs.String("url-file", "", "also write the URL to this file")

@@ -13,11 +13,15 @@ import (
 // it still holds, whatever its own version: a 7.17 or 8.x cluster that
 // took over a repository holding a snapshot from before 7.6 keeps writing
 // the numeric layout until that snapshot is deleted. The layouts are
-// described in docs/ELASTICSEARCH.md; each was compared with repositories
-// real Elasticsearch wrote (5.6, 6.8 and 7.10 ones).
+// described in docs/ELASTICSEARCH.md; 5.6, 6.8 and 7.10 were compared with
+// repositories real Elasticsearch of those versions wrote.
 const (
 	Format56 = "5.6" // numeric shard index-N, blobs __0, __1… (base 36), index metadata per snapshot
 	Format68 = "6.8" // numeric shard index-N, __<uuid> blobs, index metadata per snapshot, incompatible-snapshots
+	// Format76: shard_generations (uuids) and v__ virtual files, index
+	// metadata still per snapshot (7.6 to 7.8). Put together from the
+	// source; no real repository of these versions was at hand.
+	Format76 = "7.6"
 	// Format710: shard_generations (uuids), v__ virtual files, index
 	// metadata deduplicated through index_metadata_identifiers.
 	Format710 = "7.10"
@@ -44,12 +48,14 @@ func parseFormat(name string) (repoFormat, error) {
 		return repoFormat{name: name, numericShardGens: true, counterBlobNames: true, metaBySnapshot: true}, nil
 	case Format68:
 		return repoFormat{name: name, numericShardGens: true, metaBySnapshot: true, incompatibleFile: true}, nil
+	case Format76:
+		return repoFormat{name: name, virtualFiles: true, snapshotVersion: true, metaBySnapshot: true}, nil
 	case Format710:
 		return repoFormat{name: name, virtualFiles: true, snapshotVersion: true}, nil
 	case FormatCurrent, "":
 		return repoFormat{name: FormatCurrent, virtualFiles: true, snapshotVersion: true, repoUUID: true}, nil
 	}
-	return repoFormat{}, fmt.Errorf("esemu: unknown repository format %q (want %s, %s, %s or %s)", name, Format56, Format68, Format710, FormatCurrent)
+	return repoFormat{}, fmt.Errorf("esemu: unknown repository format %q (want %s, %s, %s, %s or %s)", name, Format56, Format68, Format76, Format710, FormatCurrent)
 }
 
 // nextShardGen names the shard index file that follows old: index-(N+1)

@@ -231,8 +231,10 @@ func (s *Server) writeRepoData(r *repo, d *repoData, gen int64) (int64, error) {
 		}
 		out.ClusterID = s.clusterUUID
 		out.MinVersion = "7.12.0"
-	case !f.numericShardGens:
+	case !f.numericShardGens && !f.metaBySnapshot:
 		out.UUID, out.ClusterID, out.MinVersion = "", "", "7.9.0"
+	case !f.numericShardGens:
+		out.UUID, out.ClusterID, out.MinVersion = "", "", nil
 	default:
 		out.UUID, out.ClusterID, out.MinVersion = "", "", nil
 		out.Indices = map[string]*rdIndex{}

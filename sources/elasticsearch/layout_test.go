@@ -24,6 +24,7 @@ var layouts = []struct {
 }{
 	{esemu.Format56, "index-meta:snapshot,shard-gen:numeric"},
 	{esemu.Format68, "index-meta:snapshot,shard-gen:numeric"},
+	{esemu.Format76, "index-meta:snapshot,shard-gen:uuid"},
 	{esemu.Format710, "index-meta:identifier,shard-gen:uuid"},
 	{esemu.FormatCurrent, "index-meta:identifier,shard-gen:uuid"},
 }
