@@ -169,21 +169,31 @@ func (b *bench) runRetention(t retentionTool, snapshots int, seed uint64, rep in
 	return res
 }
 
-// protocol: fresh repo; back up v1; mutate in place to v2; back up again;
-// restore the second snapshot into an empty dir and compare it with v2.
-func (b *bench) protocol(t tool, ds *dataset, res *runResult) error {
-	repo, cache, target := b.l.repo(t.name(), ds.name), b.l.cache(t.name(), ds.name), b.l.restore(t.name(), ds.name)
+// freshDirs empties the repository, cache and restore directories of a
+// tool and data set, and returns the repository, the restore target and
+// the tool's environment.
+func (b *bench) freshDirs(t tool, ds string) (repo, target string, env []string, err error) {
+	repo, cache, target := b.l.repo(t.name(), ds), b.l.cache(t.name(), ds), b.l.restore(t.name(), ds)
 	for _, p := range []string{repo, cache, target} {
 		if err := os.RemoveAll(p); err != nil {
-			return err
+			return "", "", nil, err
 		}
 	}
 	for _, p := range []string{filepath.Dir(repo), cache, target} {
 		if err := os.MkdirAll(p, 0o755); err != nil {
-			return err
+			return "", "", nil, err
 		}
 	}
-	env := append(cleanEnv(), t.env(repo, cache)...)
+	return repo, target, append(cleanEnv(), t.env(repo, cache)...), nil
+}
+
+// protocol: fresh repo; back up v1; mutate in place to v2; back up again;
+// restore the second snapshot into an empty dir and compare it with v2.
+func (b *bench) protocol(t tool, ds *dataset, res *runResult) error {
+	repo, target, env, err := b.freshDirs(t, ds.name)
+	if err != nil {
+		return err
+	}
 	spec := func(args []string, stdin, dir string) cmdSpec {
 		return cmdSpec{Path: t.path(), Args: args, Env: env, Stdin: stdin, Dir: dir}
 	}
@@ -194,7 +204,6 @@ func (b *bench) protocol(t tool, ds *dataset, res *runResult) error {
 	if _, err := runCmd(b.ctx, spec(t.initArgs(repo), "", "")); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	var err error
 	if res.RepoAfterInit, err = dirSize(repo); err != nil {
 		return err
 	}

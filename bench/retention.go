@@ -138,19 +138,11 @@ func textBlock(seed, n uint64, size int) []byte {
 // the history, forget+prune (timed), restore of the newest snapshot
 // compared with the application's last state.
 func (b *bench) retention(t retentionTool, snapshots int, seed uint64, res *runResult) error {
-	repo, cache, target := b.l.repo(t.name(), dsRetention), b.l.cache(t.name(), dsRetention), b.l.restore(t.name(), dsRetention)
+	repo, target, env, err := b.freshDirs(t, dsRetention)
+	if err != nil {
+		return err
+	}
 	src := filepath.Join(b.l.root, "retention", "live")
-	for _, p := range []string{repo, cache, target} {
-		if err := os.RemoveAll(p); err != nil {
-			return err
-		}
-	}
-	for _, p := range []string{filepath.Dir(repo), cache, target} {
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			return err
-		}
-	}
-	env := append(cleanEnv(), t.env(repo, cache)...)
 	spec := func(args []string, dir string) cmdSpec {
 		return cmdSpec{Path: t.path(), Args: args, Env: env, Dir: dir}
 	}

@@ -298,19 +298,14 @@ func applyGroup(snaps []*Snapshot, idx []int, p Policy, loc *time.Location) []De
 		return out
 	}
 	newest := snaps[idx[0]].Time
-	counted := []*bucketRule{
-		{name: "hourly", count: p.Hourly, key: hourKey},
-		{name: "daily", count: p.Daily, key: dayKey},
-		{name: "weekly", count: p.Weekly, key: weekKey},
-		{name: "monthly", count: p.Monthly, key: monthKey},
-		{name: "yearly", count: p.Yearly, key: yearKey},
-	}
-	within := []*bucketRule{
-		{name: "hourly", within: p.WithinHourly, key: hourKey},
-		{name: "daily", within: p.WithinDaily, key: dayKey},
-		{name: "weekly", within: p.WithinWeekly, key: weekKey},
-		{name: "monthly", within: p.WithinMonthly, key: monthKey},
-		{name: "yearly", within: p.WithinYearly, key: yearKey},
+	names := []string{"hourly", "daily", "weekly", "monthly", "yearly"}
+	keys := []func(time.Time) int{hourKey, dayKey, weekKey, monthKey, yearKey}
+	counts := []int{p.Hourly, p.Daily, p.Weekly, p.Monthly, p.Yearly}
+	withins := []Duration{p.WithinHourly, p.WithinDaily, p.WithinWeekly, p.WithinMonthly, p.WithinYearly}
+	var counted, within []*bucketRule
+	for i, name := range names {
+		counted = append(counted, &bucketRule{name: name, count: counts[i], key: keys[i]})
+		within = append(within, &bucketRule{name: name, within: withins[i], key: keys[i]})
 	}
 	for nr, i := range idx {
 		s := snaps[i]
