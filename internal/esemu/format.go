@@ -97,11 +97,16 @@ func numericShardGens(loc string, d *repoData) {
 		if len(rdi.ShardGenerations) > 0 {
 			continue
 		}
-		for s := 0; ; s++ {
-			entries, err := os.ReadDir(filepath.Join(loc, "indices", rdi.ID, strconv.Itoa(s)))
-			if err != nil {
-				break
+		idir := filepath.Join(loc, "indices", rdi.ID)
+		dirs, _ := os.ReadDir(idir)
+		shards := 0 // a shard that failed in every snapshot has no directory
+		for _, d := range dirs {
+			if n, err := strconv.Atoi(d.Name()); err == nil && d.IsDir() && n >= shards {
+				shards = n + 1
 			}
+		}
+		for s := range shards {
+			entries, _ := os.ReadDir(filepath.Join(idir, strconv.Itoa(s)))
 			best := int64(-1)
 			for _, e := range entries {
 				if g, ok := strings.CutPrefix(e.Name(), "index-"); ok {

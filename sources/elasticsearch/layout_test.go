@@ -198,3 +198,32 @@ func TestUnknownLayoutRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestPartialSnapshotEveryLayout: a PARTIAL snapshot (shard 0 of an index
+// failed) is captured with the shards that succeeded, in every layout; the
+// proof counts its successful shards, not all of them. A later complete
+// snapshot still captures.
+func TestPartialSnapshotEveryLayout(t *testing.T) {
+	for _, l := range layouts {
+		t.Run(l.format, func(t *testing.T) {
+			e := newEnv(t, esemu.Options{RepositoryFormat: l.format, SMILE: true})
+			seed(e)
+			e.cfg.AllowPartial = true
+			e.emu.FailShard("mqm_sp1001_items", 0)
+			cp, err := elasticsearch.Backup(ctx(t), e.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cp.Meta()["snapshot_state"]; got != "PARTIAL" {
+				t.Fatalf("state %s, want PARTIAL", got)
+			}
+			if err := cp.Finish(ctx(t)); err != nil {
+				t.Fatal(err)
+			}
+			e.emu.ClearFaults()
+			if _, err := elasticsearch.Backup(ctx(t), e.cfg); err != nil {
+				t.Fatalf("complete snapshot after a partial one: %v", err)
+			}
+		})
+	}
+}
