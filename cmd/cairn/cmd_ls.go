@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,7 +58,7 @@ func newLsCmd(g *globals) *cobra.Command {
 			}
 			base := strings.Trim(args[1], "/")
 			if node.Type == snapshot.Dir {
-				err = walkNodes(ctx, r, *node.Subtree, base, emit)
+				err = lsTree(ctx, r, *node.Subtree, base, emit)
 			} else {
 				emit(base, node)
 			}
@@ -86,20 +87,35 @@ func modeString(n *snapshot.Node) string {
 	return m.String()
 }
 
-func walkNodes(ctx context.Context, r *repo.Repository, id chunk.ID, dir string, fn func(string, *snapshot.Node)) error {
-	t, err := r.LoadTree(ctx, id)
+// lsTree calls fn for every node below the tree id, in the order of a
+// depth-first listing: each directory's entries by name, a subdirectory's
+// contents right after the subdirectory itself.
+func lsTree(ctx context.Context, r *repo.Repository, id chunk.ID, dir string, fn func(string, *snapshot.Node)) error {
+	type entry struct {
+		path []string
+		node *snapshot.Node
+	}
+	var all []entry
+	err := r.NewWalker(repo.WalkOptions{EveryPath: true}).Walk(ctx, dir, id, repo.Visitor{
+		Tree: func(p string, _ chunk.ID, t *snapshot.Tree, err error) error {
+			if err != nil {
+				return err
+			}
+			for i := range t.Nodes {
+				n := &t.Nodes[i]
+				all = append(all, entry{strings.Split(path.Join(p, n.Name), "/"), n})
+			}
+			return nil
+		},
+	})
 	if err != nil {
 		return err
 	}
-	for i := range t.Nodes {
-		n := &t.Nodes[i]
-		p := path.Join(dir, n.Name)
-		fn(p, n)
-		if n.Type == snapshot.Dir {
-			if err := walkNodes(ctx, r, *n.Subtree, p, fn); err != nil {
-				return err
-			}
-		}
+	// The walk gives a tree's entries before its subdirectories' contents;
+	// comparing paths element by element puts each after its directory.
+	slices.SortStableFunc(all, func(a, b entry) int { return slices.Compare(a.path, b.path) })
+	for _, e := range all {
+		fn(strings.Join(e.path, "/"), e.node)
 	}
 	return nil
 }
