@@ -34,8 +34,12 @@ type Repository struct {
 	indexLoaded bool
 	indexFiles  []chunk.ID // loaded index files, for compaction later
 	indexListed []chunk.ID // every index file LoadIndex listed, superseded ones too
-	lockTiming  LockTiming // guarded by mu
-	locks       []*Lock    // guarded by mu: held locks, checked before a snapshot is saved
+	// onDamagedIndex, when set, lets LoadIndex skip damaged index files
+	// (TolerateDamagedIndex); indexDamaged lists those it skipped.
+	onDamagedIndex func(IndexDamage)
+	indexDamaged   []IndexDamage
+	lockTiming     LockTiming // guarded by mu
+	locks          []*Lock    // guarded by mu: held locks, checked before a snapshot is saved
 }
 
 func newRepository(st store.Store, cfg Config, mk masterKey, params chunk.Params) *Repository {
@@ -151,11 +155,16 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 		return err
 	}
 	files := make([]*index.File, len(ids))
+	damage := make([]error, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, id := range ids {
 		g.Go(func() error {
 			f, err := r.loadIndexFile(gctx, id)
+			if err != nil && isDamage(err) && gctx.Err() == nil {
+				damage[i] = err // judged below, once Supersedes are known
+				return nil
+			}
 			files[i] = f
 			return err
 		})
@@ -165,14 +174,36 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	}
 	superseded := map[chunk.ID]bool{}
 	for _, f := range files {
+		if f == nil {
+			continue
+		}
 		for _, s := range f.Supersedes {
 			superseded[s] = true
 		}
 	}
+	var damaged []IndexDamage
+	for i, err := range damage {
+		// A damaged file another file supersedes (repair index wrote its
+		// replacement and crashed before deleting it) costs nothing.
+		if err != nil && !superseded[ids[i]] {
+			damaged = append(damaged, IndexDamage{ID: ids[i], Err: err})
+		}
+	}
+	if len(damaged) > 0 && r.onDamagedIndex == nil {
+		errs := make([]error, len(damaged))
+		for i, d := range damaged {
+			errs[i] = d.Err
+		}
+		return fmt.Errorf("%w (run 'cairn repair index'): %w", ErrDamagedIndex, errors.Join(errs...))
+	}
+	for _, d := range damaged {
+		r.onDamagedIndex(d)
+	}
+	r.indexDamaged = damaged
 	r.indexListed = ids
 	live := make([]*index.File, 0, len(files))
 	for i, f := range files {
-		if superseded[ids[i]] {
+		if f == nil || superseded[ids[i]] {
 			continue
 		}
 		live = append(live, f)
@@ -185,6 +216,45 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	return nil
 }
 
+// ErrDamagedIndex is returned by LoadIndex when an index file cannot be
+// read back (corrupt, not authenticated, not decodable) and the caller has
+// not said, with TolerateDamagedIndex, that it can go on without it.
+var ErrDamagedIndex = errors.New("repo: damaged index file")
+
+// IndexDamage is an index file LoadIndex could not use.
+type IndexDamage struct {
+	ID  chunk.ID
+	Err error
+}
+
+// TolerateDamagedIndex lets LoadIndex go on without index files that are
+// damaged, calling warn for each (before LoadIndex returns). Their entries
+// are missing, so blobs only they listed look absent: a backup stores such
+// blobs again, a restore reports the files it cannot find. Safe for those
+// jobs and for check (which reports the damage); never for prune, which
+// would take the packs those files named for garbage. Call before
+// LoadIndex.
+func (r *Repository) TolerateDamagedIndex(warn func(IndexDamage)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onDamagedIndex = warn
+}
+
+// DamagedIndex returns the index files LoadIndex went on without.
+func (r *Repository) DamagedIndex() []IndexDamage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.indexDamaged)
+}
+
+// isDamage tells a damaged object (bytes that do not match the name, do
+// not authenticate or do not decode) from a failure to read it.
+func isDamage(err error) bool {
+	return errors.Is(err, ErrCorruptObject) || errors.Is(err, errIndexUndecodable)
+}
+
+var errIndexUndecodable = errors.New("index file does not decrypt or decode")
+
 func (r *Repository) loadIndexFile(ctx context.Context, id chunk.ID) (*index.File, error) {
 	buf, err := r.readObject(ctx, indexName(id), id)
 	if err != nil {
@@ -192,11 +262,11 @@ func (r *Repository) loadIndexFile(ctx context.Context, id chunk.ID) (*index.Fil
 	}
 	plain, err := pack.Open(&r.key, nil, buf, adIndex)
 	if err != nil {
-		return nil, fmt.Errorf("load index %s: %w", id.Short(), err)
+		return nil, fmt.Errorf("load index %s: %w: %w", id.Short(), errIndexUndecodable, err)
 	}
 	f, err := index.Decode(plain)
 	if err != nil {
-		return nil, fmt.Errorf("load index %s: %w", id.Short(), err)
+		return nil, fmt.Errorf("load index %s: %w: %w", id.Short(), errIndexUndecodable, err)
 	}
 	return f, nil
 }

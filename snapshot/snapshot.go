@@ -69,8 +69,19 @@ type Snapshot struct {
 	// Original is the ID of the snapshot this one was copied from (by
 	// cairn copy; through chains of copies, the first one), so a copy is
 	// recognised in the target and not made twice.
-	Original   *chunk.ID   `json:"original,omitempty"`
+	Original *chunk.ID `json:"original,omitempty"`
+	// Repaired is set on a snapshot cairn repair snapshots wrote in place
+	// of a damaged one: what it was made from and how much was left out.
+	Repaired   *Repaired   `json:"repaired,omitempty"`
 	Components []Component `json:"components"`
+}
+
+// Repaired records that a snapshot is a repaired copy of another, without
+// the files and directories whose data was lost.
+type Repaired struct {
+	From chunk.ID  `json:"from"` // the damaged snapshot
+	Time time.Time `json:"time"`
+	Lost uint64    `json:"lost"` // files and directories left out
 }
 
 // Skew is the time from the first component's start to the last one's end:

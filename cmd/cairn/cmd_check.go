@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/check"
@@ -41,6 +42,14 @@ func newCheckCmd(g *globals) *cobra.Command {
 			} else {
 				for _, w := range rep.Warnings {
 					fmt.Fprintf(g.stdout, "warning: %s\n", w)
+				}
+				if n := len(rep.TempFiles); n > 0 {
+					var size int64
+					for _, f := range rep.TempFiles {
+						fmt.Fprintf(g.stdout, "orphaned temporary file %s (%s, %s)\n", f.Name, humanBytes(uint64(f.Size)), f.ModTime.Format(time.DateTime))
+						size += f.Size
+					}
+					fmt.Fprintf(g.stdout, "warning: %d temporary files (%s) left by interrupted writes; 'cairn repair' removes them\n", n, humanBytes(uint64(size)))
 				}
 				for _, d := range rep.Damaged {
 					fmt.Fprintf(g.stdout, "damaged pack %s: %s\n", d.Pack, d.Reason)

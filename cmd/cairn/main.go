@@ -120,6 +120,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newStatsCmd(g),
 		newConfigCmd(g),
 		newCopyCmd(g),
+		newRepairCmd(g),
 		newForgetCmd(g),
 		newPruneCmd(g),
 	)

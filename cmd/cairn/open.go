@@ -158,6 +158,15 @@ func (g *globals) openRepoAt(ctx context.Context, loc string, password func() (s
 		st.Close()
 		return nil, nil, err
 	}
+	if purpose != "prune" && purpose != "repair" && purpose != "check" {
+		// These jobs can go on without a damaged index file: what only it
+		// listed looks absent, which costs a backup a re-upload and a
+		// restore the files it names (reported). Prune cannot: it would
+		// take the packs that file named for garbage. Check reports it.
+		r.TolerateDamagedIndex(func(d repo.IndexDamage) {
+			fmt.Fprintf(g.stderr, "cairn: warning: damaged index file %s ignored (%v); blobs only it lists look absent until 'cairn repair index' rebuilds the index from the packs\n", d.ID.Short(), d.Err)
+		})
+	}
 	kind := repo.LockShared
 	if exclusive {
 		kind = repo.LockExclusive

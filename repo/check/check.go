@@ -54,6 +54,9 @@ type Report struct {
 	Damaged    []PackDamage `json:"damaged_packs,omitempty"`
 	Warnings   []string     `json:"warnings,omitempty"`
 	MissingFor []string     `json:"affected_snapshots,omitempty"`
+	// TempFiles are temporary files a killed process left in a local
+	// store (older than repo.TempInFlight): garbage, removed by repair.
+	TempFiles []store.TempFile `json:"temp_files,omitempty"`
 }
 
 // OK reports whether check found no damage.
@@ -96,9 +99,19 @@ func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, erro
 	if err != nil {
 		return nil, err
 	}
+	// A damaged index file is damage to report, not a reason to stop:
+	// the rest of the check says what its loss costs.
+	r.TolerateDamagedIndex(func(d repo.IndexDamage) {
+		c.errorf("damaged index file %s: %v (every pack may be intact: 'cairn repair index' rebuilds the index from the packs)", d.ID, d.Err)
+	})
 	if err := r.LoadIndex(ctx); err != nil {
 		return nil, err
 	}
+	temps, err := r.OrphanedTempFiles(ctx, repo.TempInFlight)
+	if err != nil {
+		return nil, err
+	}
+	c.rep.TempFiles = temps
 	sizes := map[chunk.ID]int64{}
 	err = r.Store().List(ctx, "data/", func(fi store.Info) error {
 		id, err := chunk.ParseID(fi.Name[len(fi.Name)-2*chunk.IDSize:])
