@@ -72,3 +72,28 @@ func TestCheckDuringBackupReportsNoDamage(t *testing.T) {
 		})
 	}
 }
+
+// A snapshot forgotten between check's listing and its reading of the
+// manifest is gone, not damaged.
+func TestCheckDuringForget(t *testing.T) {
+	st := memstore.New()
+	r := initRepo(t, st)
+	src := t.TempDir()
+	writeTree(t, src, 1)
+	res, err := backup(t, r, src, nil, archive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &hookStore{Store: st, prefix: "snapshots/", hook: func() {
+		if err := st.Delete(t.Context(), "snapshots/"+res.ID.String()); err != nil {
+			t.Error(err)
+		}
+	}}
+	rep, err := check.Check(t.Context(), reopen(t, hs), check.Options{ReadData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Snapshots != 0 {
+		t.Fatalf("a forgotten snapshot reported: errors %q, snapshots %d", rep.Errors, rep.Snapshots)
+	}
+}
