@@ -304,3 +304,31 @@ func TestPruneBesideBackupsAndCopies(t *testing.T) {
 	n := verifyRestores(t, repoDir)
 	t.Logf("%d snapshots restored byte-exact", n)
 }
+
+// A backup whose lock cannot be refreshed stops with the reason and writes
+// no snapshot (before, the failed refresh was ignored and the snapshot
+// written under a lock a prune could already treat as stale).
+func TestBackupStopsWhenItsLockIsLost(t *testing.T) {
+	testEnv(t)
+	t.Setenv("CAIRN_LOCK_TIMING", "refresh=50ms,stale=1s,margin=300ms")
+	var lockWrites atomic.Int64
+	wrapStore = func(st store.Store) store.Store {
+		return &hookStore{Store: st, hook: func(name string, op func() error) error {
+			if strings.HasPrefix(name, "locks/") && lockWrites.Add(1) > 1 {
+				return errors.New("injected: lock write refused")
+			}
+			return op()
+		}}
+	}
+	defer func() { wrapStore = nil }()
+	// The dump takes 3 s; the lock is lost 0.7 s after its last refresh.
+	r := cairn(t, nil, "backup", "--command", "db=sh -c 'sleep 3; echo dump'")
+	if r.code == 0 || !strings.Contains(r.stderr, "lock lost") {
+		t.Fatalf("backup under a lock that cannot be refreshed: %v", r)
+	}
+	t.Logf("%s", r.stderr)
+	wrapStore = nil
+	if n := len(decodeJSON[[]snapshotJSON](t, mustCairn(t, nil, "snapshots", "--json"))); n != 0 {
+		t.Fatalf("%d snapshots written under a lost lock", n)
+	}
+}
