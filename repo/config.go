@@ -138,7 +138,8 @@ func Init(ctx context.Context, st store.Store, password string, opts InitOptions
 	if opts.KDF.N == 0 {
 		opts.KDF = DefaultKDF
 	}
-	if err := writeKey(ctx, st, password, mk, opts.KDF); err != nil {
+	keyName, err := writeKey(ctx, st, password, mk, opts.KDF)
+	if err != nil {
 		return nil, err
 	}
 	secret, err := json.Marshal(secretConfig{Chunker: *params})
@@ -159,41 +160,45 @@ func Init(ctx context.Context, st store.Store, password string, opts InitOptions
 	if err := st.Put(ctx, "config", buf); err != nil {
 		return nil, fmt.Errorf("repo: write config: %w", err)
 	}
-	return newRepository(st, cfg, mk, *params), nil
+	r := newRepository(st, cfg, mk, *params)
+	r.keyName = keyName
+	return r, nil
 }
 
-func writeKey(ctx context.Context, st store.Store, password string, mk masterKey, kdf KDFParams) error {
+// writeKey wraps mk with password in a new key file and returns its name.
+func writeKey(ctx context.Context, st store.Store, password string, mk masterKey, kdf KDFParams) (string, error) {
 	if err := kdf.validate(); err != nil {
-		return fmt.Errorf("repo: %w", err)
+		return "", fmt.Errorf("repo: %w", err)
 	}
 	kf := keyFile{Version: 1, Created: time.Now().UTC().Truncate(time.Second), KDF: "scrypt", N: kdf.N, R: kdf.R, P: kdf.P}
 	kf.Host, _ = os.Hostname()
 	kf.Salt = make([]byte, 32)
 	if _, err := rand.Read(kf.Salt); err != nil {
-		return err
+		return "", err
 	}
 	wrap, err := deriveKey(password, &kf)
 	if err != nil {
-		return err
+		return "", err
 	}
 	plain, err := json.Marshal(mk)
 	if err != nil {
-		return err
+		return "", err
 	}
 	kf.Sealed = pack.Seal(&wrap, nil, plain, adKey)
 	kf.Check = keyCheck(&wrap)
 	buf, err := json.MarshalIndent(kf, "", "  ")
 	if err != nil {
-		return err
+		return "", err
 	}
-	var name [16]byte
-	if _, err := rand.Read(name[:]); err != nil {
-		return err
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", err
 	}
-	if err := st.Put(ctx, fmt.Sprintf("keys/%x", name), buf); err != nil {
-		return fmt.Errorf("repo: write key: %w", err)
+	name := fmt.Sprintf("keys/%x", id)
+	if err := st.Put(ctx, name, buf); err != nil {
+		return "", fmt.Errorf("repo: write key: %w", err)
 	}
-	return nil
+	return name, nil
 }
 
 func deriveKey(password string, kf *keyFile) (pack.Key, error) {
@@ -300,7 +305,9 @@ func Open(ctx context.Context, st store.Store, password string) (*Repository, er
 		if err := sc.Chunker.Validate(); err != nil {
 			return nil, fmt.Errorf("repo: config: %w", err)
 		}
-		return newRepository(st, cfg, *mk, sc.Chunker), nil
+		r := newRepository(st, cfg, *mk, sc.Chunker)
+		r.keyName = name
+		return r, nil
 	}
 	if len(damaged) > 0 {
 		// Not ErrWrongPassword: retrying passwords will not help while the

@@ -37,6 +37,7 @@ type Repository struct {
 	// onDamagedIndex, when set, lets LoadIndex skip damaged index files
 	// (TolerateDamagedIndex); indexDamaged lists those it skipped.
 	onDamagedIndex func(IndexDamage)
+	keyName        string // the key file the password opened (keys.go)
 	indexDamaged   []IndexDamage
 	lockTiming     LockTiming // guarded by mu
 	locks          []*Lock    // guarded by mu: held locks, checked before a snapshot is saved

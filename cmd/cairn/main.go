@@ -121,6 +121,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newConfigCmd(g),
 		newCopyCmd(g),
 		newRepairCmd(g),
+		newKeyCmd(g),
 		newForgetCmd(g),
 		newPruneCmd(g),
 	)
