@@ -495,7 +495,7 @@ func (cp *Capture) ReadDir(ctx context.Context, dir string) ([]snapshot.Node, er
 	}
 	for name, e := range want {
 		if e.must && !seen[name] {
-			err := fmt.Errorf("elasticsearch: %s, referenced by repository generation %d, is missing", path.Join(dir, name), cp.gen)
+			err := fmt.Errorf("elasticsearch: %s, referenced by repository generation %d, is missing", e.describe(path.Join(dir, name)), cp.gen)
 			cp.markBroken(err)
 			errs = append(errs, err)
 		}
@@ -524,7 +524,7 @@ func (cp *Capture) Open(ctx context.Context, file string) (io.ReadCloser, error)
 	}
 	f, err := cp.src.Open(ctx, file)
 	if err != nil && e.must && errors.Is(err, fs.ErrNotExist) {
-		cp.markBroken(fmt.Errorf("elasticsearch: %s, referenced by repository generation %d, vanished: %w", file, cp.gen, err))
+		cp.markBroken(fmt.Errorf("elasticsearch: %s, referenced by repository generation %d, vanished: %w", e.describe(file), cp.gen, err))
 	}
 	return f, err
 }

@@ -188,6 +188,8 @@ func safeID(s string) bool {
 type entry struct {
 	dir  bool
 	must bool // referenced by the generation: missing means the copy is broken
+	// what the file is, for the error that names it missing
+	what string
 }
 
 // fileSet is the set of paths (slash-separated, relative to the repository
@@ -197,6 +199,14 @@ type fileSet struct {
 	// layout names the layouts met (see docs/ELASTICSEARCH.md), e.g.
 	// "shard-gen:numeric", "index-meta:identifier".
 	layout map[string]bool
+}
+
+// describe names the file at rel and, when known, what it is.
+func (e entry) describe(rel string) string {
+	if e.what == "" {
+		return rel
+	}
+	return rel + " (" + e.what + ")"
 }
 
 func (f *fileSet) add(dir, name string, e entry) {
@@ -267,9 +277,9 @@ type shardRef struct {
 func buildFileSet(loc string, gen int64, rd *repositoryData) (*fileSet, error) {
 	set := &fileSet{dirs: map[string]map[string]entry{"": {}}, layout: map[string]bool{}}
 	where := fmt.Sprintf("repository %s generation %d", loc, gen)
-	must := entry{must: true}
-	set.add("", indexPrefix+strconv.FormatInt(gen, 10), must)
-	set.add("", indexLatest, must)
+	must := func(what string, args ...any) entry { return entry{must: true, what: fmt.Sprintf(what, args...)} }
+	set.add("", indexPrefix+strconv.FormatInt(gen, 10), must("the repository data"))
+	set.add("", indexLatest, must("the generation pointer"))
 	if _, err := os.Lstat(filepath.Join(loc, incompatibleSnapshots)); err == nil {
 		set.add("", incompatibleSnapshots, entry{}) // 5.x/6.x
 	}
@@ -279,8 +289,8 @@ func buildFileSet(loc string, gen int64, rd *repositoryData) (*fileSet, error) {
 		if !safeID(sn.UUID) {
 			return nil, fmt.Errorf("elasticsearch: %s: bad snapshot uuid %q", where, sn.UUID)
 		}
-		set.add("", snapPrefix+sn.UUID+datSuffix, must)
-		set.add("", metaPrefix+sn.UUID+datSuffix, must)
+		set.add("", snapPrefix+sn.UUID+datSuffix, must("the description of snapshot %s", sn.Name))
+		set.add("", metaPrefix+sn.UUID+datSuffix, must("the cluster metadata of snapshot %s", sn.Name))
 		si, err := readSnapInfo(loc, sn.UUID)
 		if err != nil {
 			return nil, fmt.Errorf("elasticsearch: %s: snapshot %s: %w", where, sn.Name, err)
@@ -311,7 +321,7 @@ func buildFileSet(loc string, gen int64, rd *repositoryData) (*fileSet, error) {
 				return nil, fmt.Errorf("elasticsearch: %s: index %s: %w", where, name, err)
 			}
 			set.layout[map[bool]string{true: "index-meta:snapshot", false: "index-meta:identifier"}[blob == u]] = true
-			set.add(idir, metaPrefix+blob+datSuffix, must)
+			set.add(idir, metaPrefix+blob+datSuffix, must("the metadata of index %s", name))
 		}
 		gens := make([]string, len(ix.ShardGenerations))
 		for s, raw := range ix.ShardGenerations {
@@ -336,7 +346,7 @@ func buildFileSet(loc string, gen int64, rd *repositoryData) (*fileSet, error) {
 				g = gens[s]
 			}
 			ref := shardRef{name, s}
-			names, err := addShard(set, loc, idir, s, g, byName)
+			names, err := addShard(set, loc, name, idir, s, g, byName)
 			if err != nil {
 				return nil, fmt.Errorf("elasticsearch: %s: index %s shard %d: %w", where, name, s, err)
 			}
@@ -443,7 +453,7 @@ const maxShards = 1024
 // finds it), every blob of every file that index file lists, and the shard
 // snap- blob of each snapshot it lists. It returns the names of those
 // snapshots.
-func addShard(set *fileSet, loc, idir string, s int, g string, byName map[string]*snapInfo) (map[string]bool, error) {
+func addShard(set *fileSet, loc, index, idir string, s int, g string, byName map[string]*snapInfo) (map[string]bool, error) {
 	sn := strconv.Itoa(s)
 	sdir := idir + "/" + sn
 	dir := filepath.Join(loc, filepath.FromSlash(sdir))
@@ -461,7 +471,7 @@ func addShard(set *fileSet, loc, idir string, s int, g string, byName map[string
 		set.layout["shard-gen:uuid"] = true
 	}
 	set.add(idir, sn, entry{dir: true, must: true})
-	set.add(sdir, indexPrefix+g, entry{must: true})
+	set.add(sdir, indexPrefix+g, entry{must: true, what: fmt.Sprintf("the shard index file of index %s shard %d", index, s)})
 	si, err := readShardIndex(filepath.Join(dir, indexPrefix+g))
 	if err != nil {
 		return nil, err
@@ -471,13 +481,14 @@ func addShard(set *fileSet, loc, idir string, s int, g string, byName map[string
 		if err != nil {
 			return nil, fmt.Errorf("index-%s: %w", g, err)
 		}
+		what := fmt.Sprintf("data of index %s shard %d: Lucene file %s, listed by index-%s", index, s, f.physical, g)
 		for _, b := range blobs {
-			set.add(sdir, b, entry{must: true})
+			set.add(sdir, b, entry{must: true, what: what})
 		}
 	}
 	for name := range si.snapshots {
 		if info := byName[name]; info != nil {
-			set.add(sdir, snapPrefix+info.uuid+datSuffix, entry{must: true})
+			set.add(sdir, snapPrefix+info.uuid+datSuffix, entry{must: true, what: fmt.Sprintf("the files of snapshot %s in index %s shard %d", name, index, s)})
 		}
 	}
 	return si.snapshots, nil
@@ -504,23 +515,33 @@ func highestIndexN(dir string) (int64, error) {
 	return n, nil
 }
 
-// checkPresent reports the must-exist files that are missing on disk.
+// checkPresent reports the must-exist files that are missing on disk,
+// each with what it is, sorted by path.
 func (f *fileSet) checkPresent(loc string) error {
-	var errs []error
+	var msgs []string
 	for dir, m := range f.dirs {
 		for name, e := range m {
 			if !e.must {
 				continue
 			}
-			p := filepath.Join(loc, filepath.FromSlash(path.Join(dir, name)))
-			fi, err := os.Lstat(p)
+			rel := path.Join(dir, name)
+			fi, err := os.Lstat(filepath.Join(loc, filepath.FromSlash(rel)))
 			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				msgs = append(msgs, e.describe(rel)+" is missing")
 			case err != nil:
-				errs = append(errs, err)
+				msgs = append(msgs, err.Error())
 			case e.dir != fi.IsDir() || !e.dir && !fi.Mode().IsRegular():
-				errs = append(errs, fmt.Errorf("%s: unexpected file type %s", p, fi.Mode().Type()))
+				msgs = append(msgs, fmt.Sprintf("%s: unexpected file type %s", rel, fi.Mode().Type()))
 			}
 		}
 	}
-	return errors.Join(errs...)
+	if len(msgs) == 0 {
+		return nil
+	}
+	sort.Strings(msgs)
+	if len(msgs) > 20 {
+		msgs = append(msgs[:20], fmt.Sprintf("and %d more", len(msgs)-20))
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }

@@ -129,8 +129,8 @@ func TestMissingDataBlobFailsBackup(t *testing.T) {
 				}
 			})
 			_, err := elasticsearch.Backup(ctx(t), e.cfg)
-			if !errors.Is(err, elasticsearch.ErrIncomplete) || !strings.Contains(err.Error(), filepath.Base(removed)) {
-				t.Fatalf("backup with %s missing: %v, want ErrIncomplete naming it", removed, err)
+			if !errors.Is(err, elasticsearch.ErrIncomplete) || !strings.Contains(err.Error(), filepath.Base(removed)) || !strings.Contains(err.Error(), "shard 0: Lucene file") {
+				t.Fatalf("backup with %s missing: %v, want ErrIncomplete naming it, its shard and its Lucene file", removed, err)
 			}
 		})
 	}

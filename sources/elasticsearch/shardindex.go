@@ -37,6 +37,7 @@ const (
 // (BlobStoreIndexShardSnapshot.FileInfo) stored as one or more blobs.
 type shardFile struct {
 	name     string // blob name: __<id>, or v__<id> when virtual
+	physical string // the Lucene file name, for messages
 	length   int64
 	partSize int64 // 0: not split
 }
@@ -119,7 +120,8 @@ func parseShardIndex(v any) (*shardIndex, error) {
 		if !ok1 || !ok2 {
 			return nil, fmt.Errorf("files[%d] lacks a name or a length", i)
 		}
-		sf := shardFile{name: name, length: length}
+		physical, _ := m["physical_name"].(string)
+		sf := shardFile{name: name, physical: physical, length: length}
 		switch ps := m["part_size"].(type) {
 		case int64:
 			sf.partSize = ps
