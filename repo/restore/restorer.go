@@ -12,6 +12,7 @@ import (
 	"path"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -40,8 +41,14 @@ type Target interface {
 
 // Options select and tune a restore.
 type Options struct {
-	// Components to restore; empty means all.
+	// Components to restore; empty means all. "NAME/PATH" restores only
+	// the subtree PATH of the tree component NAME (with the directories
+	// above it), at the path it has in the snapshot.
 	Components []string
+	// Include and Exclude select paths within the tree components (see
+	// Filter); a stream component cannot be filtered, so with either set
+	// every selected component must be a tree.
+	Include, Exclude []string
 	// Workers fetch, decrypt and write blobs in parallel; default
 	// 2×GOMAXPROCS, so I/O waits overlap with decompression.
 	Workers int
@@ -104,7 +111,14 @@ type restorer struct {
 	dirs   []dirMeta
 	links  []hardLink
 	root   string // the component being walked: hard links are relative to it
-	res    Result
+	filter *Filter
+	// dirState records, for the component being walked, directories the
+	// filter only passes through: created (true) when something below
+	// them is restored, or failed (false).
+	pending  map[string]*snapshot.Node
+	dirState map[string]bool
+	selected int // paths the filter selected in the component being walked
+	res      Result
 	nbytes atomic.Uint64
 }
 
@@ -137,27 +151,19 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, t T
 	if opts.Progress == nil {
 		opts.Progress = &repo.Progress{}
 	}
-	var comps []snapshot.Component
-	for _, name := range opts.Components {
-		c := sn.Component(name)
-		if c == nil {
-			return nil, fmt.Errorf("restore: snapshot has no component %q", name)
-		}
-		comps = append(comps, *c)
-	}
-	if len(opts.Components) == 0 {
-		comps = sn.Components
-	}
-	// Before anything is written: a kind this code does not know has no
-	// place in the target (restoring it like a stream would put its tree
-	// in the target's root, over the other components).
-	for _, c := range comps {
-		if err := snapshot.ValidKind(c.Kind); err != nil {
-			return nil, fmt.Errorf("restore component %s: %w", c.Name, err)
-		}
+	comps, filters, err := selectComponents(sn, opts)
+	if err != nil {
+		return nil, err
 	}
 	if err := r.LoadIndex(ctx); err != nil {
 		return nil, err
+	}
+	for _, c := range comps {
+		for _, sub := range filters[c.Name].Subtrees {
+			if _, err := r.FindNode(ctx, sn, c.Name+"/"+sub); err != nil {
+				return nil, fmt.Errorf("restore component %s: %w", c.Name, err)
+			}
+		}
 	}
 	rs := &restorer{r: r, t: t, opts: opts}
 	for _, c := range comps {
@@ -174,8 +180,13 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, t T
 			}
 		}
 		rs.root = dir
+		rs.filter = filters[c.Name]
+		rs.pending, rs.dirState, rs.selected = map[string]*snapshot.Node{}, map[string]bool{}, 0
 		if err := rs.walk(ctx, dir, c.Tree); err != nil {
 			return nil, err
+		}
+		if !rs.filter.empty() && rs.selected == 0 {
+			return nil, fmt.Errorf("restore component %s: %w (%s)", c.Name, ErrNothingSelected, rs.filter)
 		}
 		if c.Kind == snapshot.KindTree {
 			// The component root takes the mode of the backed-up directory's
@@ -224,6 +235,56 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, t T
 	return &rs.res, nil
 }
 
+// selectComponents resolves opts.Components ("NAME" or "NAME/PATH") to
+// the snapshot's components, in the order first named (all of them, in
+// snapshot order, when none is named), and builds each one's filter. It
+// checks everything it can before anything is written: a kind this code
+// does not know has no place in the target (restoring it like a stream
+// would put its tree in the target's root, over the other components),
+// and a stream has no paths to select.
+func selectComponents(sn *snapshot.Snapshot, opts Options) ([]snapshot.Component, map[string]*Filter, error) {
+	var comps []snapshot.Component
+	filters := map[string]*Filter{}
+	whole := map[string]bool{}
+	for _, ref := range opts.Components {
+		name, sub, _ := strings.Cut(strings.Trim(ref, "/"), "/")
+		c := sn.Component(name)
+		if c == nil {
+			return nil, nil, fmt.Errorf("restore: snapshot has no component %q", name)
+		}
+		if filters[name] == nil {
+			filters[name] = &Filter{}
+			comps = append(comps, *c)
+		}
+		if sub == "" {
+			whole[name] = true
+		} else {
+			filters[name].Subtrees = append(filters[name].Subtrees, sub)
+		}
+	}
+	if len(opts.Components) == 0 {
+		comps = sn.Components
+	}
+	for _, c := range comps {
+		if err := snapshot.ValidKind(c.Kind); err != nil {
+			return nil, nil, fmt.Errorf("restore component %s: %w", c.Name, err)
+		}
+		f := filters[c.Name]
+		if f == nil || whole[c.Name] {
+			f = &Filter{}
+			filters[c.Name] = f
+		}
+		f.Include, f.Exclude = opts.Include, opts.Exclude
+		if c.Kind == snapshot.KindStream && !f.empty() {
+			return nil, nil, fmt.Errorf("restore component %s: a stream has no paths to select (%s); name only tree components with --component", c.Name, f)
+		}
+		if err := f.compile(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return comps, filters, nil
+}
+
 // checkStream insists that a stream's tree is what the archiver writes: one
 // file named after the component. Anything else would write somewhere the
 // user did not ask for.
@@ -247,10 +308,24 @@ func (rs *restorer) walk(ctx context.Context, dir string, treeID chunk.ID) error
 	w := rs.r.NewWalker(repo.WalkOptions{EveryPath: true})
 	return w.Walk(ctx, dir, treeID, repo.Visitor{
 		Enter: func(p string, n *snapshot.Node) (bool, error) {
-			if err := rs.t.Mkdir(p); err != nil {
-				rs.fail(p, err)
+			rel := rs.rel(p)
+			if !rs.filter.Descend(rel) {
 				return false, nil
 			}
+			if !rs.filter.Selected(rel) {
+				rs.pending[p] = n // made when something below is restored
+				return true, nil
+			}
+			rs.selected++
+			if !rs.makeParents(path.Dir(p)) {
+				return false, nil
+			}
+			if err := rs.t.Mkdir(p); err != nil {
+				rs.fail(p, err)
+				rs.dirState[p] = false
+				return false, nil
+			}
+			rs.dirState[p] = true
 			rs.res.Dirs++
 			return true, nil
 		},
@@ -262,6 +337,16 @@ func (rs *restorer) walk(ctx context.Context, dir string, treeID chunk.ID) error
 			for i := range tree.Nodes {
 				n := &tree.Nodes[i]
 				p := path.Join(dir, n.Name)
+				if n.Type == snapshot.Dir {
+					continue // Enter
+				}
+				if !rs.filter.Selected(rs.rel(p)) {
+					continue
+				}
+				rs.selected++
+				if !rs.makeParents(dir) {
+					continue
+				}
 				switch n.Type {
 				case snapshot.Symlink:
 					if err := rs.t.Symlink(p, n.LinkTarget); err != nil {
@@ -295,12 +380,50 @@ func (rs *restorer) walk(ctx context.Context, dir string, treeID chunk.ID) error
 		// Directory metadata is set last, children before parents (see
 		// Restore): Leave comes after everything below.
 		Leave: func(p string, n *snapshot.Node, _ chunk.ID, _ *snapshot.Tree) error {
-			if n != nil {
+			if n != nil && rs.dirState[p] {
 				rs.dirs = append(rs.dirs, dirMeta{path: p, node: n})
 			}
 			return nil
 		},
 	})
+}
+
+// rel is p's path within the component being walked.
+func (rs *restorer) rel(p string) string {
+	if rs.root == "" {
+		return p // a stream: never filtered
+	}
+	if p == rs.root {
+		return ""
+	}
+	return strings.TrimPrefix(p, rs.root+"/")
+}
+
+// makeParents creates the directories the filter passed through on the
+// way to dir, top down, each with its own metadata (set deepest first by
+// Leave, like every restored directory). It reports whether dir exists.
+func (rs *restorer) makeParents(dir string) bool {
+	if dir == rs.root || dir == "." || dir == "" {
+		return true
+	}
+	if ok, seen := rs.dirState[dir]; seen {
+		return ok
+	}
+	if _, ok := rs.pending[dir]; !ok {
+		return true // a component root, or made by Enter
+	}
+	if !rs.makeParents(path.Dir(dir)) {
+		rs.dirState[dir] = false
+		return false
+	}
+	if err := rs.t.Mkdir(dir); err != nil {
+		rs.fail(dir, err)
+		rs.dirState[dir] = false
+		return false
+	}
+	rs.dirState[dir] = true
+	rs.res.Dirs++
+	return true
 }
 
 func (rs *restorer) writeFiles(ctx context.Context) error {
