@@ -119,7 +119,7 @@ type restorer struct {
 	dirState map[string]bool
 	selected int // paths the filter selected in the component being walked
 	res      Result
-	nbytes atomic.Uint64
+	nbytes   atomic.Uint64
 }
 
 // hardLink is a file node that shares its inode with an earlier one
