@@ -17,8 +17,12 @@ import (
 // --target/--command): some stream components piped into commands, the
 // rest written into a directory.
 type RestoreRequest struct {
-	// Components to restore; empty means all of the snapshot's.
+	// Components to restore; empty means all of the snapshot's. NAME/PATH
+	// restores only that subtree of the tree component NAME.
 	Components []string
+	// Include and Exclude select paths within the tree components
+	// (restore.Filter).
+	Include, Exclude []string
 	// Commands pipes the stream component named by each key into the
 	// command (argv) instead of writing it.
 	Commands map[string][]string
@@ -43,18 +47,23 @@ type RestorePlan struct {
 	// Bytes is the logical size of Rest, for progress.
 	Bytes uint64
 
-	noOwner  bool
-	commands map[string][]string
+	noOwner          bool
+	commands         map[string][]string
+	selection        []string // Rest, with any NAME/PATH subtrees
+	include, exclude []string
 }
 
 // PlanRestore checks req against sn before the first destructive step: a
 // typo in the last --command must not surface after the database was
 // already replaced.
 func PlanRestore(sn repo.SnapshotEntry, req RestoreRequest) (*RestorePlan, error) {
-	for _, name := range req.Components {
+	wanted := map[string][]string{} // component name → the refs naming it
+	for _, ref := range req.Components {
+		name, _ := splitRef(ref)
 		if sn.Component(name) == nil {
 			return nil, fmt.Errorf("snapshot %s has no component %q", sn.ID.Short(), name)
 		}
+		wanted[name] = append(wanted[name], ref)
 	}
 	names := make([]string, 0, len(req.Commands))
 	for name := range req.Commands {
@@ -69,23 +78,39 @@ func PlanRestore(sn repo.SnapshotEntry, req RestoreRequest) (*RestorePlan, error
 		if c.Kind != snapshot.KindStream {
 			return nil, fmt.Errorf("--command %s: component %q is a %s, only a stream can be piped into a command", name, name, c.Kind)
 		}
+		for _, ref := range wanted[name] {
+			if _, sub := splitRef(ref); sub != "" {
+				return nil, fmt.Errorf("--command %s: component %q is a stream and has no path %q", name, name, sub)
+			}
+		}
 	}
-	p := &RestorePlan{Snapshot: sn, Target: req.Target, noOwner: req.NoOwner, commands: req.Commands}
+	p := &RestorePlan{Snapshot: sn, Target: req.Target, noOwner: req.NoOwner, commands: req.Commands, include: req.Include, exclude: req.Exclude}
 	for _, c := range sn.Components {
-		if len(req.Components) > 0 && !slices.Contains(req.Components, c.Name) {
+		refs, ok := wanted[c.Name]
+		if len(req.Components) > 0 && !ok {
 			continue
 		}
 		if _, ok := req.Commands[c.Name]; ok {
 			p.Piped = append(p.Piped, c)
-		} else {
-			p.Rest = append(p.Rest, c.Name)
-			p.Bytes += c.Size
+			continue
 		}
+		p.Rest = append(p.Rest, c.Name)
+		p.Bytes += c.Size
+		if len(refs) == 0 {
+			refs = []string{c.Name}
+		}
+		p.selection = append(p.selection, refs...)
 	}
 	if len(p.Rest) > 0 && p.Target == "" {
 		return nil, fmt.Errorf("restore needs --target for components %s", strings.Join(p.Rest, ", "))
 	}
 	return p, nil
+}
+
+// splitRef splits a component reference "NAME[/PATH]".
+func splitRef(ref string) (name, sub string) {
+	name, sub, _ = strings.Cut(strings.Trim(ref, "/"), "/")
+	return name, sub
 }
 
 // RunOptions tune RestorePlan.Run.
@@ -133,5 +158,5 @@ func (p *RestorePlan) Run(ctx context.Context, r *repo.Repository, opts RunOptio
 	if opts.Target != nil {
 		opts.Target()
 	}
-	return restore.Restore(ctx, r, p.Snapshot.Snapshot, t, restore.Options{Components: p.Rest, Verify: opts.Verify, Progress: opts.Progress})
+	return restore.Restore(ctx, r, p.Snapshot.Snapshot, t, restore.Options{Components: p.selection, Include: p.include, Exclude: p.exclude, Verify: opts.Verify, Progress: opts.Progress})
 }

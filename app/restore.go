@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/restore"
@@ -21,8 +24,17 @@ import (
 // RestoreOptions select what a configured restore puts back.
 type RestoreOptions struct {
 	// Components to restore; empty means every component of the config
-	// that the snapshot has.
+	// that the snapshot has. NAME/PATH restores only that subtree of the
+	// tree component NAME.
 	Components []string
+	// Include and Exclude select paths within tree components
+	// (restore.Filter); every component restored must then be a tree.
+	Include, Exclude []string
+	// Indices, RenamePattern and RenameReplacement override the config's
+	// for the elasticsearch components: restore only these indices of the
+	// snapshot, under other names (a tenant's export next to the live
+	// indices, which are then neither closed nor touched).
+	Indices, RenamePattern, RenameReplacement string
 	// Delete empties every tree component's live directory before
 	// restoring into it, as if the config said delete: true.
 	Delete bool
@@ -50,7 +62,10 @@ func Restore(ctx context.Context, r *repo.Repository, cfg *Config, sn *repo.Snap
 		report = func(string) {}
 	}
 	var todo []*Component
-	for _, name := range opts.Components {
+	subtrees := map[string][]string{}
+	named := map[string]bool{}
+	for _, ref := range opts.Components {
+		name, sub := splitRef(ref)
 		c := cfg.Component(name)
 		if c == nil {
 			return fmt.Errorf("the config has no component %q", name)
@@ -58,11 +73,22 @@ func Restore(ctx context.Context, r *repo.Repository, cfg *Config, sn *repo.Snap
 		if sn.Component(name) == nil {
 			return fmt.Errorf("snapshot %s has no component %q", sn.ID.Short(), name)
 		}
+		named[name] = true
+		if sub != "" {
+			subtrees[name] = append(subtrees[name], sub)
+		}
+	}
+	partial := len(opts.Include) > 0 || len(opts.Exclude) > 0
+	if partial && opts.Delete {
+		return errors.New("--delete with --include/--exclude would empty the paths the patterns leave out; a partial restore replaces only what matches (use --component NAME/PATH --delete to replace a whole subtree)")
 	}
 	for i := range cfg.Components {
 		c := &cfg.Components[i]
-		if len(opts.Components) > 0 && !slices.Contains(opts.Components, c.Name) {
+		if len(opts.Components) > 0 && !named[c.Name] {
 			continue
+		}
+		if (partial || len(subtrees[c.Name]) > 0) && c.Kind() != "tree" {
+			return fmt.Errorf("component %s is %s component: only tree components have paths to select; name the trees with --component", c.Name, withArticle(c.Kind()))
 		}
 		if sn.Component(c.Name) == nil {
 			report(fmt.Sprintf("%s: not in snapshot %s, skipped", c.Name, sn.ID.Short()))
@@ -82,7 +108,12 @@ func Restore(ctx context.Context, r *repo.Repository, cfg *Config, sn *repo.Snap
 	for i, c := range todo {
 		cc := *c
 		cc.Delete = cc.Delete || opts.Delete
-		if err := restoreOne(ctx, r, sn.Snapshot, &cc, report); err != nil {
+		sel := selection{subtrees: subtrees[c.Name], include: opts.Include, exclude: opts.Exclude,
+			indices: opts.Indices, renamePattern: opts.RenamePattern, renameReplacement: opts.RenameReplacement}
+		if slices.Contains(opts.Components, c.Name) {
+			sel.subtrees = nil // named whole too
+		}
+		if err := restoreOne(ctx, r, sn.Snapshot, &cc, sel, report); err != nil {
 			done := make([]string, i)
 			for j := range done {
 				done[j] = todo[j].Name
@@ -108,7 +139,25 @@ func runAfter(ctx context.Context, argv []string) error {
 	return nil
 }
 
-func restoreOne(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, c *Component, report func(string)) error {
+// selection is the part of a tree component a partial restore puts back.
+type selection struct {
+	subtrees, include, exclude []string
+	// For an elasticsearch component: overrides of the config's.
+	indices, renamePattern, renameReplacement string
+}
+
+func (s selection) partial() bool {
+	return len(s.subtrees) > 0 || len(s.include) > 0 || len(s.exclude) > 0
+}
+
+func withArticle(kind string) string {
+	if strings.IndexByte("aeiou", kind[0]) >= 0 {
+		return "an " + kind
+	}
+	return "a " + kind
+}
+
+func restoreOne(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, c *Component, sel selection, report func(string)) error {
 	if h := hook(c.Hooks.Before); h != nil {
 		if err := h(ctx); err != nil {
 			return errors.Join(fmt.Errorf("before hook: %w", err), runAfter(ctx, c.Hooks.After))
@@ -119,9 +168,9 @@ func restoreOne(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, 
 	case "command":
 		err = RestoreCommand(ctx, r, sn, c, report)
 	case "elasticsearch":
-		err = restoreElasticsearch(ctx, r, sn, c, report)
+		err = restoreElasticsearch(ctx, r, sn, c, sel, report)
 	case "tree":
-		err = restoreTree(ctx, r, sn, c, report)
+		err = restoreTree(ctx, r, sn, c, sel, report)
 	}
 	return errors.Join(err, runAfter(ctx, c.Hooks.After))
 }
@@ -170,7 +219,7 @@ func RestoreCommand(ctx context.Context, r *repo.Repository, sn *snapshot.Snapsh
 	return nil
 }
 
-func restoreElasticsearch(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, c *Component, report func(string)) error {
+func restoreElasticsearch(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, c *Component, sel selection, report func(string)) error {
 	ec, err := c.Elasticsearch.config()
 	if err != nil {
 		return err
@@ -187,7 +236,7 @@ func restoreElasticsearch(ctx context.Context, r *repo.Repository, sn *snapshot.
 	if err := restoreInto(ctx, r, sn, c.Name, dir); err != nil {
 		return err
 	}
-	res, err := es.Restore(ctx, ec, es.RestoreOptions{
+	ro := es.RestoreOptions{
 		Dir:      filepath.Join(dir, c.Name),
 		RepoName: "cairn-restore-" + filepath.Base(dir),
 		Snapshot: name,
@@ -196,7 +245,14 @@ func restoreElasticsearch(ctx context.Context, r *repo.Repository, sn *snapshot.
 
 		RenamePattern:     c.Elasticsearch.RenamePattern,
 		RenameReplacement: c.Elasticsearch.RenameReplacement,
-	})
+	}
+	if sel.indices != "" {
+		ro.Indices = sel.indices
+	}
+	if sel.renamePattern != "" {
+		ro.RenamePattern, ro.RenameReplacement = sel.renamePattern, sel.renameReplacement
+	}
+	res, err := es.Restore(ctx, ec, ro)
 	if err != nil {
 		return err
 	}
@@ -209,7 +265,14 @@ func restoreElasticsearch(ctx context.Context, r *repo.Repository, sn *snapshot.
 // the final moves are renames), then moves the entries into place. Until
 // the moves start the live contents are untouched, so a restore that fails
 // reading the repository leaves them as they were.
-func restoreTree(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, c *Component, report func(string)) error {
+//
+// A whole restore replaces each top-level entry (with delete: true the
+// directory is emptied first). A partial restore (sel) touches only what
+// it selected: it merges the staged paths into the live directory, so
+// nothing outside the selection is removed; with delete, each selected
+// subtree (NAME/PATH) is replaced whole. Patterns (--include/--exclude)
+// never delete: delete: true is reported as not applied.
+func restoreTree(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, c *Component, sel selection, report func(string)) error {
 	live := filepath.Clean(c.Tree)
 	if err := os.MkdirAll(live, 0o755); err != nil {
 		return err
@@ -219,40 +282,108 @@ func restoreTree(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot,
 		return fmt.Errorf("staging directory in %s: %w", live, err)
 	}
 	defer os.RemoveAll(stage)
-	if err := restoreInto(ctx, r, sn, c.Name, stage); err != nil {
+	refs := []string{c.Name}
+	if len(sel.subtrees) > 0 {
+		refs = refs[:0]
+		for _, s := range sel.subtrees {
+			refs = append(refs, c.Name+"/"+s)
+		}
+	}
+	if err := restoreSelection(ctx, r, sn, refs, sel, stage); err != nil {
 		return err
 	}
 	staged := filepath.Join(stage, c.Name)
-	if c.Delete {
-		if err := emptyDir(live, filepath.Base(stage)); err != nil {
-			return err
+	replace := func(rel string) bool { return !strings.Contains(rel, "/") } // top-level entries
+	switch {
+	case !sel.partial():
+		if c.Delete {
+			if err := emptyDir(live, filepath.Base(stage)); err != nil {
+				return err
+			}
 		}
+	case len(sel.include) > 0 || len(sel.exclude) > 0:
+		replace = func(string) bool { return false }
+		if c.Delete {
+			report(fmt.Sprintf("%s: delete not applied: a restore with --include/--exclude replaces only the paths that match", c.Name))
+		}
+	default:
+		replace = func(rel string) bool { return c.Delete && slices.Contains(sel.subtrees, rel) }
 	}
-	entries, err := os.ReadDir(staged)
+	n, err := mergeInto(staged, live, "", replace)
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		dst := filepath.Join(live, e.Name())
-		if err := os.RemoveAll(dst); err != nil {
-			return err
-		}
-		if err := os.Rename(filepath.Join(staged, e.Name()), dst); err != nil {
-			return err
-		}
+	if sel.partial() {
+		report(fmt.Sprintf("%s: %d paths restored into %s; nothing outside the selection was touched", c.Name, n, live))
+	} else {
+		report(fmt.Sprintf("%s: %d entries restored into %s", c.Name, n, live))
 	}
-	report(fmt.Sprintf("%s: %d entries restored into %s", c.Name, len(entries), live))
 	return nil
+}
+
+// mergeInto moves the staged tree into live. An entry for which replace
+// says so, or that is not a directory on both sides, replaces what is at
+// its place; a directory that exists on both sides is merged into, and
+// then takes the staged (snapshot's) mode and times. It returns how many
+// entries it moved.
+func mergeInto(staged, live, rel string, replace func(rel string) bool) (int, error) {
+	entries, err := os.ReadDir(staged)
+	if err != nil {
+		return 0, err
+	}
+	moved := 0
+	for _, e := range entries {
+		src, dst, r := filepath.Join(staged, e.Name()), filepath.Join(live, e.Name()), path.Join(rel, e.Name())
+		if e.IsDir() && !replace(r) {
+			if fi, err := os.Lstat(dst); err == nil && fi.IsDir() {
+				n, err := mergeInto(src, dst, r, replace)
+				moved += n
+				if err != nil {
+					return moved, err
+				}
+				if err := copyDirMeta(src, dst); err != nil {
+					return moved, err
+				}
+				continue
+			}
+		}
+		if err := os.RemoveAll(dst); err != nil {
+			return moved, err
+		}
+		if err := os.Rename(src, dst); err != nil {
+			return moved, err
+		}
+		moved++
+	}
+	return moved, nil
+}
+
+// copyDirMeta gives dst src's mode and modification time.
+func copyDirMeta(src, dst string) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(dst, fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
+		return err
+	}
+	return os.Chtimes(dst, time.Time{}, fi.ModTime())
 }
 
 // restoreInto restores one component into dir (as dir/NAME).
 func restoreInto(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, name, dir string) error {
+	return restoreSelection(ctx, r, sn, []string{name}, selection{}, dir)
+}
+
+// restoreSelection restores the component references refs (NAME or
+// NAME/PATH), filtered by sel's patterns, into dir (as dir/NAME/…).
+func restoreSelection(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, refs []string, sel selection, dir string) error {
 	t, err := tree.OpenTarget(dir)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	_, err = restore.Restore(ctx, r, sn, t, restore.Options{Components: []string{name}, Verify: true})
+	_, err = restore.Restore(ctx, r, sn, t, restore.Options{Components: refs, Include: sel.include, Exclude: sel.exclude, Verify: true})
 	return err
 }
 

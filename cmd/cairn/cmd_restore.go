@@ -17,6 +17,11 @@ type restoreFlags struct {
 	snapshot   string
 	target     string
 	components []string
+	include    []string
+	exclude    []string
+	indices    string
+	renamePat  string
+	renameRepl string
 	verify     bool
 	delete     bool
 	noOwner    bool
@@ -37,8 +42,19 @@ the command then exits 1.
 (pg_restore, psql, mariadb), in the order the components were backed up;
 if the data cannot be read the command is killed, never given a truncated
 dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
---single-transaction, psql --single-transaction -v ON_ERROR_STOP=1.`,
+--single-transaction, psql --single-transaction -v ON_ERROR_STOP=1.
+
+A partial restore: --component NAME/PATH restores one subtree of a tree
+component (a tenant's folder), --include and --exclude select paths
+within tree components with restic's patterns ('*', '**', a leading '/'
+anchors at the component's root, a matching directory brings its whole
+subtree). The directories above what is restored are made with their
+metadata. With --config, a partial restore replaces only what it
+selected in the live directory and removes nothing else.`,
 		Example: `  cairn restore latest --target /srv/restore
+  cairn restore latest --component files/sp1001 --target /srv/restore
+  cairn --config alm.yaml restore latest --component files --include '/sp1001/**/*.pdf'
+  cairn --config saas.yaml restore latest --component search --indices 'mqm_sp1001*' --rename-pattern '(.+)' --rename-replacement 'export_$1'
   cairn restore latest -H db1 --command db='pg_restore --clean --if-exists --single-transaction -d app' --target /srv/restore`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -67,6 +83,12 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 			if f.delete && (g.config == nil || f.target != "") {
 				return errors.New("--delete empties live directories and applies only to restore --config without --target")
 			}
+			if (f.indices != "" || f.renamePat != "" || f.renameRepl != "") && (g.config == nil || f.target != "") {
+				return errors.New("--indices and --rename-pattern/--rename-replacement restore Elasticsearch indices and apply only to restore --config without --target")
+			}
+			if (f.renamePat == "") != (f.renameRepl == "") {
+				return errors.New("--rename-pattern and --rename-replacement go together")
+			}
 			if f.noOwner && f.target == "" {
 				return errors.New("--no-owner applies to restores into --target (live targets keep the application's owners)")
 			}
@@ -77,7 +99,8 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 						fmt.Fprintln(g.stdout, "restored "+s)
 					}
 				}
-				if err := app.Restore(ctx, r, g.config, &sn, app.RestoreOptions{Components: f.components, Delete: f.delete, Report: report}); err != nil {
+				if err := app.Restore(ctx, r, g.config, &sn, app.RestoreOptions{Components: f.components, Include: f.include, Exclude: f.exclude,
+					Indices: f.indices, RenamePattern: f.renamePat, RenameReplacement: f.renameRepl, Delete: f.delete, Report: report}); err != nil {
 					return err
 				}
 				if g.json {
@@ -90,7 +113,7 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 			for _, c := range cmds {
 				commands[c.name] = c.spec.Argv
 			}
-			plan, err := app.PlanRestore(sn, app.RestoreRequest{Components: f.components, Commands: commands, Target: f.target, NoOwner: f.noOwner})
+			plan, err := app.PlanRestore(sn, app.RestoreRequest{Components: f.components, Include: f.include, Exclude: f.exclude, Commands: commands, Target: f.target, NoOwner: f.noOwner})
 			if err != nil {
 				return err
 			}
@@ -142,8 +165,13 @@ dump. Run the tool so a kill leaves nothing half-done, e.g. pg_restore
 	fl.StringVar(&f.snapshot, "snapshot", "", "snapshot ID, unique prefix, or latest (or give it as the argument)")
 	fl.StringArrayVarP(&f.hosts, "host", "H", nil, "with latest: the newest snapshot of this host (repeatable)")
 	fl.StringVar(&f.target, "target", "", "directory to restore into (created if missing)")
-	fl.StringArrayVar(&f.components, "component", nil, "restore only this component (repeatable)")
+	fl.StringArrayVar(&f.components, "component", nil, "restore only this component, or NAME/PATH: only that subtree of it (repeatable)")
+	fl.StringArrayVar(&f.include, "include", nil, "restore only paths of tree components matching PATTERN (repeatable)")
+	fl.StringArrayVar(&f.exclude, "exclude", nil, "leave out paths of tree components matching PATTERN (repeatable)")
 	fl.StringArrayVar(&f.commands, "command", nil, "pipe stream component NAME into CMD instead of writing it (NAME='CMD ARGS'; repeatable)")
+	fl.StringVar(&f.indices, "indices", "", "with --config: restore only these indices of elasticsearch components (a pattern, instead of the config's indices:)")
+	fl.StringVar(&f.renamePat, "rename-pattern", "", "with --config: restore elasticsearch indices under new names: a Java regular expression on the index name…")
+	fl.StringVar(&f.renameRepl, "rename-replacement", "", "…and its replacement ($1 for a group); the live indices are not closed")
 	fl.BoolVar(&f.verify, "verify", false, "re-read restored files and compare them with the snapshot")
 	fl.BoolVar(&f.delete, "delete", false, "with --config: empty each tree component's live directory before restoring into it")
 	fl.BoolVar(&f.noOwner, "no-owner", false, "files belong to the user running restore (root does not restore owners) and lose setuid/setgid bits")
