@@ -259,13 +259,17 @@ func TestPruneTreatsStaleLocksAsGone(t *testing.T) {
 	}
 	st.FailPut(faulty.Prefix("locks/"+l.Name()[len("locks/"):]), 0, nil) // the holder hangs
 	<-l.Lost()
-	// Right after the holder gave up, its lock is not yet stale to others.
+	lostAt := time.Now()
+	// Right after the holder gave up, its lock is not yet stale to others:
+	// the holder gives up at Stale-Margin, others see it gone at
+	// Stale+Margin. (On a machine so loaded that this prune took longer
+	// than 2*Margin, the window has passed and nothing can be said.)
 	rep, err := runPrune(t, st, prune.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.DeletedPacks != 0 {
-		t.Fatalf("swept while the lock was younger than Stale+Margin: %+v", rep)
+	if took := time.Since(lostAt); took < 2*fastLocks.Margin && rep.DeletedPacks != 0 {
+		t.Fatalf("swept %s after the holder gave up, before Stale+Margin: %+v", took, rep)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
