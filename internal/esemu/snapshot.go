@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -602,6 +603,9 @@ func (s *Server) writeShard(rp *repo, indexID string, shardNum int, in *inflight
 		}
 		if fi == nil {
 			f := fileInfo{PhysicalName: name, Length: int64(len(data)), Checksum: sum, WrittenBy: luceneVersion}
+			// Elasticsearch always records the part size, Long.MAX_VALUE
+			// without chunk_size (seen in 5.6, 6.8 and 7.10 repositories).
+			f.PartSize = math.MaxInt64
 			if isVirtual(name) {
 				f.MetaHash = base64.StdEncoding.EncodeToString(data)
 			}
@@ -640,7 +644,10 @@ func (s *Server) writeShard(rp *repo, indexID string, shardNum int, in *inflight
 	if err := writeBlobExcl(filepath.Join(dir, "snap-"+in.uuid+".dat"), data); err != nil {
 		return "", "", err
 	}
-	ref := shardSnapRef{ShardStateID: newUUID()}
+	ref := shardSnapRef{}
+	if s.format.snapshotVersion { // 7.x on; not in 5.6 and 6.8 repositories
+		ref.ShardStateID = newUUID()
+	}
 	for _, f := range ss.Files {
 		ref.Files = append(ref.Files, f.Name)
 	}
