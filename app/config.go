@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -202,12 +203,24 @@ func (p *Problems) add(line int, format string, args ...any) {
 // Load reads and checks a config file. All problems are reported at once,
 // each with its line, in a *Problems error.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if len(data) > maxConfigFile {
+		return nil, fmt.Errorf("read config: %s is larger than %d bytes (a cairn.yaml is a few KiB)", path, maxConfigFile)
+	}
 	return Parse(path, data)
 }
+
+// maxConfigFile bounds what Load reads: a path given by mistake (a dump,
+// /dev/zero) must not be read into memory whole.
+const maxConfigFile = 1 << 20
 
 // Parse parses config text; path is used in messages and to resolve
 // relative paths.

@@ -56,3 +56,9 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestLoadBounded(t *testing.T) {
+	if _, err := Load("/dev/zero"); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("Load(/dev/zero) = %v", err)
+	}
+}
