@@ -28,10 +28,14 @@ fuzz:
 	GO=$(GO) FUZZTIME=$${FUZZTIME:-30s} bash scripts/fuzz.sh
 
 # The long run: an hour per fuzz test (FUZZTIME=8h for a night), then
-# prune in a loop beside backup and copy processes for CAIRN_SOAK (10m).
+# prune in a loop beside backup and copy processes for CAIRN_SOAK (10m),
+# then the crash harness: backup, copy and prune processes SIGKILLed
+# CAIRN_CRASH_KILLS times (1200; about 0.8 s a kill), a fresh seed each run
+# unless CAIRN_CRASH_SEED is set (the test logs the seed it used).
 soak:
 	GO=$(GO) FUZZTIME=$${FUZZTIME:-1h} bash scripts/fuzz.sh
 	CAIRN_SOAK=$${CAIRN_SOAK:-10m} $(GO) test -count=1 -timeout 2h -run 'TestPruneBesideBackupsAndCopies' -v ./cmd/cairn
+	CAIRN_CRASH_KILLS=$${CAIRN_CRASH_KILLS:-1200} CAIRN_CRASH_SEED=$${CAIRN_CRASH_SEED:-$$(date +%s)} $(GO) test -count=1 -timeout 4h -run 'TestCrashHarness' -v ./cmd/cairn
 
 # End to end on a local-directory repository in a temporary directory: the
 # core round trip, then a whole application (PostgreSQL, the Elasticsearch
