@@ -24,17 +24,6 @@ type Options struct {
 	Warn func(string)
 }
 
-// hook turns an argv into a repo hook; nil for an empty one. A failing
-// hook's error carries the end of its output.
-func hook(argv []string) func(context.Context) error {
-	if len(argv) == 0 {
-		return nil
-	}
-	return func(ctx context.Context) error {
-		return command.Run(ctx, command.Spec{Argv: argv, AllowEmpty: true})
-	}
-}
-
 func (c *Component) spec() command.Spec {
 	env := append(os.Environ(), c.Env...)
 	return command.Spec{Argv: c.Command, Shell: c.Shell, Env: env, AllowEmpty: c.AllowEmpty, Clean: c.Clean}
@@ -54,8 +43,9 @@ func (e *Elasticsearch) config() (es.Config, error) {
 }
 
 // Backup takes the configured application as one snapshot: the global
-// before hook, then each component in order between its own hooks, then
-// the global after hook, which runs whatever happened. A dump command or
+// backup before hook, then each component in order between its own hooks,
+// then the global after hook, which runs whatever happened (on_failure
+// first when something failed). A dump command or
 // an Elasticsearch snapshot starts only when its turn comes. Older ES
 // snapshots are deleted, if configured, only once cairn's snapshot is
 // written.
@@ -65,8 +55,8 @@ func Backup(ctx context.Context, r *repo.Repository, cfg *Config, opts Options) 
 		warn = func(string) {}
 	}
 	bo := opts.Options
-	bo.Before = hook(cfg.Hooks.Before)
-	bo.After = hook(cfg.Hooks.After)
+	env := hookEnv{Phase: "backup", App: cfg.App}
+	bo.Before, bo.After, bo.OnFailure = env.backupHooks(cfg.Hooks.Phase("backup"))
 	if bo.MaxSkew == 0 {
 		bo.MaxSkew = time.Duration(cfg.MaxSkew)
 	}
@@ -85,7 +75,10 @@ func Backup(ctx context.Context, r *repo.Repository, cfg *Config, opts Options) 
 	comps := make([]archive.ComponentSource, 0, len(cfg.Components))
 	for i := range cfg.Components {
 		c := &cfg.Components[i]
-		cs := archive.ComponentSource{Name: c.Name, Before: hook(c.Hooks.Before), After: hook(c.Hooks.After)}
+		cs := archive.ComponentSource{Name: c.Name}
+		cenv := env
+		cenv.Component = c.Name
+		cs.Before, cs.After, cs.OnFailure = cenv.backupHooks(c.Hooks.Phase("backup"))
 		switch c.Kind() {
 		case "command":
 			cs.Start = CommandSource(c, &streams, warn).Start

@@ -49,11 +49,61 @@ type Replica struct {
 	Retention *Retention `yaml:"retention"`
 }
 
-// Hooks are commands (argv) run around the whole snapshot or around one
-// component. After hooks run even when the backup fails.
+// Hooks are commands (argv) run around the whole application or one
+// component, by phase: hooks.backup and hooks.restore. The flat
+// before/after/on_failure keys are shorthand for hooks.backup (a
+// "deactivate the space" step is rarely right for both phases, and a "drop
+// the schema" step must never run before a backup).
 type Hooks struct {
-	Before []string `yaml:"before"`
-	After  []string `yaml:"after"`
+	PhaseHooks `yaml:",inline"`
+	Backup     *PhaseHooks `yaml:"backup"`
+	Restore    *PhaseHooks `yaml:"restore"`
+}
+
+// PhaseHooks are the hooks of one phase (backup or restore).
+//
+// Backup: before runs first; after runs whatever happened (a service
+// stopped for the dump must come back); on_failure runs, before after,
+// when the backup failed or a step after the snapshot failed.
+//
+// Restore: before runs first; after runs only when everything was
+// restored (so "activate the space" never follows a half-done restore);
+// on_failure runs otherwise.
+//
+// Each hook sees CAIRN_PHASE, CAIRN_HOOK, CAIRN_APP, CAIRN_SNAPSHOT,
+// CAIRN_COMPONENT (component hooks), CAIRN_RESTORED (restore: the
+// components restored so far, comma-separated) and, in on_failure,
+// CAIRN_ERROR and CAIRN_FAILED_COMPONENT.
+type PhaseHooks struct {
+	Before    []string `yaml:"before"`
+	After     []string `yaml:"after"`
+	OnFailure []string `yaml:"on_failure"`
+}
+
+func (h PhaseHooks) empty() bool {
+	return len(h.Before) == 0 && len(h.After) == 0 && len(h.OnFailure) == 0
+}
+
+// Phase returns the hooks of phase "backup" or "restore".
+func (h Hooks) Phase(phase string) PhaseHooks {
+	switch phase {
+	case "backup":
+		if h.Backup != nil {
+			return *h.Backup
+		}
+		return h.PhaseHooks
+	case "restore":
+		if h.Restore != nil {
+			return *h.Restore
+		}
+	}
+	return PhaseHooks{}
+}
+
+func (h Hooks) check(p *Problems, line int, where string) {
+	if h.Backup != nil && !h.PhaseHooks.empty() {
+		p.add(line, "%shooks: give the backup hooks either as hooks.backup or as the shorthand hooks.before/after/on_failure, not both", where)
+	}
 }
 
 // Component is one part of the application: exactly one of Command,
@@ -145,13 +195,7 @@ func unknownKeys(n *yaml.Node, t reflect.Type, path string) []string {
 		t = t.Elem()
 	}
 	fields := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name != "" && name != "-" {
-			fields[name] = f.Type
-		}
-	}
+	yamlFields(t, fields)
 	var out []string
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -165,6 +209,21 @@ func unknownKeys(n *yaml.Node, t reflect.Type, path string) []string {
 		}
 	}
 	return out
+}
+
+// yamlFields adds t's yaml keys and their types to fields, with the keys
+// of inlined structs.
+func yamlFields(t reflect.Type, fields map[string]reflect.Type) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case opts == "inline" && f.Type.Kind() == reflect.Struct:
+			yamlFields(f.Type, fields)
+		case name != "" && name != "-":
+			fields[name] = f.Type
+		}
+	}
 }
 
 // Duration is a time.Duration written as "10m", "90s".
@@ -276,6 +335,7 @@ func (cfg *Config) check() *Problems {
 			p.add(0, "retention: %v", err)
 		}
 	}
+	cfg.Hooks.check(p, 0, "")
 	seen := map[string]int{}
 	for i := range cfg.Components {
 		c := &cfg.Components[i]
@@ -291,6 +351,7 @@ func (cfg *Config) check() *Problems {
 			p.add(c.Line, "component %q is also defined at line %d", c.Name, first)
 		}
 		seen[c.Name] = c.Line
+		c.Hooks.check(p, c.Line, fmt.Sprintf("component %q: ", c.Name))
 		kinds := 0
 		if len(c.Command) > 0 {
 			kinds++

@@ -58,6 +58,8 @@ func TestParseProblems(t *testing.T) {
 		{"pipe without path", "components: [{name: d, command: [pg_dump], mode: pipe}]\n", "needs {path}"},
 		{"delete on a command", "components: [{name: d, command: [pg_dump], delete: true}]\n", "delete applies only to a tree"},
 		{"tree at root", "components: [{name: f, tree: /}]\n", "cannot be a component"},
+		{"backup hooks twice", "hooks: {before: [a], backup: {before: [b]}}\ncomponents: [{name: f, tree: /x}]\n", "either as hooks.backup or as the shorthand"},
+		{"unknown hook", "components: [{name: f, tree: /x, hooks: {restore: {befor: [a]}}}]\n", `unknown key "hooks.restore.befor"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,5 +72,36 @@ func TestParseProblems(t *testing.T) {
 				t.Errorf("got %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Hooks by phase: the flat keys are the backup hooks; restore hooks are
+// only what hooks.restore says.
+func TestHookPhases(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte(`hooks:
+  before: [stop]
+  on_failure: [page]
+  restore: {before: [deactivate], after: [activate], on_failure: [alert]}
+components:
+  - name: f
+    tree: /x
+    hooks: {backup: {after: [b]}, restore: {before: [drop]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, r := cfg.Hooks.Phase("backup"), cfg.Hooks.Phase("restore")
+	if b.Before[0] != "stop" || b.OnFailure[0] != "page" || len(b.After) != 0 {
+		t.Errorf("backup hooks %+v", b)
+	}
+	if r.Before[0] != "deactivate" || r.After[0] != "activate" || r.OnFailure[0] != "alert" {
+		t.Errorf("restore hooks %+v", r)
+	}
+	c := cfg.Components[0].Hooks
+	if c.Phase("backup").After[0] != "b" || c.Phase("restore").Before[0] != "drop" || len(c.Phase("restore").After) != 0 {
+		t.Errorf("component hooks %+v", c)
+	}
+	if (Hooks{PhaseHooks: PhaseHooks{Before: []string{"x"}}}).Phase("restore").Before != nil {
+		t.Error("the flat hooks ran for restore")
 	}
 }

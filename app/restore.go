@@ -38,15 +38,52 @@ type RestoreOptions struct {
 	// Delete empties every tree component's live directory before
 	// restoring into it, as if the config said delete: true.
 	Delete bool
+	// Verify reads every stream component through the repository (each
+	// blob decrypted and its hash checked) before the first destructive
+	// step, so a damaged dump is found before the schema is dropped.
+	// Trees and Elasticsearch files are always re-hashed after they are
+	// written, before they replace anything.
+	Verify bool
 	// Report receives one line per component restored.
 	Report func(string)
 }
 
-// Restore puts the snapshot's components back to their live targets, in the
-// config's order (database, search, files), between the global hooks (stop
-// the workers, deactivate the space), stopping at the first failure with a
-// message that names the component: a half-restored application must not
-// look restored.
+// RestoreError is a configured restore that stopped part-way: the
+// application is in a mixed state, and the operator needs to know which
+// parts are back.
+type RestoreError struct {
+	// Failed is the component that failed; "" when a global hook did.
+	Failed string
+	// Restored are the components completely restored before it.
+	Restored []string
+	Err      error
+}
+
+func (e *RestoreError) Error() string {
+	msg := "restore stopped before any component"
+	if e.Failed != "" {
+		msg = "restore stopped at component " + e.Failed
+	}
+	if len(e.Restored) > 0 {
+		msg += fmt.Sprintf(" (already restored: %s)", strings.Join(e.Restored, ", "))
+	} else {
+		msg += " (nothing restored)"
+	}
+	return fmt.Sprintf("%s: %v", msg, e.Err)
+}
+
+func (e *RestoreError) Unwrap() error { return e.Err }
+
+// Restore puts the snapshot's components back to their live targets, in
+// the config's order (database, search, files), between the restore hooks,
+// stopping at the first failure with a *RestoreError that names the
+// component and what was already restored: a half-restored application
+// must not look restored.
+//
+// The restore hooks (hooks.restore, globally and per component): before
+// runs first; after runs only when everything before it was restored, so
+// "activate the space" never follows a failed import; on_failure runs
+// instead, with CAIRN_ERROR and CAIRN_RESTORED in its environment.
 //
 //   - command: the stream is piped into the restore command (or written to
 //     a file passed as {path}); a dump taken as a directory is restored to
@@ -56,85 +93,57 @@ type RestoreOptions struct {
 //     indices are closed and restored from it.
 //   - tree: restored next to the live directory, then moved into it; with
 //     delete: true the directory is emptied first.
-func Restore(ctx context.Context, r *repo.Repository, cfg *Config, sn *repo.SnapshotEntry, opts RestoreOptions) (err error) {
-	report := opts.Report
+func Restore(ctx context.Context, r *repo.Repository, cfg *Config, sn *repo.SnapshotEntry, opts RestoreOptions) error {
+	p, err := PlanLive(ctx, r, cfg, *sn, opts)
+	if err != nil {
+		return err
+	}
+	return p.Run(ctx, r)
+}
+
+// Run carries out a checked plan (see Restore).
+func (p *LivePlan) Run(ctx context.Context, r *repo.Repository) error {
+	report := p.opts.Report
 	if report == nil {
 		report = func(string) {}
 	}
-	var todo []*Component
-	subtrees := map[string][]string{}
-	named := map[string]bool{}
-	for _, ref := range opts.Components {
-		name, sub := splitRef(ref)
-		c := cfg.Component(name)
-		if c == nil {
-			return fmt.Errorf("the config has no component %q", name)
+	sn := p.Snapshot
+	env := hookEnv{Phase: "restore", App: p.cfg.App, Snapshot: sn.ID.String()}
+	global := p.cfg.Hooks.Phase("restore")
+	var done []string
+	fail := func(comp string, err error) error {
+		rerr := &RestoreError{Failed: comp, Restored: done, Err: err}
+		env.Restored = done
+		if herr := env.runNamed(context.WithoutCancel(ctx), "on_failure", global.OnFailure, comp, rerr); herr != nil {
+			return errors.Join(rerr, herr)
 		}
-		if sn.Component(name) == nil {
-			return fmt.Errorf("snapshot %s has no component %q", sn.ID.Short(), name)
-		}
-		named[name] = true
-		if sub != "" {
-			subtrees[name] = append(subtrees[name], sub)
-		}
+		return rerr
 	}
-	partial := len(opts.Include) > 0 || len(opts.Exclude) > 0
-	if partial && opts.Delete {
-		return errors.New("--delete with --include/--exclude would empty the paths the patterns leave out; a partial restore replaces only what matches (use --component NAME/PATH --delete to replace a whole subtree)")
+	if err := env.runNamed(ctx, "before", global.Before, "", nil); err != nil {
+		return fail("", err)
 	}
-	for i := range cfg.Components {
-		c := &cfg.Components[i]
-		if len(opts.Components) > 0 && !named[c.Name] {
-			continue
-		}
-		if (partial || len(subtrees[c.Name]) > 0) && c.Kind() != "tree" {
-			return fmt.Errorf("component %s is %s component: only tree components have paths to select; name the trees with --component", c.Name, withArticle(c.Kind()))
-		}
-		if sn.Component(c.Name) == nil {
-			report(fmt.Sprintf("%s: not in snapshot %s, skipped", c.Name, sn.ID.Short()))
-			continue
-		}
-		todo = append(todo, c)
-	}
-	if len(todo) == 0 {
-		return errors.New("nothing to restore: no configured component is in the snapshot")
-	}
-	if h := hook(cfg.Hooks.Before); h != nil {
-		if err := h(ctx); err != nil {
-			return errors.Join(fmt.Errorf("before hook: %w", err), runAfter(ctx, cfg.Hooks.After))
-		}
-	}
-	defer func() { err = errors.Join(err, runAfter(ctx, cfg.Hooks.After)) }()
-	for i, c := range todo {
+	for _, c := range p.todo {
 		cc := *c
-		cc.Delete = cc.Delete || opts.Delete
-		sel := selection{subtrees: subtrees[c.Name], include: opts.Include, exclude: opts.Exclude,
-			indices: opts.Indices, renamePattern: opts.RenamePattern, renameReplacement: opts.RenameReplacement}
-		if slices.Contains(opts.Components, c.Name) {
-			sel.subtrees = nil // named whole too
+		cc.Delete = cc.Delete || p.opts.Delete
+		cenv := env
+		cenv.Component, cenv.Restored = c.Name, done
+		h := c.Hooks.Phase("restore")
+		err := cenv.runNamed(ctx, "before", h.Before, "", nil)
+		if err == nil {
+			err = restoreOne(ctx, r, sn.Snapshot, &cc, p.sel[c.Name], report)
 		}
-		if err := restoreOne(ctx, r, sn.Snapshot, &cc, sel, report); err != nil {
-			done := make([]string, i)
-			for j := range done {
-				done[j] = todo[j].Name
-			}
-			msg := fmt.Sprintf("restore stopped at component %s", c.Name)
-			if len(done) > 0 {
-				msg += fmt.Sprintf(" (already restored: %s)", strings.Join(done, ", "))
-			}
-			return fmt.Errorf("%s: %w", msg, err)
+		if err == nil {
+			err = cenv.runNamed(ctx, "after", h.After, "", nil)
 		}
+		if err != nil {
+			err = errors.Join(err, cenv.runNamed(context.WithoutCancel(ctx), "on_failure", h.OnFailure, c.Name, err))
+			return fail(c.Name, err)
+		}
+		done = append(done, c.Name)
 	}
-	return nil
-}
-
-func runAfter(ctx context.Context, argv []string) error {
-	h := hook(argv)
-	if h == nil {
-		return nil
-	}
-	if err := h(context.WithoutCancel(ctx)); err != nil {
-		return fmt.Errorf("after hook: %w", err)
+	env.Restored = done
+	if err := env.runNamed(ctx, "after", global.After, "", nil); err != nil {
+		return fmt.Errorf("every component was restored (%s), but %w", strings.Join(done, ", "), err)
 	}
 	return nil
 }
@@ -158,21 +167,14 @@ func withArticle(kind string) string {
 }
 
 func restoreOne(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, c *Component, sel selection, report func(string)) error {
-	if h := hook(c.Hooks.Before); h != nil {
-		if err := h(ctx); err != nil {
-			return errors.Join(fmt.Errorf("before hook: %w", err), runAfter(ctx, c.Hooks.After))
-		}
-	}
-	var err error
 	switch c.Kind() {
 	case "command":
-		err = RestoreCommand(ctx, r, sn, c, report)
+		return RestoreCommand(ctx, r, sn, c, report)
 	case "elasticsearch":
-		err = restoreElasticsearch(ctx, r, sn, c, sel, report)
-	case "tree":
-		err = restoreTree(ctx, r, sn, c, sel, report)
+		return restoreElasticsearch(ctx, r, sn, c, sel, report)
+	default:
+		return restoreTree(ctx, r, sn, c, sel, report)
 	}
-	return errors.Join(err, runAfter(ctx, c.Hooks.After))
 }
 
 // RestoreCommand puts one command component back through its restore

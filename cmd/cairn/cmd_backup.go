@@ -45,7 +45,9 @@ stream is refused (unless --allow-empty), but a short one is not detected.
 Prefer --command, which checks the dump's exit status.
 
 Exit codes: 0 success; 1 failure, no snapshot written; 3 snapshot written but
-some files could not be read or changed while being read (listed on stderr).`,
+some files could not be read or changed while being read (listed on stderr);
+4 snapshot written and complete, but a step after it failed (an after hook,
+replication): do not retry the backup.`,
 		Example: `  cairn backup --command db='pg_dump --format=custom -Z0 app' --tree files=/srv/app/files
   pg_dump app | cairn backup --stdin db --tree files=/srv/app/files`,
 		Args: cobra.NoArgs,
@@ -204,7 +206,8 @@ func doBackup(cmd *cobra.Command, g *globals, opts archive.Options, backup func(
 		return fmt.Errorf("backup failed, no snapshot written: %w", err)
 	}
 	// From here on the snapshot is written; err, if any, is about what came
-	// after it (an after hook, replication) and makes the exit code 1.
+	// after it (an after hook, replication) and has its own exit code, so a
+	// cron job that retries on failure does not take a duplicate.
 	after := err
 	el := time.Since(start)
 	if g.json {
@@ -223,7 +226,7 @@ func doBackup(cmd *cobra.Command, g *globals, opts archive.Options, backup func(
 			humanBytes(res.Saver.StoredBytes), res.Saver.Packs, sn.Skew().Round(time.Millisecond))
 	}
 	if after != nil {
-		return after
+		return &exitError{code: exitWrittenThenFailed, err: after}
 	}
 	if len(res.FileErrors) > 0 {
 		return &exitError{code: exitPartial, err: fmt.Errorf("snapshot %s written, but %d files could not be read or changed while being read", res.ID.Short(), len(res.FileErrors))}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -26,6 +28,7 @@ type restoreFlags struct {
 	delete     bool
 	noOwner    bool
 	hosts      []string
+	dryRun     bool
 }
 
 func newRestoreCmd(g *globals) *cobra.Command {
@@ -76,7 +79,11 @@ selected in the live directory and removes nothing else.`,
 				return err
 			}
 			defer release()
-			sn, err := app.FindSnapshot(ctx, r, f.snapshot, app.Selection{Hosts: f.hosts})
+			sel := app.Selection{Hosts: f.hosts}
+			if g.config != nil {
+				sel.App = g.config.App // latest is this application's latest
+			}
+			sn, err := app.FindSnapshot(ctx, r, f.snapshot, sel)
 			if err != nil {
 				return err
 			}
@@ -99,15 +106,11 @@ selected in the live directory and removes nothing else.`,
 						fmt.Fprintln(g.stdout, "restored "+s)
 					}
 				}
-				if err := app.Restore(ctx, r, g.config, &sn, app.RestoreOptions{Components: f.components, Include: f.include, Exclude: f.exclude,
-					Indices: f.indices, RenamePattern: f.renamePat, RenameReplacement: f.renameRepl, Delete: f.delete, Report: report}); err != nil {
-					return err
-				}
-				if g.json {
-					return printJSON(g.stdout, restoreLiveJSON{Snapshot: sn.ID.String(), Restored: true})
-				}
-				fmt.Fprintf(g.stdout, "snapshot %s restored to the application's live targets\n", sn.ID.Short())
-				return nil
+				return runLiveRestore(ctx, g, r, sn, f, app.RestoreOptions{Components: f.components, Include: f.include, Exclude: f.exclude,
+					Indices: f.indices, RenamePattern: f.renamePat, RenameReplacement: f.renameRepl, Delete: f.delete, Verify: f.verify, Report: report})
+			}
+			if f.dryRun {
+				return errors.New("--dry-run applies to restore --config to the live targets (without --target or --command)")
 			}
 			commands := map[string][]string{}
 			for _, c := range cmds {
@@ -172,8 +175,9 @@ selected in the live directory and removes nothing else.`,
 	fl.StringVar(&f.indices, "indices", "", "with --config: restore only these indices of elasticsearch components (a pattern, instead of the config's indices:)")
 	fl.StringVar(&f.renamePat, "rename-pattern", "", "with --config: restore elasticsearch indices under new names: a Java regular expression on the index name…")
 	fl.StringVar(&f.renameRepl, "rename-replacement", "", "…and its replacement ($1 for a group); the live indices are not closed")
-	fl.BoolVar(&f.verify, "verify", false, "re-read restored files and compare them with the snapshot")
+	fl.BoolVar(&f.verify, "verify", false, "re-read restored files and compare them with the snapshot; with --config, also read every dump back through the repository before the first destructive step")
 	fl.BoolVar(&f.delete, "delete", false, "with --config: empty each tree component's live directory before restoring into it")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "with --config: print the restore plan and run its checks, change nothing")
 	fl.BoolVar(&f.noOwner, "no-owner", false, "files belong to the user running restore (root does not restore owners) and lose setuid/setgid bits")
 	return cmd
 }
@@ -204,4 +208,65 @@ func parseCommands(flags []string) ([]namedCommand, error) {
 		out = append(out, namedCommand{name, command.Spec{Argv: argv}})
 	}
 	return out, nil
+}
+
+// runLiveRestore restores the application's live targets from the config:
+// the plan is printed (and only printed with --dry-run), checked, then run.
+func runLiveRestore(ctx context.Context, g *globals, r *repo.Repository, sn repo.SnapshotEntry, f restoreFlags, opts app.RestoreOptions) error {
+	plan, err := app.PlanLive(ctx, r, g.config, sn, opts)
+	if f.dryRun || err != nil {
+		if g.json {
+			if jerr := printJSON(g.stdout, toRestorePlanJSON(plan, err)); jerr != nil {
+				return jerr
+			}
+		} else if f.dryRun || !g.quiet {
+			printPlan(g.stdout, plan)
+		}
+		if err != nil {
+			return err
+		}
+		if !g.json && !g.quiet {
+			fmt.Fprintln(g.stdout, "checks passed; nothing was changed (--dry-run)")
+		}
+		return nil
+	}
+	err = plan.Run(ctx, r)
+	if g.json {
+		out := restoreLiveJSON{Snapshot: sn.ID.String(), Restored: err == nil}
+		var rerr *app.RestoreError
+		if errors.As(err, &rerr) {
+			out.FailedComponent, out.RestoredComponents = &rerr.Failed, rerr.Restored
+		}
+		if err != nil {
+			out.Error = err.Error()
+		}
+		if jerr := printJSON(g.stdout, out); jerr != nil {
+			return jerr
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if !g.quiet {
+		fmt.Fprintf(g.stdout, "snapshot %s restored to the application's live targets\n", sn.ID.Short())
+	}
+	return nil
+}
+
+func printPlan(w io.Writer, p *app.LivePlan) {
+	if p == nil {
+		return
+	}
+	sn := p.Snapshot
+	fmt.Fprintf(w, "restore plan for snapshot %s (%s, app %s, host %s):\n", sn.ID.Short(), sn.Time.Local().Format(time.DateTime), sn.App, sn.Host)
+	for i, s := range p.Steps {
+		fmt.Fprintf(w, "  %d. %s\n", i+1, s)
+	}
+	if len(p.OnFailure) > 0 {
+		fmt.Fprintln(w, "  if a step fails, the after hooks of the steps not reached do not run; instead:")
+		for _, s := range p.OnFailure {
+			fmt.Fprintf(w, "     - %s\n", s)
+		}
+	}
 }

@@ -282,8 +282,8 @@ func TestConfiguredReplication(t *testing.T) {
 
 	write(t, cfg, []byte(fmt.Sprintf("components:\n  - name: files\n    tree: %s\nreplicate:\n  - repository: %s\n", files, filepath.Join(dir, "missing"))), 0o600)
 	r := cairn(t, nil, "--config", cfg, "backup")
-	if r.code != 1 || !strings.Contains(r.stderr, "written, but replication to") {
-		t.Errorf("want exit 1 saying the snapshot was written but not replicated:\n%v", r)
+	if r.code != 4 || !strings.Contains(r.stderr, "written, but replication to") {
+		t.Errorf("want exit 4 saying the snapshot was written but not replicated:\n%v", r)
 	}
 	if n := countSnapshots(t); n != 2 {
 		t.Errorf("%d local snapshots, want 2", n)

@@ -7,8 +7,10 @@ package main
 // against testdata/json/*.json, and those examples against docs/JSON.md.
 
 import (
+	"errors"
 	"time"
 
+	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/archive"
@@ -202,9 +204,54 @@ func toRestoreJSON(sn chunk.ID, target string, res *restore.Result, verify bool,
 }
 
 // restoreLiveJSON is restore --json with --config to the live targets.
+// On a failure part-way, FailedComponent ("" for a global hook) and
+// RestoredComponents say where the application stands.
 type restoreLiveJSON struct {
-	Snapshot string `json:"snapshot"`
-	Restored bool   `json:"restored"`
+	Snapshot           string   `json:"snapshot"`
+	Restored           bool     `json:"restored"`
+	FailedComponent    *string  `json:"failed_component,omitempty"`
+	RestoredComponents []string `json:"restored_components,omitempty"`
+	Error              string   `json:"error,omitempty"`
+}
+
+// restorePlanJSON is restore --json --dry-run with --config (and the plan
+// printed when its checks fail).
+type restorePlanJSON struct {
+	Snapshot  string     `json:"snapshot"`
+	OK        bool       `json:"ok"`
+	Steps     []stepJSON `json:"steps"`
+	OnFailure []stepJSON `json:"on_failure"`
+	Problems  []string   `json:"problems"`
+}
+
+type stepJSON struct {
+	Component string `json:"component,omitempty"`
+	Action    string `json:"action"`
+	Target    string `json:"target,omitempty"`
+	Destroys  string `json:"destroys,omitempty"`
+}
+
+func toStepsJSON(steps []app.Step) []stepJSON {
+	out := make([]stepJSON, 0, len(steps))
+	for _, s := range steps {
+		out = append(out, stepJSON{Component: s.Component, Action: s.Action, Target: s.Target, Destroys: s.Destroys})
+	}
+	return out
+}
+
+func toRestorePlanJSON(p *app.LivePlan, err error) restorePlanJSON {
+	out := restorePlanJSON{OK: err == nil, Problems: []string{}}
+	if p != nil {
+		out.Snapshot = p.Snapshot.ID.String()
+		out.Steps, out.OnFailure = toStepsJSON(p.Steps), toStepsJSON(p.OnFailure)
+	}
+	var pp *app.PlanProblems
+	if errors.As(err, &pp) {
+		out.Problems = pp.List
+	} else if err != nil {
+		out.Problems = []string{err.Error()}
+	}
+	return out
 }
 
 // snapshotJSON is one element of snapshots --json.

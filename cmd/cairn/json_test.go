@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/archive"
@@ -63,7 +64,16 @@ func TestJSONShapes(t *testing.T) {
 		"restore": toRestoreJSON(id("sn"), "/srv/restore", &restore.Result{Files: 12, Dirs: 3, Bytes: 3145728,
 			Errors: []restore.Error{{Path: "files/a.bin", Err: errors.New("data blob 1a2b3c4d in pack 5e6f7a8b: corrupt")}}}, true, 2*time.Second),
 		"restore-live": restoreLiveJSON{Snapshot: id("sn").String(), Restored: true},
-		"snapshots":    []snapshotJSON{toSnapshotJSON(repo.SnapshotEntry{ID: id("sn"), Snapshot: sn})},
+		"restore-live-failed": restoreLiveJSON{Snapshot: id("sn").String(), FailedComponent: ptr("search"), RestoredComponents: []string{"db"},
+			Error: "restore stopped at component search (already restored: db): elasticsearch: restore: node left the cluster"},
+		"restore-plan": toRestorePlanJSON(&app.LivePlan{Snapshot: repo.SnapshotEntry{ID: id("sn"), Snapshot: sn},
+			Steps: []app.Step{{Action: "hook before: alm-admin deactivate sp1001"},
+				{Component: "db", Action: "pipe the dump (1.0 MiB) into the restore command: pg_restore --single-transaction --dbname=alm",
+					Destroys: "whatever the restore command replaces (e.g. pg_restore --clean drops the dumped objects first)"},
+				{Component: "files", Action: "restore 12 files (2.0 MiB) into a staging directory, re-hash them, move them into place", Target: "/srv/files",
+					Destroys: "empties /srv/files first (3 entries now)"}},
+			OnFailure: []app.Step{{Action: "hook on_failure: notify-admin"}}}, nil),
+		"snapshots": []snapshotJSON{toSnapshotJSON(repo.SnapshotEntry{ID: id("sn"), Snapshot: sn})},
 		"stats": toStatsJSON(&stats.Stats{Snapshots: 2, LogicalBytes: 6291456, Files: 26, UniqueBlobs: 30, UniqueRawBytes: 3145728, StoredBytes: 1048576,
 			DedupRatio: 2, CompressionRatio: 3, RepositoryBytes: 1100000,
 			Components: []stats.ComponentStats{{Name: "db", LogicalBytes: 2097152, UniqueRawBytes: 1048576, StoredBytes: 524288, DedupRatio: 2, CompressionRatio: 2}}}),
@@ -97,3 +107,5 @@ func TestJSONShapes(t *testing.T) {
 		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

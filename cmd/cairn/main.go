@@ -24,12 +24,16 @@ import (
 
 // Exit codes scripts can rely on.
 const (
-	exitOK          = 0
-	exitFailure     = 1
-	exitPartial     = 3  // snapshot written, some files could not be read
-	exitNoRepo      = 10 // no repository at that location
-	exitLocked      = 11
-	exitBadPassword = 12
+	exitOK      = 0
+	exitFailure = 1
+	exitPartial = 3 // snapshot written, some files could not be read
+	// exitWrittenThenFailed: the snapshot is written and complete, but a
+	// step after it (an after hook, replication) failed; a retry would
+	// take a duplicate.
+	exitWrittenThenFailed = 4
+	exitNoRepo            = 10 // no repository at that location
+	exitLocked            = 11
+	exitBadPassword       = 12
 )
 
 // version is set at build time with -ldflags "-X main.version=…".

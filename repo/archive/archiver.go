@@ -57,6 +57,9 @@ type ComponentSource struct {
 	// a space). After runs whenever Before was attempted, also when the
 	// component failed.
 	Before, After func(ctx context.Context) error
+	// OnFailure, when set, runs before After when the component failed,
+	// and is given the error.
+	OnFailure func(ctx context.Context, err error) error
 }
 
 // Options describe the snapshot to write.
@@ -78,6 +81,9 @@ type Options struct {
 	// Before and After run around the whole snapshot; After runs whenever
 	// Before was attempted, also when the backup failed.
 	Before, After func(ctx context.Context) error
+	// OnFailure, when set, runs before After when the backup failed, and
+	// is given the error.
+	OnFailure func(ctx context.Context, err error) error
 	// MaxSkew, when positive, fails a backup whose components took longer
 	// than this from the first start to the last end: the parts would not
 	// describe one point in time closely enough. No snapshot is written.
@@ -172,10 +178,14 @@ func Backup(ctx context.Context, r *repo.Repository, comps []ComponentSource, op
 
 	if opts.Before != nil {
 		if err := opts.Before(ctx); err != nil {
-			return nil, errors.Join(fmt.Errorf("before hook: %w", err), runAfter(ctx, opts.After))
+			err = fmt.Errorf("before hook: %w", err)
+			return nil, errors.Join(err, runOnFailure(ctx, opts.OnFailure, err), runAfter(ctx, opts.After))
 		}
 	}
 	res, err := backup(ctx, r, comps, parents, opts)
+	if err != nil {
+		err = errors.Join(err, runOnFailure(ctx, opts.OnFailure, err))
+	}
 	if aerr := runAfter(ctx, opts.After); aerr != nil {
 		if err == nil {
 			// The snapshot is written and complete; the hook's failure
@@ -185,6 +195,17 @@ func Backup(ctx context.Context, r *repo.Repository, comps []ComponentSource, op
 		err = errors.Join(err, aerr)
 	}
 	return res, err
+}
+
+// runOnFailure runs an on-failure hook, even when ctx is cancelled.
+func runOnFailure(ctx context.Context, hook func(context.Context, error) error, cause error) error {
+	if hook == nil {
+		return nil
+	}
+	if err := hook(context.WithoutCancel(ctx), cause); err != nil {
+		return fmt.Errorf("on_failure hook: %w", err)
+	}
+	return nil
 }
 
 // runAfter runs an after hook even when ctx is cancelled: a service
@@ -248,10 +269,14 @@ func backup(ctx context.Context, r *repo.Repository, comps []ComponentSource, pa
 func (a *archiver) component(ctx context.Context, c ComponentSource, parents []repo.SnapshotEntry) (comp snapshot.Component, err error) {
 	if c.Before != nil {
 		if err := c.Before(ctx); err != nil {
-			return comp, errors.Join(fmt.Errorf("before hook: %w", err), runAfter(ctx, c.After))
+			err = fmt.Errorf("before hook: %w", err)
+			return comp, errors.Join(err, runOnFailure(ctx, c.OnFailure, err), runAfter(ctx, c.After))
 		}
 	}
 	defer func() {
+		if err != nil {
+			err = errors.Join(err, runOnFailure(ctx, c.OnFailure, err))
+		}
 		if aerr := runAfter(ctx, c.After); aerr != nil {
 			err = errors.Join(err, aerr)
 		}

@@ -462,3 +462,16 @@ func NewRestoreDir(cfg Config) (string, error) {
 	}
 	return dir, nil
 }
+
+// Ping checks, without changing anything, that the cluster answers and
+// runs a version cairn can talk to: a restore asks before its first
+// destructive step, so a cluster that is down is found before the
+// database is replaced.
+func Ping(ctx context.Context, cfg Config) error {
+	c, err := newClient(cfg)
+	if err != nil {
+		return err
+	}
+	_, err = c.info(ctx)
+	return err
+}

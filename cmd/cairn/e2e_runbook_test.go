@@ -1,0 +1,301 @@
+package main
+
+// The vendor procedures of issue 10, end to end against a real PostgreSQL,
+// the Elasticsearch emulator and real trees: hooks by phase, a restore plan
+// checked before the first destructive step, and exit codes a cron job can
+// trust.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// almConfig is the ALM shared-space config of newAppEnv with the vendor's
+// procedure as hooks: backup hooks around the backup only, and a restore
+// that deactivates the space, drops the schema and imports the dump, closes
+// and restores the indices, empties and restores the folder, then
+// restarts and activates, or on failure records what it was told.
+func almConfig(a *appEnv) {
+	a.t.Helper()
+	log := a.log
+	sh := func(s string) string { return fmt.Sprintf("[sh, -c, %q]", s) }
+	psql := fmt.Sprintf("[%q, -h, %s, -p, '%d', -U, %s, -d, %s, -q, -c, 'DROP SCHEMA public CASCADE; CREATE SCHEMA public']",
+		a.pg.Bin("psql"), a.pg.Host, a.pg.Port, a.pg.User, a.pg.Database)
+	cfg := fmt.Sprintf(`app: alm-sp1001
+hooks:
+  backup:
+    before: %[1]s
+    after: %[2]s
+  restore:
+    before: %[3]s
+    after: %[4]s
+    on_failure: %[5]s
+components:
+  - name: db
+    command: [%[6]q, --format=custom, -Z0, --dbname=%[7]s]
+    env: [PGHOST=%[8]s, PGPORT=%[9]d, PGUSER=%[10]s]
+    restore: [%[11]q, --single-transaction, --exit-on-error, --dbname=%[7]s]
+    hooks:
+      restore:
+        before: %[12]s
+        after: %[13]s
+  - name: search
+    elasticsearch:
+      url: %[14]s
+      repository: cairn
+      location: %[15]s
+      indices: "mqm_sp1001*"
+    hooks:
+      restore:
+        on_failure: %[16]s
+  - name: files
+    tree: %[17]s
+    delete: true
+`,
+		sh("echo backup-before >> "+log), sh("echo backup-after >> "+log),
+		sh("echo deactivate-$CAIRN_PHASE >> "+log), sh("echo restart activate >> "+log),
+		sh(`echo "on_failure failed=$CAIRN_FAILED_COMPONENT restored=$CAIRN_RESTORED snapshot=$CAIRN_SNAPSHOT" >> `+log+`; echo "$CAIRN_ERROR" > `+log+`.error`),
+		a.pg.Bin("pg_dump"), a.pg.Database, a.pg.Host, a.pg.Port, a.pg.User, a.pg.Bin("pg_restore"),
+		psql, sh("echo db-imported >> "+log),
+		a.emu.URL(), a.emu.RepoDir("cairn"),
+		sh("echo search-on_failure-$CAIRN_COMPONENT >> "+log),
+		a.files)
+	write(a.t, a.config, []byte(cfg), 0o600)
+	if err := os.Remove(a.log); err != nil && !os.IsNotExist(err) {
+		a.t.Fatal(err)
+	}
+}
+
+// change alters all three parts of the application after a backup.
+func (a *appEnv) change() {
+	a.t.Helper()
+	a.pg.Exec(a.t, "UPDATE issues SET status = 'closed' WHERE id % 3 = 0; DELETE FROM issues WHERE id > 4900;")
+	a.putDoc("mqm_sp1001_issues", "3", `{"title":"edited"}`)
+	write(a.t, filepath.Join(a.files, "attachments", "late.bin"), []byte("added after the backup"), 0o644)
+}
+
+// TestALMSharedSpaceRestore is the ALM suite's shared-space procedure:
+// Elasticsearch fails in the middle of the restore, after the schema was
+// dropped and imported. activate must not run, on_failure must, told what
+// was restored; the report names it; the folder is untouched. Then the
+// restore is run again and everything is back. Before the fix the flat
+// hooks ran for both phases, "activate" ran after the failure, and
+// hooks.backup/hooks.restore were unknown keys.
+func TestALMSharedSpaceRestore(t *testing.T) {
+	a := newAppEnv(t, "")
+	almConfig(a)
+	db1, issues1, files1 := a.query(), a.docs("mqm_sp1001_issues"), captureTree(t, a.files)
+	b := decodeJSON[backupOut](t, mustCairn(t, nil, "--config", a.config, "backup", "--json"))
+	if got := a.hooks(); got != "backup-before backup-after" {
+		t.Fatalf("backup ran hooks %q, want only the backup hooks", got)
+	}
+	os.Remove(a.log)
+	a.change()
+	db2, files2 := a.query(), captureTree(t, a.files)
+
+	// The plan, printed without changing anything.
+	r := mustCairn(t, nil, "--config", a.config, "restore", b.ShortID, "--dry-run")
+	for _, want := range []string{"1. hook before: sh -c echo deactivate", "db: hook before:", "DROP SCHEMA", "db: pipe the dump", "search: write the repository files",
+		"DESTROYS: indices mqm_sp1001_issues are closed and replaced", "files: restore 2 files", "DESTROYS: empties " + a.files, "hook after: sh -c echo restart activate", "checks passed"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if a.hooks() != "" || a.query() != db2 {
+		t.Fatalf("--dry-run changed something: hooks %q", a.hooks())
+	}
+
+	a.emu.RespondStatus("POST", "/_snapshot/", 500, "exception", "node left the cluster", -1)
+	r = cairn(t, nil, "--config", a.config, "restore", b.ShortID)
+	if r.code != 1 || !strings.Contains(r.stderr, "restore stopped at component search (already restored: db)") || !strings.Contains(r.stderr, "node left the cluster") {
+		t.Errorf("want exit 1 naming the failed component and what was restored:\n%v", r)
+	}
+	want := fmt.Sprintf("deactivate-restore db-imported search-on_failure-search on_failure failed=search restored=db snapshot=%s", b.ID)
+	if got := a.hooks(); got != want {
+		t.Errorf("hooks ran as\n %q\nwant\n %q", got, want)
+	}
+	if e := string(readFile(t, a.log+".error")); !strings.Contains(e, "node left the cluster") {
+		t.Errorf("CAIRN_ERROR = %q", e)
+	}
+	if a.query() != db1 {
+		t.Error("the database was not restored before the failure")
+	}
+	compareTrees(t, files2, captureTree(t, a.files)) // not reached: untouched
+
+	a.emu.ClearFaults()
+	os.Remove(a.log)
+	r = mustCairn(t, nil, "--config", a.config, "restore", "latest")
+	if got := a.hooks(); got != "deactivate-restore db-imported restart activate" {
+		t.Errorf("hooks ran as %q", got)
+	}
+	if a.query() != db1 || a.docs("mqm_sp1001_issues") != issues1 {
+		t.Error("database or index not restored")
+	}
+	compareTrees(t, files1, captureTree(t, a.files))
+}
+
+// TestRestoreChecksBeforeDestroying: with Elasticsearch down, a restore
+// stops before the first hook and before the database is touched, and
+// says every problem at once. Before the fix the schema was dropped and
+// replaced, then the search component failed.
+func TestRestoreChecksBeforeDestroying(t *testing.T) {
+	a := newAppEnv(t, "")
+	almConfig(a)
+	b := decodeJSON[backupOut](t, mustCairn(t, nil, "--config", a.config, "backup", "--json"))
+	a.change()
+	db2 := a.query()
+	os.Remove(a.log)
+
+	a.emu.Unreachable()
+	if err := os.Chmod(filepath.Dir(a.files), 0o500); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Dir(a.files), 0o755) })
+	if err := os.Chmod(a.files, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(a.files, 0o755) })
+	r := cairn(t, nil, "--config", a.config, "restore", b.ShortID)
+	if os.Geteuid() == 0 {
+		t.Log("running as root: the unwritable directory is not a problem")
+	}
+	if r.code != 1 || !strings.Contains(r.stderr, "not started, nothing was changed") || !strings.Contains(r.stderr, "search: elasticsearch at "+a.emu.URL()) {
+		t.Errorf("want the plan to fail on Elasticsearch:\n%v", r)
+	}
+	if os.Geteuid() != 0 && !strings.Contains(r.stderr, "files: "+a.files+" is not writable") {
+		t.Errorf("the unwritable tree is not reported in the same pass:\n%v", r)
+	}
+	if got := a.hooks(); got != "" {
+		t.Errorf("hooks ran: %q", got)
+	}
+	if a.query() != db2 {
+		t.Error("the database was changed by a restore that could not succeed")
+	}
+}
+
+// TestRestoreLatestIsTheApplications: `--config a.yaml restore latest`
+// picks app a's newest snapshot, not another application's; a snapshot
+// whose component is of another kind than the config restores (a
+// directory dump where the config pipes a stream) is refused before any
+// hook runs. Before the fix, latest was the repository's newest and the
+// restore command got a literal {path}.
+func TestRestoreLatestIsTheApplications(t *testing.T) {
+	testEnv(t)
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	out := filepath.Join(dir, "restored")
+	cfgA := filepath.Join(dir, "a.yaml")
+	write(t, cfgA, []byte(fmt.Sprintf(`app: a
+hooks:
+  restore:
+    before: [sh, -c, "echo drop-schema >> %[1]s"]
+components:
+  - name: db
+    command: [sh, -c, "echo dump of a"]
+    restore: [sh, -c, "cat > %[2]s"]
+`, log, out)), 0o600)
+	cfgB := filepath.Join(dir, "b.yaml")
+	write(t, cfgB, []byte(fmt.Sprintf(`app: b
+components:
+  - name: db
+    command: [sh, -c, "echo dump of b > {dir}/db.sql"]
+    mode: dir
+    dir: %s
+    clean: true
+    restore: [sh, -c, "cat {dir}/db.sql > %s"]
+`, filepath.Join(dir, "dumpdir"), out)), 0o600)
+	a := decodeJSON[backupOut](t, mustCairn(t, nil, "--config", cfgA, "backup", "--json"))
+	b := decodeJSON[backupOut](t, mustCairn(t, nil, "--config", cfgB, "backup", "--json"))
+
+	mustCairn(t, nil, "--config", cfgA, "restore", "latest")
+	if got := string(readFile(t, out)); got != "dump of a\n" {
+		t.Errorf("restore latest with a.yaml gave %q (snapshot a is %s, b is %s)", got, a.ShortID, b.ShortID)
+	}
+	os.Remove(log)
+	r := cairn(t, nil, "--config", cfgA, "restore", b.ShortID)
+	if r.code != 1 || !strings.Contains(r.stderr, "belongs to application \"b\"") || !strings.Contains(r.stderr, "db: the snapshot holds it as a tree, the config restores a stream") {
+		t.Errorf("want the kind and application mismatch refused:\n%v", r)
+	}
+	if _, err := os.Stat(log); err == nil {
+		t.Error("the restore before hook ran for a snapshot the config cannot restore")
+	}
+}
+
+// TestRestoreConfigVerify: restore --config --verify reads every stream
+// through the repository before the first destructive step, so a damaged
+// dump stops the restore before the "drop" hook. Before the fix --verify
+// was accepted and ignored.
+func TestRestoreConfigVerify(t *testing.T) {
+	repoDir := testEnv(t)
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	cfg := filepath.Join(dir, "cairn.yaml")
+	dump := filepath.Join(dir, "dump.bin")
+	write(t, dump, randomBytes(11, 6<<20), 0o644)
+	write(t, cfg, []byte(fmt.Sprintf(`app: v
+hooks:
+  restore:
+    before: [sh, -c, "echo drop-schema >> %[1]s"]
+components:
+  - name: db
+    command: [cat, %[2]s]
+    restore: [sh, -c, "cat > /dev/null"]
+`, log, dump)), 0o600)
+	b := decodeJSON[backupOut](t, mustCairn(t, nil, "--config", cfg, "backup", "--json"))
+	mustCairn(t, nil, "--config", cfg, "restore", "--verify", b.ShortID)
+	if got := strings.TrimSpace(string(readFile(t, log))); got != "drop-schema" {
+		t.Fatalf("hook log %q", got)
+	}
+	os.Remove(log)
+	damageLargestPack(t, repoDir)
+	r := cairn(t, nil, "--config", cfg, "restore", "--verify", b.ShortID)
+	if r.code != 1 || !strings.Contains(r.stderr, "db: verify:") {
+		t.Errorf("want the damaged stream found by --verify:\n%v", r)
+	}
+	if _, err := os.Stat(log); err == nil {
+		t.Error("the before hook ran although the dump could not be read back")
+	}
+}
+
+// damageLargestPack flips a byte three quarters into the largest pack.
+func damageLargestPack(t *testing.T, repoDir string) {
+	t.Helper()
+	var largest string
+	var size int64
+	filepath.Walk(filepath.Join(repoDir, "data"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() && fi.Size() > size {
+			largest, size = p, fi.Size()
+		}
+		return nil
+	})
+	if largest == "" {
+		t.Fatal("no pack")
+	}
+	b := readFile(t, largest)
+	b[len(b)*3/4] ^= 0xff
+	if err := os.Chmod(largest, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write(t, largest, b, 0o600)
+}
+
+// TestExitCodeSnapshotWrittenThenFailed: a backup whose snapshot is
+// written and whose after hook then fails exits 4, not 1 (which says no
+// snapshot was written and makes a retrying cron job take a duplicate).
+func TestExitCodeSnapshotWrittenThenFailed(t *testing.T) {
+	testEnv(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "files", "a"), []byte("a"), 0o644)
+	cfg := filepath.Join(dir, "cairn.yaml")
+	write(t, cfg, []byte(fmt.Sprintf("hooks:\n  after: [sh, -c, \"echo restart failed >&2; exit 1\"]\ncomponents:\n  - name: files\n    tree: %s\n", filepath.Join(dir, "files"))), 0o600)
+	r := cairn(t, nil, "--config", cfg, "backup")
+	if r.code != 4 || !strings.Contains(r.stderr, "written, but the after hook failed") || !strings.Contains(r.stderr, "restart failed") {
+		t.Errorf("want exit 4:\n%v", r)
+	}
+	if n := countSnapshots(t); n != 1 {
+		t.Errorf("%d snapshots, want 1", n)
+	}
+}
