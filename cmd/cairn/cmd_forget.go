@@ -11,7 +11,6 @@ import (
 	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/repo/prune"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -25,32 +24,6 @@ type forgetFlags struct {
 	groupBy                                      string
 	dryRun, utc, prune                           bool
 	prunef                                       pruneFlags
-}
-
-// forgetJSON is the stable shape of `forget --json`: one entry per
-// repository, one group per retention group, one line per snapshot.
-type forgetJSON struct {
-	Repository string            `json:"repository"`
-	DryRun     bool              `json:"dry_run"`
-	Groups     []forgetGroupJSON `json:"groups"`
-	Removed    int               `json:"removed"`
-	Kept       int               `json:"kept"`
-	Prune      *prune.Report     `json:"prune,omitempty"`
-}
-
-type forgetGroupJSON struct {
-	Group     snapshot.GroupKey    `json:"group"`
-	Snapshots []forgetSnapshotJSON `json:"snapshots"`
-}
-
-type forgetSnapshotJSON struct {
-	ID      string    `json:"id"`
-	Time    time.Time `json:"time"`
-	Host    string    `json:"host"`
-	App     string    `json:"app,omitempty"`
-	Tags    []string  `json:"tags"`
-	Keep    bool      `json:"keep"`
-	Reasons []string  `json:"reasons"`
 }
 
 const forgetLong = `Remove snapshots: those named, or those a retention policy does not keep.
@@ -305,7 +278,7 @@ func forgetOne(ctx context.Context, cmd *cobra.Command, g *globals, f *forgetFla
 			return out, err
 		}
 		for _, gr := range groups {
-			grp := forgetGroupJSON{Group: gr.Key}
+			grp := forgetGroupJSON{Group: groupKeyJSON{App: gr.Key.App, Host: gr.Key.Host, Tags: gr.Key.Tags}}
 			for _, d := range gr.Decisions {
 				e := entries[d.Index]
 				reasons := d.Reasons
@@ -345,7 +318,8 @@ func forgetOne(ctx context.Context, cmd *cobra.Command, g *globals, f *forgetFla
 		if err != nil {
 			return out, err
 		}
-		out.Prune = rep
+		pj := toPruneJSON(rep)
+		out.Prune = &pj
 	}
 	return out, nil
 }

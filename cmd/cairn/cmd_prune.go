@@ -62,7 +62,7 @@ func newPruneCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return printJSON(g.stdout, rep)
+				return printJSON(g.stdout, toPruneJSON(rep))
 			}
 			return nil
 		},

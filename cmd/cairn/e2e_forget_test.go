@@ -136,14 +136,6 @@ replicate:
 	}
 }
 
-type pruneJSON struct {
-	DeletedPacks int    `json:"deleted_packs"`
-	FreedBytes   uint64 `json:"freed_bytes"`
-	MarkedBytes  uint64 `json:"marked_bytes"`
-	MarksWaiting int    `json:"marks_waiting"`
-	DryRun       bool   `json:"dry_run"`
-}
-
 func repoBytes(t *testing.T, dir string) int64 {
 	t.Helper()
 	var n int64

@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/archive"
 	"github.com/cairn-backup/cairn/repo/check"
+	"github.com/cairn-backup/cairn/repo/prune"
 	"github.com/cairn-backup/cairn/repo/replicate"
 	"github.com/cairn-backup/cairn/repo/restore"
 	"github.com/cairn-backup/cairn/repo/stats"
@@ -325,4 +326,71 @@ func toStatsJSON(st *stats.Stats) statsJSON {
 		})
 	}
 	return out
+}
+
+// forgetJSON is the stable shape of `forget --json`: one entry per
+// repository, one group per retention group, one line per snapshot.
+type forgetJSON struct {
+	Repository string            `json:"repository"`
+	DryRun     bool              `json:"dry_run"`
+	Groups     []forgetGroupJSON `json:"groups"`
+	Removed    int               `json:"removed"`
+	Kept       int               `json:"kept"`
+	Prune      *pruneJSON        `json:"prune,omitempty"`
+}
+
+type forgetGroupJSON struct {
+	Group     groupKeyJSON         `json:"group"`
+	Snapshots []forgetSnapshotJSON `json:"snapshots"`
+}
+
+type forgetSnapshotJSON struct {
+	ID      string    `json:"id"`
+	Time    time.Time `json:"time"`
+	Host    string    `json:"host"`
+	App     string    `json:"app,omitempty"`
+	Tags    []string  `json:"tags"`
+	Keep    bool      `json:"keep"`
+	Reasons []string  `json:"reasons"`
+}
+
+// groupKeyJSON is what the snapshots of one retention group share (the
+// fields of --group-by; the others are left out).
+type groupKeyJSON struct {
+	App  string   `json:"app,omitempty"`
+	Host string   `json:"host,omitempty"`
+	Tags []string `json:"tags,omitempty"`
+}
+
+// pruneJSON is prune --json, and the prune part of forget --prune --json.
+type pruneJSON struct {
+	DryRun        bool   `json:"dry_run"`
+	Snapshots     int    `json:"snapshots"`
+	Packs         int    `json:"packs"`
+	StoredBytes   uint64 `json:"stored_bytes"`
+	UsedBlobs     int    `json:"used_blobs"`
+	UsedBytes     uint64 `json:"used_bytes"`
+	UnusedBytes   uint64 `json:"unused_bytes"`
+	GarbagePacks  int    `json:"garbage_packs"`
+	RepackedPacks int    `json:"repacked_packs"`
+	RepackedBytes uint64 `json:"repacked_bytes"`
+	WrittenPacks  int    `json:"written_packs"`
+	Unindexed     int    `json:"unindexed_packs"`
+	MarkedBytes   uint64 `json:"marked_bytes"`
+	MarksSwept    int    `json:"marks_swept"`
+	MarksWaiting  int    `json:"marks_waiting"`
+	DeletedPacks  int    `json:"deleted_packs"`
+	FreedBytes    uint64 `json:"freed_bytes"`
+	Resurrected   int    `json:"resurrected_packs"`
+}
+
+func toPruneJSON(r *prune.Report) pruneJSON {
+	return pruneJSON{
+		DryRun: r.DryRun, Snapshots: r.Snapshots, Packs: r.Packs, StoredBytes: r.StoredBytes,
+		UsedBlobs: r.UsedBlobs, UsedBytes: r.UsedBytes, UnusedBytes: r.UnusedBytes,
+		GarbagePacks: r.GarbagePacks, RepackedPacks: r.RepackedPacks, RepackedBytes: r.RepackedBytes,
+		WrittenPacks: r.WrittenPacks, Unindexed: r.Unindexed, MarkedBytes: r.MarkedBytes,
+		MarksSwept: r.MarksSwept, MarksWaiting: r.MarksWaiting, DeletedPacks: r.DeletedPacks,
+		FreedBytes: r.FreedBytes, Resurrected: r.Resurrected,
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/archive"
 	"github.com/cairn-backup/cairn/repo/check"
+	"github.com/cairn-backup/cairn/repo/prune"
 	"github.com/cairn-backup/cairn/repo/replicate"
 	"github.com/cairn-backup/cairn/repo/restore"
 	"github.com/cairn-backup/cairn/repo/stats"
@@ -58,6 +59,17 @@ func TestJSONShapes(t *testing.T) {
 			{Mode: replicate.CopyPacks, Copied: []replicate.CopiedSnapshot{{Source: id("s1"), Target: id("c1")}}, Skipped: []chunk.ID{id("s0")}, Packs: 2, Bytes: 33554432},
 			{Mode: replicate.CopyRewrite, Copied: []replicate.CopiedSnapshot{{Source: id("s1"), Target: id("c2")}}, Blobs: 9, Bytes: 1048576},
 		}),
+		"forget": []forgetJSON{{Repository: "/srv/backup/alm", Groups: []forgetGroupJSON{{Group: groupKeyJSON{App: "alm", Host: "app1"},
+			Snapshots: []forgetSnapshotJSON{
+				{ID: id("s2").String(), Time: at, Host: "app1", App: "alm", Tags: []string{"nightly"}, Keep: true, Reasons: []string{"last", "daily"}},
+				{ID: id("s1").String(), Time: at.Add(-4 * time.Hour), Host: "app1", App: "alm", Tags: []string{}, Keep: false, Reasons: []string{}},
+			}}}, Removed: 1, Kept: 1,
+			Prune: &pruneJSON{Snapshots: 1, Packs: 3, StoredBytes: 50331648, UsedBlobs: 40, UsedBytes: 16777216, UnusedBytes: 33554432,
+				GarbagePacks: 1, RepackedPacks: 1, RepackedBytes: 8388608, WrittenPacks: 1, MarkedBytes: 33554432,
+				MarksSwept: 1, DeletedPacks: 2, FreedBytes: 33554432}}},
+		"prune": toPruneJSON(&prune.Report{DryRun: true, Snapshots: 12, Packs: 40, StoredBytes: 671088640, UsedBlobs: 5000, UsedBytes: 402653184,
+			UnusedBytes: 268435456, GarbagePacks: 10, RepackedPacks: 6, RepackedBytes: 33554432, WrittenPacks: 2, Unindexed: 1,
+			MarkedBytes: 285212672, MarksSwept: 1, MarksWaiting: 1, DeletedPacks: 4, FreedBytes: 67108864, Resurrected: 0}),
 		"init":          initJSON{ID: id("repo").String(), Repository: "/srv/backup/alm"},
 		"ls":            []lsEntry{{Path: "files/docs/a.txt", Type: "file", Mode: "-rw-r--r--", Size: 12, ModTime: at}, {Path: "files/docs/link", Type: "symlink", Mode: "Lrwxrwxrwx", ModTime: at, Target: "a.txt"}},
 		"ls-components": toComponentsJSON(comps),
