@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -28,104 +30,79 @@ CAIRN_NEW_PASSWORD.`,
 		Short: "List the key files",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, release, err := g.openRepo(ctx, false, "key")
-			if err != nil {
-				return err
-			}
-			defer release()
-			keys, err := r.Keys(ctx)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(g.stdout, keys)
-			}
-			for _, k := range keys {
-				mark := " "
-				if k.Current {
-					mark = "*"
+			return g.withRepo(cmd, false, "key", func(ctx context.Context, r *repo.Repository) error {
+				keys, err := r.Keys(ctx)
+				if err != nil {
+					return err
 				}
-				if k.Damaged != "" {
-					fmt.Fprintf(g.stdout, "%s %s  damaged: %s\n", mark, k.ID, k.Damaged)
-					continue
+				if g.json {
+					return printJSON(g.stdout, keys)
 				}
-				fmt.Fprintf(g.stdout, "%s %s  created %s on %s  %s n=%d r=%d p=%d\n", mark, k.ID, k.Created.Local().Format(time.DateTime), k.Host, k.KDF, k.N, k.R, k.P)
-			}
-			return nil
+				for _, k := range keys {
+					mark := " "
+					if k.Current {
+						mark = "*"
+					}
+					if k.Damaged != "" {
+						fmt.Fprintf(g.stdout, "%s %s  damaged: %s\n", mark, k.ID, k.Damaged)
+						continue
+					}
+					fmt.Fprintf(g.stdout, "%s %s  created %s on %s  %s n=%d r=%d p=%d\n", mark, k.ID, k.Created.Local().Format(time.DateTime), k.Host, k.KDF, k.N, k.R, k.P)
+				}
+				return nil
+			})
 		},
 	}
-	add := &cobra.Command{
-		Use:   "add",
-		Short: "Add a password",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			pw, err := newPassword()
-			if err != nil {
-				return err
+	// add and passwd write a key for a new password; passwd then removes
+	// the key in use (under the exclusive lock, see RemoveKey).
+	newKey := func(cmd *cobra.Command, replace bool) error {
+		pw, err := newPassword()
+		if err != nil {
+			return err
+		}
+		return g.withRepo(cmd, replace, "key", func(ctx context.Context, r *repo.Repository) error {
+			write, verb := r.AddKey, "added key %s\n"
+			if replace {
+				write, verb = r.ChangePassword, "password changed: new key %s, old key removed\n"
 			}
-			r, release, err := g.openRepo(ctx, false, "key")
-			if err != nil {
-				return err
-			}
-			defer release()
-			id, err := r.AddKey(ctx, pw, kdfFromEnv())
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(g.stdout, map[string]string{"added": id})
-			}
-			fmt.Fprintf(g.stdout, "added key %s\n", id)
-			return nil
-		},
-	}
-	remove := &cobra.Command{
-		Use:   "remove ID",
-		Short: "Remove a key file (not the last, not the one in use)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, release, err := g.openRepo(ctx, true, "key")
-			if err != nil {
-				return err
-			}
-			defer release()
-			if err := r.RemoveKey(ctx, args[0]); err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(g.stdout, map[string]string{"removed": args[0]})
-			}
-			fmt.Fprintf(g.stdout, "removed key %s\n", args[0])
-			return nil
-		},
-	}
-	passwd := &cobra.Command{
-		Use:   "passwd",
-		Short: "Change the password: write a key for the new one, then remove the old key",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			pw, err := newPassword()
-			if err != nil {
-				return err
-			}
-			r, release, err := g.openRepo(ctx, true, "key")
-			if err != nil {
-				return err
-			}
-			defer release()
-			id, err := r.ChangePassword(ctx, pw, kdfFromEnv())
+			id, err := write(ctx, pw, kdfFromEnv())
 			if err != nil {
 				return err
 			}
 			if g.json {
 				return printJSON(g.stdout, map[string]string{"key": id})
 			}
-			fmt.Fprintf(g.stdout, "password changed: new key %s, old key removed\n", id)
+			fmt.Fprintf(g.stdout, verb, id)
 			return nil
+		})
+	}
+	add := &cobra.Command{
+		Use:   "add",
+		Short: "Add a password",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return newKey(cmd, false) },
+	}
+	passwd := &cobra.Command{
+		Use:   "passwd",
+		Short: "Change the password: write a key for the new one, then remove the old key",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return newKey(cmd, true) },
+	}
+	remove := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a key file (not the last, not the one in use)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withRepo(cmd, true, "key", func(ctx context.Context, r *repo.Repository) error {
+				if err := r.RemoveKey(ctx, args[0]); err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(g.stdout, map[string]string{"removed": args[0]})
+				}
+				fmt.Fprintf(g.stdout, "removed key %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	for _, c := range []*cobra.Command{add, passwd} {

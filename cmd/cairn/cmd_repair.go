@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/repair"
 	"github.com/spf13/cobra"
 )
@@ -17,26 +19,22 @@ packs' own headers; 'repair snapshots' writes new snapshots without the files
 whose data is lost. Each takes the exclusive lock.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, release, err := g.openRepo(ctx, true, "repair")
-			if err != nil {
-				return err
-			}
-			defer release()
-			// Under the exclusive lock nothing else writes: every temporary
-			// file is a leftover, whatever its age.
-			rep, err := repair.Temp(ctx, r, 0)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(g.stdout, rep)
-			}
-			for _, f := range rep.Files {
-				fmt.Fprintf(g.stdout, "removed temporary file %s (%s)\n", f.Name, humanBytes(uint64(f.Size)))
-			}
-			fmt.Fprintf(g.stdout, "removed %d temporary files, %s\n", len(rep.Files), humanBytes(uint64(rep.Bytes)))
-			return nil
+			return g.withRepo(cmd, true, "repair", func(ctx context.Context, r *repo.Repository) error {
+				// Under the exclusive lock nothing else writes: every
+				// temporary file is a leftover, whatever its age.
+				rep, err := repair.Temp(ctx, r, 0)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(g.stdout, rep)
+				}
+				for _, f := range rep.Files {
+					fmt.Fprintf(g.stdout, "removed temporary file %s (%s)\n", f.Name, humanBytes(uint64(f.Size)))
+				}
+				fmt.Fprintf(g.stdout, "removed %d temporary files, %s\n", len(rep.Files), humanBytes(uint64(rep.Bytes)))
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(&cobra.Command{
@@ -48,13 +46,11 @@ repository that still opens. Packs whose header is damaged are listed; their
 blobs are lost (run 'repair snapshots' next).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, release, err := g.openRepo(ctx, true, "repair")
-			if err != nil {
+			var rep *repair.IndexReport
+			err := g.withRepo(cmd, true, "repair", func(ctx context.Context, r *repo.Repository) (err error) {
+				rep, err = repair.Index(ctx, r)
 				return err
-			}
-			defer release()
-			rep, err := repair.Index(ctx, r)
+			})
 			if err != nil {
 				return err
 			}
@@ -80,13 +76,11 @@ snapshot without those files and directories, tagged "repaired" and recording
 the original's ID. The originals are kept unless --forget.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, release, err := g.openRepo(ctx, true, "repair")
-			if err != nil {
+			var rep *repair.SnapshotsReport
+			err := g.withRepo(cmd, true, "repair", func(ctx context.Context, r *repo.Repository) (err error) {
+				rep, err = repair.Snapshots(ctx, r, forget)
 				return err
-			}
-			defer release()
-			rep, err := repair.Snapshots(ctx, r, forget)
+			})
 			if err != nil {
 				return err
 			}

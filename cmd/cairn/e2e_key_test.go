@@ -30,7 +30,7 @@ func TestKeys(t *testing.T) {
 		t.Errorf("removing the last key:\n%v", r)
 	}
 	t.Setenv("CAIRN_NEW_PASSWORD", "second password")
-	added := decodeJSON[map[string]string](t, mustCairn(t, nil, "key", "add", "--json"))["added"]
+	added := decodeJSON[map[string]string](t, mustCairn(t, nil, "key", "add", "--json"))["key"]
 	if added == "" {
 		t.Fatal("no key added")
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-backup/cairn/store/local"
 	"github.com/cairn-backup/cairn/store/retry"
 	"github.com/cairn-backup/cairn/store/s3"
+	"github.com/spf13/cobra"
 )
 
 // password finds the password: --password-file, then CAIRN_PASSWORD_FILE,
@@ -238,4 +239,16 @@ func (g *globals) withCache(st store.Store, repoID string) store.Store {
 		return st
 	}
 	return c
+}
+
+// withRepo runs fn on the repository, opened and locked (exclusively or
+// shared) for the command's purpose, and releases it afterwards.
+func (g *globals) withRepo(cmd *cobra.Command, exclusive bool, purpose string, fn func(ctx context.Context, r *repo.Repository) error) error {
+	ctx := cmd.Context()
+	r, release, err := g.openRepo(ctx, exclusive, purpose)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return fn(ctx, r)
 }

@@ -173,22 +173,35 @@ func (t *Target) Remove(rel string) error {
 	return nil
 }
 
+// clear resolves rel like at and removes whatever is there, so a symlink,
+// special file or link can be made in its place; rel may not be the target
+// itself.
+func (t *Target) clear(rel string) (r *os.Root, base string, release func(), err error) {
+	r, base, release, err = t.at(rel)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if base == "." {
+		release()
+		return nil, "", nil, fmt.Errorf("%w: the target itself cannot be replaced", snapshot.ErrBadName)
+	}
+	if _, err := r.Lstat(base); err == nil {
+		if err := t.replace(r, rel, base); err != nil {
+			release()
+			return nil, "", nil, err
+		}
+	}
+	return r, base, release, nil
+}
+
 // Symlink creates a symlink at rel pointing at target, replacing what is
 // there. The link itself may point anywhere; the Target never follows it.
 func (t *Target) Symlink(rel, target string) error {
-	r, base, release, err := t.at(rel)
+	r, base, release, err := t.clear(rel)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if base == "." {
-		return fmt.Errorf("%w: the target itself cannot become a symlink", snapshot.ErrBadName)
-	}
-	if _, err := r.Lstat(base); err == nil {
-		if err := t.replace(r, rel, base); err != nil {
-			return err
-		}
-	}
 	if err := r.Symlink(target, base); err != nil {
 		return fmt.Errorf("tree: %w", err)
 	}
@@ -198,19 +211,11 @@ func (t *Target) Symlink(rel, target string) error {
 // Mknod creates the named pipe or device node n at rel, replacing what is
 // there. Creating a device node needs root; without it the error says so.
 func (t *Target) Mknod(rel string, n *snapshot.Node) error {
-	r, base, release, err := t.at(rel)
+	r, base, release, err := t.clear(rel)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if base == "." {
-		return fmt.Errorf("%w: the target itself cannot become a special file", snapshot.ErrBadName)
-	}
-	if _, err := r.Lstat(base); err == nil {
-		if err := t.replace(r, rel, base); err != nil {
-			return err
-		}
-	}
 	if err := mknodAt(r, base, n); err != nil {
 		if (n.Type == snapshot.CharDev || n.Type == snapshot.BlockDev) && os.Geteuid() != 0 {
 			return fmt.Errorf("tree: %s device %s not restored: creating device nodes needs root: %w", n.Type, rel, err)
@@ -227,19 +232,11 @@ func (t *Target) Link(existing, rel string) error {
 	if err != nil {
 		return err
 	}
-	r, base, release, err := t.at(rel)
+	_, _, release, err := t.clear(rel)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if base == "." {
-		return fmt.Errorf("%w: the target itself cannot become a link", snapshot.ErrBadName)
-	}
-	if _, err := r.Lstat(base); err == nil {
-		if err := t.replace(r, rel, base); err != nil {
-			return err
-		}
-	}
 	// Through the target root: existing may be anywhere in the target.
 	if err := t.root.Link(old, rel); err != nil {
 		return fmt.Errorf("tree: %w", err)
