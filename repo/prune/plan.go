@@ -23,6 +23,7 @@ type packStat struct {
 // mark decides which packs to delete and repack, repacks, rewrites the
 // index and writes a mark.
 func (p *pruner) mark(ctx context.Context) error {
+	p.opts.Progress("deciding what to delete and repack")
 	ix := p.r.Index()
 	marked := p.markedSet()
 	// One pass over the index in ordinal order: copies of a blob are
@@ -335,6 +336,7 @@ const maxBlobsPerIndexFile = 100_000
 // files (and the new ones beside them, which only duplicates entries); a
 // crash never leaves a pack's entries in no loaded file.
 func (p *pruner) rewriteIndex(ctx context.Context, drop map[chunk.ID]struct{}, add []index.PackBlobs) error {
+	p.opts.Progress("writing the new index")
 	// Every file this run knows: the loaded ones, superseded ones a crashed
 	// prune left, and those this run wrote (resurrections).
 	old := append(p.r.ListedIndexFiles(), p.r.IndexFiles()...)

@@ -133,6 +133,7 @@ func (p *pruner) sweep(ctx context.Context, marks []storedMark) error {
 	if len(marks) == 0 {
 		return nil
 	}
+	p.opts.Progress(fmt.Sprintf("deleting the packs of %d marks", len(marks)))
 	indexed := p.indexedPacks()
 	var del []MarkedPack
 	for _, m := range marks {

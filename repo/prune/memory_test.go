@@ -1,0 +1,165 @@
+package prune_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/index"
+	"github.com/cairn-backup/cairn/internal/memstore"
+	"github.com/cairn-backup/cairn/pack"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/prune"
+	"github.com/cairn-backup/cairn/snapshot"
+)
+
+// Prune's memory is bounded by the index, not the data. On a repository of
+// 300,000 indexed blobs (15.3 MiB of index) in 1,200 packs, half of them
+// garbage, and 1,200 trees, with GOGC=25 as the command runs, the heap
+// peaked 54 MiB above its start, 3.5 × the index (this test runs half that
+// size: 7.7 MiB of index, 27 MiB peak, the same ratio), and the peak is in
+// LoadIndex (decoded index files, sort keys and the merged array at once:
+// every command that loads the index pays it); walking the trees stayed at
+// 3.1 ×, deciding at 1.7 ×, writing the new index at 2.8 × (November
+// 2026). restic's prune needs about 3 × its index (restic issue 3844), so
+// the target of half of restic's is not met yet: loading the index is what
+// to make leaner (decode straight into entries, sort in place when the
+// index is empty). The bound below guards against regressions. The packs
+// are placeholders of the right size: nothing reads them.
+func TestPruneMemoryIsBoundedByTheIndex(t *testing.T) {
+	const packs, perPack, perTree = 600, 250, 125
+	ctx := t.Context()
+	st := memstore.New()
+	r, err := repo.Init(ctx, st, "pw", testKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	randID := func() (id chunk.ID) {
+		for i := range id {
+			id[i] = byte(rng.Uint32())
+		}
+		return id
+	}
+	var f index.File
+	var used []chunk.ID
+	for p := range packs {
+		pid := randID()
+		blobs := make([]pack.Blob, perPack)
+		for i := range blobs {
+			blobs[i] = pack.Blob{Type: pack.DataBlob, ID: randID(), Offset: uint32(i * (pack.Overhead + 1)), Length: pack.Overhead + 1, RawLength: 1}
+			if p%2 == 0 {
+				used = append(used, blobs[i].ID)
+			}
+		}
+		if err := st.Put(ctx, repo.PackName(pid), make([]byte, perPack*(pack.Overhead+1))); err != nil {
+			t.Fatal(err)
+		}
+		f.Packs = append(f.Packs, index.PackBlobs{Pack: pid, Blobs: blobs})
+	}
+	for _, part := range f.Split(100_000) {
+		if _, err := r.WriteIndex(ctx, part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f = index.File{}
+	// Trees: one per perTree used blobs, all under one root.
+	var root snapshot.Tree
+	mtime := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err = r.WithSaver(ctx, repo.SaverOptions{}, func(ctx context.Context, s *repo.Saver) error {
+		save := func(tr *snapshot.Tree) (chunk.ID, error) {
+			buf, err := repo.EncodeTree(tr)
+			if err != nil {
+				return chunk.ID{}, err
+			}
+			id := r.Hasher().Sum(buf)
+			_, err = s.SaveIfNew(ctx, pack.TreeBlob, id, buf, nil)
+			return id, err
+		}
+		for i := 0; i < len(used); i += perTree {
+			tr := &snapshot.Tree{Nodes: []snapshot.Node{{Name: "f", Type: snapshot.File, Mode: 0o644, ModTime: mtime, Content: used[i : i+perTree]}}}
+			id, err := save(tr)
+			if err != nil {
+				return err
+			}
+			root.Nodes = append(root.Nodes, snapshot.Node{Name: fmt.Sprintf("d%05d", i/perTree), Type: snapshot.Dir, Mode: 0o755, ModTime: mtime, Subtree: &id})
+		}
+		rid, err := save(&root)
+		if err != nil {
+			return err
+		}
+		_, err = r.SaveSnapshot(ctx, &snapshot.Snapshot{Time: mtime, Host: "h", Components: []snapshot.Component{{Name: "files", Kind: snapshot.KindTree, Tree: rid}}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, root = nil, snapshot.Tree{}
+
+	// The index's own size, loaded alone.
+	probe := open(t, st)
+	if err := probe.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	indexBytes := probe.Index().MemoryBytes()
+	probe = nil
+
+	pr := open(t, st)
+	// As the cairn command runs (main sets GOGC=25).
+	defer debug.SetGCPercent(debug.SetGCPercent(25))
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	var peak uint64
+	var phaseMu sync.Mutex
+	phase := "start"
+	phasePeak := map[string]uint64{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			peak = max(peak, m.HeapAlloc)
+			phaseMu.Lock()
+			phasePeak[phase] = max(phasePeak[phase], m.HeapAlloc-base)
+			phaseMu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	rep, err := prune.Run(ctx, pr, prune.Options{Progress: func(s string) {
+		phaseMu.Lock()
+		phase = s
+		phaseMu.Unlock()
+	}})
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.GarbagePacks != packs/2 || rep.DeletedPacks != packs/2 || rep.UsedBlobs != packs/2*perPack+packs/2*perPack/perTree+1 {
+		t.Fatalf("prune of the synthetic repository: %+v", rep)
+	}
+	ratio := float64(peak-base) / float64(indexBytes)
+	t.Logf("index %.1f MiB (%d entries); prune's heap peaked %.1f MiB above its start: %.2f × the index",
+		float64(indexBytes)/(1<<20), packs*perPack, float64(peak-base)/(1<<20), ratio)
+	for ph, v := range phasePeak {
+		t.Logf("  %-40s %.1f MiB", ph, float64(v)/(1<<20))
+	}
+	if ratio > 4 {
+		t.Fatalf("prune's heap peaked at %.2f × the index; it was 3.5 ×", ratio)
+	}
+}
