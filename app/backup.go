@@ -2,10 +2,12 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -26,12 +28,12 @@ type Options struct {
 
 func (c *Component) spec() command.Spec {
 	env := append(os.Environ(), c.Env...)
-	return command.Spec{Argv: c.Command, Shell: c.Shell, Env: env, AllowEmpty: c.AllowEmpty, Clean: c.Clean}
+	return command.Spec{Argv: c.Command, Shell: c.Shell, Env: env, AllowEmpty: c.AllowEmpty}
 }
 
 func (e *Elasticsearch) config() (es.Config, error) {
 	cfg := es.Config{URL: e.URL, Repository: e.Repository, Location: e.Location, Indices: e.Indices,
-		AllowPartial: e.AllowPartial, DeleteOlder: e.DeleteOlder, Username: e.Username, Password: e.Password}
+		AllowPartial: e.AllowPartial, DeleteOlder: e.DeleteOlder, AllowForeignRepository: e.AllowForeignRepository, Username: e.Username, Password: e.Password}
 	if e.CACert != "" {
 		pem, err := os.ReadFile(e.CACert)
 		if err != nil {
@@ -149,18 +151,28 @@ func startCommand(ctx context.Context, c *Component, streams *[]io.Closer, warn 
 	spec := c.spec()
 	switch c.Mode {
 	case "dir":
-		d, err := command.RunToDir(ctx, spec, c.Dir)
+		run, err := privateDumpDir(c.Dir)
+		if err != nil {
+			return archive.ComponentSource{}, fmt.Errorf("component %s: %w", c.Name, err)
+		}
+		// Removed when the backup returns, whatever happened: a backup that
+		// fails elsewhere never reaches Finish.
+		*streams = append(*streams, removeDir(run))
+		spec.Clean = true // the run's own directory: cairn's scratch space
+		d, err := command.RunToDir(ctx, spec, run)
 		if err != nil {
 			return archive.ComponentSource{}, err
 		}
 		if kind, compressed := d.Sniff(); compressed {
 			warn(fmt.Sprintf("component %s: %s", c.Name, command.CompressionAdvice(kind)))
 		}
-		src, err := tree.Open(c.Dir)
+		src, err := tree.Open(run)
 		if err != nil {
 			return archive.ComponentSource{}, err
 		}
-		return archive.ComponentSource{FS: src, Source: src.Root(), Meta: d.Meta(),
+		// The source is the configured dir, not the run's directory, so the
+		// manifest says where dumps of this component are made.
+		return archive.ComponentSource{FS: src, Source: filepath.Clean(c.Dir), Meta: d.Meta(),
 			Finish: func(context.Context) error { return d.Done() }}, nil
 	default:
 		var st *command.Stream
@@ -189,3 +201,31 @@ func startCommand(ctx context.Context, c *Component, streams *[]io.Closer, warn 
 			}}, nil
 	}
 }
+
+// privateDumpDir makes a fresh directory for one run's dump inside parent
+// (the config's dir:, created if missing), so no two runs, and no leftover
+// of a killed one, can see each other's dump. It takes the parent's
+// permission bits (and, through a setgid parent, its group), so a dump
+// tool running as another user can write wherever it could write before.
+func privateDumpDir(parent string) (string, error) {
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", fmt.Errorf("dump directory: %w", err)
+	}
+	fi, err := os.Stat(parent)
+	if err != nil {
+		return "", fmt.Errorf("dump directory: %w", err)
+	}
+	run, err := os.MkdirTemp(parent, "cairn-run-")
+	if err != nil {
+		return "", fmt.Errorf("dump directory: %w", err)
+	}
+	if err := os.Chmod(run, fi.Mode().Perm()|0o700); err != nil {
+		return "", errors.Join(fmt.Errorf("dump directory: %w", err), os.Remove(run))
+	}
+	return run, nil
+}
+
+// removeDir removes a run's dump directory when closed.
+type removeDir string
+
+func (d removeDir) Close() error { return os.RemoveAll(string(d)) }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -115,10 +116,13 @@ type Component struct {
 	// A dump command, and how to put its output back.
 	Command []string `yaml:"command"`
 	// Mode: "stream" (stdout, the default), "pipe" (the command writes to
-	// the named pipe {path}) or "dir" (the command fills Dir, given as {dir},
-	// which is archived as a tree).
-	Mode       string   `yaml:"mode"`
-	Dir        string   `yaml:"dir"`
+	// the named pipe {path}) or "dir" (the command fills {dir}, a fresh
+	// directory inside Dir for each run, archived as a tree and removed
+	// afterwards).
+	Mode string `yaml:"mode"`
+	Dir  string `yaml:"dir"`
+	// Clean is accepted for configs written before each run had a
+	// directory of its own; it changes nothing.
 	Clean      bool     `yaml:"clean"`
 	Shell      bool     `yaml:"shell"`
 	Env        []string `yaml:"env"`
@@ -147,7 +151,10 @@ type Elasticsearch struct {
 	Location     string `yaml:"location"`
 	Indices      string `yaml:"indices"`
 	AllowPartial bool   `yaml:"allow_partial"`
-	DeleteOlder  bool   `yaml:"delete_older"`
+	// AllowForeignRepository takes over a repository another cluster
+	// wrote (after a cluster rebuild).
+	AllowForeignRepository bool `yaml:"allow_foreign_repository"`
+	DeleteOlder            bool `yaml:"delete_older"`
 	// RenamePattern and RenameReplacement restore the indices under other
 	// names (Elasticsearch's rename_pattern / rename_replacement, "$1" for
 	// a group), e.g. to look at old data beside the live indices.
@@ -402,9 +409,14 @@ func (cfg *Config) checkCommand(p *Problems, c *Component) {
 		if !strings.Contains(joined, "{path}") {
 			p.add(c.Line, "component %q: mode pipe needs {path} in the command, where the dump is written", c.Name)
 		}
+		if !c.Shell && filepath.Base(c.Command[0]) == "pg_dump" && !slices.Contains(c.Command, "--no-sync") {
+			// Measured with PostgreSQL 15: pg_dump -Fc -f FIFO writes the
+			// whole dump, then fails "could not fsync file" (EINVAL).
+			p.add(c.Line, "component %q: mode pipe: pg_dump fsyncs the file it writes, which fails on the named pipe {path} after the whole dump went through; add --no-sync (or use mode stream: pg_dump writes to stdout)", c.Name)
+		}
 	case "dir":
 		if c.Dir == "" || !filepath.IsAbs(c.Dir) {
-			p.add(c.Line, "component %q: mode dir needs dir, an absolute path the command fills", c.Name)
+			p.add(c.Line, "component %q: mode dir needs dir, an absolute path in which each run gets a fresh directory {dir} to fill", c.Name)
 		}
 	default:
 		p.add(c.Line, "component %q: mode %q: use stream, pipe or dir", c.Name, c.Mode)

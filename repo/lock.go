@@ -123,6 +123,10 @@ type lockRecord struct {
 	Time      time.Time `json:"time"`
 	Refreshed time.Time `json:"refreshed"`
 	Purpose   string    `json:"purpose,omitempty"`
+	// Run, when set, makes the lock an application's run lock as well:
+	// it conflicts with every other lock of the same Run (see LockRun).
+	// Older versions read it as a shared lock.
+	Run string `json:"run,omitempty"`
 }
 
 func (rec lockRecord) kind() LockKind {
@@ -164,17 +168,43 @@ type LockError struct {
 	Name       string
 	Unreadable error // set when the record could not be read or parsed
 	stale      time.Duration
+	run        bool // in the way as the holder of the same run lock
 }
 
 func (e *LockError) Error() string {
 	if e.Unreadable != nil {
 		return fmt.Sprintf("repository is locked: lock %s cannot be read (%v); an exclusive command cannot tell whether it is in use. If no cairn process uses the repository, delete it", e.Name, e.Unreadable)
 	}
+	if e.run {
+		return fmt.Sprintf("application %s is already running: run lock %s held by PID %d on %s since %s (%s); wait for it (--wait DURATION), or if that process is gone, the lock expires %s after its last refresh",
+			e.Holder.Run, e.Name, e.Holder.PID, e.Holder.Host, e.Holder.Time.Format(time.RFC3339), e.Holder.Purpose, e.stale)
+	}
 	return fmt.Sprintf("repository is locked: %s lock %s held by PID %d on %s since %s (%s); if that process is gone, the lock expires %s after its last refresh",
 		e.Holder.kind(), e.Name, e.Holder.PID, e.Holder.Host, e.Holder.Time.Format(time.RFC3339), e.Holder.Purpose, e.stale)
 }
 
-func (e *LockError) Unwrap() error { return ErrLocked }
+func (e *LockError) Unwrap() error {
+	if e.run {
+		return ErrRunInProgress
+	}
+	return ErrLocked
+}
+
+// ErrRunInProgress is returned (wrapped in a *LockError) by LockRun when
+// another process holds the run lock of the same application.
+var ErrRunInProgress = errors.New("repo: another run of this application is in progress")
+
+// LockRun takes an application's run lock: a shared lock of the
+// repository that also excludes every other lock with the same run name,
+// on any host, so two runs of one application (a cron job and a manual
+// restore, two overlapping cron runs) never interleave their hooks and
+// dumps. It is refreshed, lost and found stale like any other lock.
+func (r *Repository) LockRun(ctx context.Context, run, purpose string) (*Lock, error) {
+	if run == "" {
+		return nil, errors.New("repo: run lock without a name")
+	}
+	return r.lockAs(ctx, LockShared, purpose, run)
+}
 
 // Lock takes a shared (exclusive false) or exclusive lock; see LockAs.
 func (r *Repository) Lock(ctx context.Context, exclusive bool, purpose string) (*Lock, error) {
@@ -191,12 +221,16 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool, purpose string) (
 // it may be a live lock of another version or a damaged one, and guessing
 // wrong lets prune delete what a backup needs.
 func (r *Repository) LockAs(ctx context.Context, kind LockKind, purpose string) (*Lock, error) {
+	return r.lockAs(ctx, kind, purpose, "")
+}
+
+func (r *Repository) lockAs(ctx context.Context, kind LockKind, purpose, run string) (*Lock, error) {
 	host, _ := os.Hostname()
 	now := time.Now().UTC()
 	l := &Lock{
 		r: r, timing: r.LockTiming(), stop: make(chan struct{}), lost: make(chan struct{}),
 		rec: lockRecord{Exclusive: kind == LockExclusive, Prune: kind == LockPrune, Host: host, PID: os.Getpid(),
-			Time: now, Refreshed: now, Purpose: purpose},
+			Time: now, Refreshed: now, Purpose: purpose, Run: run},
 	}
 	var name [16]byte
 	if _, err := rand.Read(name[:]); err != nil {
@@ -480,6 +514,9 @@ func (r *Repository) checkLocks(ctx context.Context, mine *Lock) error {
 		if stale(rec, mine.rec.Host, mine.timing.Stale) {
 			_ = r.st.Delete(ctx, name)
 			continue
+		}
+		if mine.rec.Run != "" && rec.Run == mine.rec.Run {
+			return &LockError{Holder: rec, Name: name, stale: mine.timing.Stale, run: true}
 		}
 		if conflicts(rec.kind(), myKind) {
 			return &LockError{Holder: rec, Name: name, stale: mine.timing.Stale}

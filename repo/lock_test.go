@@ -148,3 +148,55 @@ func TestPruneLockExcludesOnlyPrunes(t *testing.T) {
 	b2.Unlock()
 	prune.Unlock()
 }
+
+// An application's run lock excludes only another run of the same
+// application, on any host, until its holder stops refreshing it.
+func TestRunLock(t *testing.T) {
+	st := memstore.New()
+	r := initRepo(t, st)
+	ctx := t.Context()
+	a, err := r.LockRun(ctx, "alm", "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.LockRun(ctx, "alm", "restore")
+	var le *repo.LockError
+	if !errors.Is(err, repo.ErrRunInProgress) || errors.Is(err, repo.ErrLocked) || !errors.As(err, &le) || !strings.Contains(err.Error(), "application alm is already running") {
+		t.Fatalf("second run of alm: %v, want ErrRunInProgress", err)
+	}
+	other, err := r.LockRun(ctx, "design", "backup")
+	if err != nil {
+		t.Fatalf("another application beside alm: %v", err)
+	}
+	other.Unlock()
+	shared, err := r.LockAs(ctx, repo.LockShared, "copy")
+	if err != nil {
+		t.Fatalf("a shared lock beside a run: %v", err)
+	}
+	shared.Unlock()
+	if _, err := r.LockAs(ctx, repo.LockExclusive, "x"); !errors.Is(err, repo.ErrLocked) {
+		t.Fatalf("exclusive beside a run: %v, want locked", err)
+	}
+	a.Unlock()
+
+	// A run lock of a dead holder on another host, not refreshed for
+	// longer than Stale, is in nobody's way.
+	old := time.Now().Add(-2 * repo.DefaultLockTiming.Stale).UTC().Format(time.RFC3339Nano)
+	rec := `{"exclusive":false,"host":"elsewhere","pid":4242,"time":"` + old + `","refreshed":"` + old + `","run":"alm"}`
+	if err := st.Put(ctx, "locks/00ff00ff00ff00ff00ff00ff00ff00ff", []byte(rec)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.LockRun(ctx, "alm", "backup")
+	if err != nil {
+		t.Fatalf("run lock beside a stale one: %v", err)
+	}
+	b.Unlock()
+	fresh := time.Now().UTC().Format(time.RFC3339Nano)
+	rec = `{"exclusive":false,"host":"elsewhere","pid":4242,"time":"` + fresh + `","refreshed":"` + fresh + `","run":"alm"}`
+	if err := st.Put(ctx, "locks/00ff00ff00ff00ff00ff00ff00ff00fe", []byte(rec)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.LockRun(ctx, "alm", "backup"); !errors.Is(err, repo.ErrRunInProgress) {
+		t.Fatalf("run lock of a live holder on another host: %v, want ErrRunInProgress", err)
+	}
+}

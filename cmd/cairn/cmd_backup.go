@@ -27,6 +27,9 @@ type backupFlags struct {
 	time     string
 	// allowEmpty accepts a --command or --stdin stream of zero bytes.
 	allowEmpty bool
+	// wait is how long a configured backup waits for another run of the
+	// application to end (0: fail at once, exit code 13).
+	wait time.Duration
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -47,7 +50,8 @@ Prefer --command, which checks the dump's exit status.
 Exit codes: 0 success; 1 failure, no snapshot written; 3 snapshot written but
 some files could not be read or changed while being read (listed on stderr);
 4 snapshot written and complete, but a step after it failed (an after hook,
-replication): do not retry the backup.`,
+replication): do not retry the backup; 13 another backup or restore of the
+application is running (see --wait).`,
 		Example: `  cairn backup --command db='pg_dump --format=custom -Z0 app' --tree files=/srv/app/files
   pg_dump app | cairn backup --stdin db --tree files=/srv/app/files`,
 		Args: cobra.NoArgs,
@@ -63,6 +67,7 @@ replication): do not retry the backup.`,
 	fl.StringArrayVar(&f.tags, "tag", nil, "tag the snapshot (repeatable)")
 	fl.StringVar(&f.host, "host", "", "host name to record (default: this host)")
 	fl.StringVar(&f.time, "time", "", "snapshot time, RFC 3339 (default: now)")
+	fl.DurationVar(&f.wait, "wait", 0, "with --config: if another backup or restore of the application runs, wait up to this long for it (default: fail at once, exit code 13)")
 	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "accept a --command or --stdin stream that is empty (refused by default: an empty dump usually means a failed one)")
 	return cmd
 }
@@ -81,7 +86,7 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 	}
 	opts.MaxSkew = f.maxSkew
 	if g.config != nil && len(f.commands)+len(f.trees) == 0 && f.stdin == "" {
-		return runConfiguredBackup(cmd, g, opts)
+		return runConfiguredBackup(cmd, g, opts, f.wait)
 	}
 	// Dump commands still running when a backup fails elsewhere are
 	// killed and reaped here; Finish is never reached for them.
@@ -154,9 +159,14 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // runConfiguredBackup takes the application the config file describes,
 // then copies the new snapshot to each configured replication target.
-func runConfiguredBackup(cmd *cobra.Command, g *globals, opts archive.Options) error {
+func runConfiguredBackup(cmd *cobra.Command, g *globals, opts archive.Options, wait time.Duration) error {
 	warn := func(s string) { fmt.Fprintf(g.stderr, "cairn: warning: %s\n", s) }
 	return doBackup(cmd, g, opts, func(ctx context.Context, r *repo.Repository) (*archive.Result, error) {
+		unlock, err := g.lockRun(ctx, r, "backup", wait)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
 		res, err := app.Backup(ctx, r, g.config, app.Options{Options: opts, Warn: warn})
 		if err != nil || len(g.config.Replicate) == 0 {
 			return res, err

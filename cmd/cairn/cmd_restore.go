@@ -29,6 +29,7 @@ type restoreFlags struct {
 	noOwner    bool
 	hosts      []string
 	dryRun     bool
+	wait       time.Duration
 }
 
 func newRestoreCmd(g *globals) *cobra.Command {
@@ -177,6 +178,7 @@ selected in the live directory and removes nothing else.`,
 	fl.StringVar(&f.renameRepl, "rename-replacement", "", "…and its replacement ($1 for a group); the live indices are not closed")
 	fl.BoolVar(&f.verify, "verify", false, "re-read restored files and compare them with the snapshot; with --config, also read every dump back through the repository before the first destructive step")
 	fl.BoolVar(&f.delete, "delete", false, "with --config: empty each tree component's live directory before restoring into it")
+	fl.DurationVar(&f.wait, "wait", 0, "with --config: if another backup or restore of the application runs, wait up to this long for it (default: fail at once, exit code 13)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "with --config: print the restore plan and run its checks, change nothing")
 	fl.BoolVar(&f.noOwner, "no-owner", false, "files belong to the user running restore (root does not restore owners) and lose setuid/setgid bits")
 	return cmd
@@ -230,6 +232,11 @@ func runLiveRestore(ctx context.Context, g *globals, r *repo.Repository, sn repo
 		}
 		return nil
 	}
+	unlock, err := g.lockRun(ctx, r, "restore", f.wait)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	err = plan.Run(ctx, r)
 	if g.json {
 		out := restoreLiveJSON{Snapshot: sn.ID.String(), Restored: err == nil}

@@ -6,12 +6,26 @@ package main
 // trust.
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
+
+// waitFor polls cond until it holds, failing the test after a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
 
 // almConfig is the ALM shared-space config of newAppEnv with the vendor's
 // procedure as hooks: backup hooks around the backup only, and a restore
@@ -297,5 +311,98 @@ func TestExitCodeSnapshotWrittenThenFailed(t *testing.T) {
 	}
 	if n := countSnapshots(t); n != 1 {
 		t.Errorf("%d snapshots, want 1", n)
+	}
+}
+
+// TestOverlappingRuns: two runs of one application, as cron makes them.
+// While the first is inside its before hook, a second fails at once
+// (exit 13) or, with --wait, waits and runs after it; the hooks never
+// interleave; each run dumps into a directory of its own inside dir:
+// (without clean:), so neither records the other's dump nor a killed
+// run's leftover, and the run directories are gone afterwards. Before the
+// fix, run 2's clean emptied run 1's dump and run 1 archived run 2's.
+func TestOverlappingRuns(t *testing.T) {
+	testEnv(t)
+	dir := t.TempDir()
+	log, started, release := filepath.Join(dir, "log"), filepath.Join(dir, "started"), filepath.Join(dir, "release")
+	dumps := filepath.Join(dir, "dumps")
+	write(t, filepath.Join(dumps, "leftover-of-a-killed-run"), []byte("stale"), 0o644)
+	cfg := filepath.Join(dir, "cairn.yaml")
+	// The first run's before hook holds it until the test releases it;
+	// the second's finds release present and goes straight on.
+	write(t, cfg, []byte(fmt.Sprintf(`app: design
+hooks:
+  before: [sh, -c, "echo before >> %[1]s; touch %[2]s; while [ ! -e %[3]s ]; do sleep 0.02; done"]
+  after: [sh, -c, "echo after >> %[1]s"]
+components:
+  - name: db
+    command: [sh, -c, "l=$(ls -A {dir}); printf %%s \"$l\" > {dir}/listing; echo dumped > {dir}/data"]
+    mode: dir
+    dir: %[4]s
+`, log, started, release, dumps)), 0o600)
+
+	ctx := t.Context()
+	first := exec.CommandContext(ctx, os.Args[0], "--config", cfg, "backup", "--tag", "first")
+	first.Env = append(os.Environ(), "CAIRN_TEST_AS_CAIRN=1")
+	var firstErr strings.Builder
+	first.Stderr = &firstErr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first run's before hook", func() bool { _, err := os.Stat(started); return err == nil })
+
+	r := cairn(t, nil, "--config", cfg, "backup", "--tag", "fail-fast")
+	if r.code != 13 || !strings.Contains(r.stderr, "application design is already running") {
+		t.Errorf("a second run while the first holds the run lock: want exit 13:\n%v", r)
+	}
+
+	second := exec.CommandContext(ctx, os.Args[0], "--config", cfg, "backup", "--tag", "second", "--wait", "2m")
+	second.Env = first.Env
+	stderr, err := second.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	var secondErr strings.Builder
+	for sc.Scan() { // until it says it waits: then the first run still holds the lock
+		secondErr.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "waiting up to 2m0s: application design is already running") {
+			break
+		}
+	}
+	write(t, release, nil, 0o644)
+	go io.Copy(&secondErr, stderr)
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first run: %v\n%s", err, firstErr.String())
+	}
+	if err := second.Wait(); err != nil {
+		t.Fatalf("second run: %v\n%s", err, secondErr.String())
+	}
+	if got := strings.Join(strings.Fields(string(readFile(t, log))), " "); got != "before after before after" {
+		t.Errorf("hooks ran as %q: the runs interleaved", got)
+	}
+	snaps := decodeJSON[[]snapshotOut](t, mustCairn(t, nil, "snapshots", "--json"))
+	if len(snaps) != 2 {
+		t.Fatalf("%d snapshots, want 2 (fail-fast must not write one)", len(snaps))
+	}
+	for _, s := range snaps {
+		ls := decodeJSON[[]lsOut](t, mustCairn(t, nil, "ls", "--json", s.ID, "db"))
+		var names []string
+		for _, e := range ls {
+			names = append(names, e.Path)
+		}
+		if got := strings.Join(names, " "); got != "db/data db/listing" {
+			t.Errorf("snapshot %v holds %q", s.Tags, got)
+		}
+		if got := mustCairn(t, nil, "dump", s.ID, "db/listing").stdout; got != "" {
+			t.Errorf("snapshot %v: the run's dump directory held %q when its dump began", s.Tags, got)
+		}
+	}
+	entries, err := os.ReadDir(dumps)
+	if err != nil || len(entries) != 1 || entries[0].Name() != "leftover-of-a-killed-run" {
+		t.Errorf("dump directory after the runs: %v %v", entries, err)
 	}
 }

@@ -34,6 +34,9 @@ const (
 	exitNoRepo            = 10 // no repository at that location
 	exitLocked            = 11
 	exitBadPassword       = 12
+	// exitRunning: another backup or restore of the same application
+	// holds its run lock (see --wait).
+	exitRunning = 13
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -159,6 +162,8 @@ func exitCode(err error) int {
 		return ee.code
 	case errors.Is(err, repo.ErrNoRepository):
 		return exitNoRepo
+	case errors.Is(err, repo.ErrRunInProgress):
+		return exitRunning
 	case errors.Is(err, repo.ErrLocked):
 		return exitLocked
 	case errors.Is(err, repo.ErrWrongPassword):

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/store"
 	"github.com/cairn-backup/cairn/store/cache"
@@ -195,6 +196,13 @@ func (g *globals) lockRepo(ctx context.Context, r *repo.Repository, kind repo.Lo
 		r.Close()
 		return nil, nil, err
 	}
+	unlock := g.watchLock(lock)
+	return r, func() { unlock(); r.Close() }, nil
+}
+
+// watchLock cancels the command's context with the reason if lock is
+// lost, and returns the function that releases it.
+func (g *globals) watchLock(lock *repo.Lock) func() {
 	released := make(chan struct{})
 	go func() {
 		select {
@@ -205,14 +213,26 @@ func (g *globals) lockRepo(ctx context.Context, r *repo.Repository, kind repo.Lo
 		case <-released:
 		}
 	}()
-	release := func() {
+	return func() {
 		close(released)
 		if err := lock.Unlock(); err != nil {
 			fmt.Fprintf(g.stderr, "cairn: warning: %v\n", err)
 		}
-		r.Close()
 	}
-	return r, release, nil
+}
+
+// lockRun takes the config's application run lock (app.LockRun), waiting
+// up to wait for a run in progress, and returns its release.
+func (g *globals) lockRun(ctx context.Context, r *repo.Repository, purpose string, wait time.Duration) (func(), error) {
+	lock, err := app.LockRun(ctx, r, g.config, purpose, wait, func(holder error) {
+		if !g.quiet {
+			fmt.Fprintf(g.stderr, "cairn: waiting up to %s: %v\n", wait, holder)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return g.watchLock(lock), nil
 }
 
 // withCache keeps index files and manifests of a remote repository in the

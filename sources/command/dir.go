@@ -59,7 +59,7 @@ func RunToDir(ctx context.Context, spec Spec, dir string) (*DirDump, error) {
 		}
 		if len(names) > 0 {
 			if !spec.Clean {
-				return nil, fmt.Errorf("command: dump directory %s is not empty (%d entries, e.g. %s): they would be archived as part of this dump; empty it, or set Clean to let cairn do so", abs, len(names), names[0])
+				return nil, fmt.Errorf("command: dump directory %s is not empty (%d entries, e.g. %s): they would be archived as part of this dump; empty it first", abs, len(names), names[0])
 			}
 			if err := CleanDir(abs); err != nil {
 				return nil, err
@@ -80,7 +80,7 @@ func RunToDir(ctx context.Context, spec Spec, dir string) (*DirDump, error) {
 		case derr != nil:
 			err = derr
 		case len(names) == 0:
-			err = fmt.Errorf("command: %s exited with status 0 but %w in %s (set AllowEmpty if an empty dump is expected)", sub.name(), ErrEmpty, abs)
+			err = fmt.Errorf("command: %s exited with status 0 but %w in %s (if an empty dump is expected: allow_empty: true in cairn.yaml, --allow-empty on the command line)", sub.name(), ErrEmpty, abs)
 		}
 	}
 	if err != nil {

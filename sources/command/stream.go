@@ -249,7 +249,7 @@ func (s *Stream) finish() error {
 	default:
 		s.result = exitResult(s.ctx, s.spec, s.cmd, s.waitErr, s.log)
 		if s.result == nil && s.n == 0 && !s.spec.AllowEmpty {
-			s.result = fmt.Errorf("command: %s exited with status 0 but %w (set AllowEmpty if an empty dump is expected)", s.spec.name(), ErrEmpty)
+			s.result = fmt.Errorf("command: %s exited with status 0 but %w (if an empty dump is expected: allow_empty: true in cairn.yaml, --allow-empty on the command line)", s.spec.name(), ErrEmpty)
 		}
 	}
 	return s.result

@@ -72,7 +72,7 @@ func TestStreamOutcomes(t *testing.T) {
 			name:    "empty output",
 			spec:    Spec{Argv: []string{"true"}},
 			wantErr: ErrEmpty,
-			wantMsg: []string{"command: true exited with status 0 but produced no output (set AllowEmpty"},
+			wantMsg: []string{"command: true exited with status 0 but produced no output (if an empty dump is expected: allow_empty"},
 		},
 		{
 			name: "empty output allowed",

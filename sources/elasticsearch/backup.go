@@ -167,7 +167,7 @@ func Backup(ctx context.Context, cfg Config) (*Capture, error) {
 			return nil, err
 		}
 		if rd.ClusterID != "" && rd.ClusterID != "_na_" && rd.ClusterID != info.ClusterUUID && !cfg.AllowForeignRepository {
-			return nil, fmt.Errorf("%w: %s (generation %d) was written by cluster %s, this is cluster %s; set AllowForeignRepository to take it over",
+			return nil, fmt.Errorf("%w: %s (generation %d) was written by cluster %s, this is cluster %s; set allow_foreign_repository: true in cairn.yaml to take it over",
 				ErrForeignWriter, cfg.Location, highest, rd.ClusterID, info.ClusterUUID)
 		}
 	} else if err != nil {
@@ -348,7 +348,7 @@ func takeSnapshot(ctx context.Context, c *client, cfg Config, indices []string) 
 		msg += "; the snapshot was deleted"
 	}
 	if what == "PARTIAL" {
-		msg += " (set AllowPartial to keep partial snapshots)"
+		msg += " (allow_partial: true in cairn.yaml keeps partial snapshots)"
 	}
 	return nil, fmt.Errorf("elasticsearch: %s: %w", msg, sentinel)
 }
