@@ -20,6 +20,9 @@ type Selection struct {
 	// these hosts; empty means any.
 	App   string
 	Hosts []string
+	// Tags keeps snapshots with at least one of these tags; empty means
+	// any.
+	Tags []string
 	// Latest keeps only the newest snapshot that passes the filters.
 	Latest bool
 }
@@ -29,7 +32,8 @@ var ErrNoneSelected = errors.New("no snapshots match")
 
 // Match reports whether sn passes the selection's filters.
 func (s Selection) Match(sn repo.SnapshotEntry) bool {
-	return (s.App == "" || sn.App == s.App) && (len(s.Hosts) == 0 || slices.Contains(s.Hosts, sn.Host))
+	return (s.App == "" || sn.App == s.App) && (len(s.Hosts) == 0 || slices.Contains(s.Hosts, sn.Host)) &&
+		(len(s.Tags) == 0 || slices.ContainsFunc(s.Tags, func(t string) bool { return slices.Contains(sn.Tags, t) }))
 }
 
 // SelectSnapshots returns the selected snapshots, oldest first. A damaged
@@ -73,7 +77,7 @@ func SelectSnapshots(ctx context.Context, r *repo.Repository, s Selection) ([]re
 // snapshot that passes sel's filters (App, Hosts); an ID or prefix is
 // looked up as given.
 func FindSnapshot(ctx context.Context, r *repo.Repository, ref string, sel Selection) (repo.SnapshotEntry, error) {
-	if ref != "latest" || (sel.App == "" && len(sel.Hosts) == 0) {
+	if ref != "latest" || (sel.App == "" && len(sel.Hosts) == 0 && len(sel.Tags) == 0) {
 		return r.FindSnapshot(ctx, ref)
 	}
 	sel.Refs, sel.Latest = nil, true

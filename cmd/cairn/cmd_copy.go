@@ -62,6 +62,9 @@ or CAIRN_TO_PASSWORD.`,
 				dsts = append(dsts, dst)
 			}
 
+			if g.config != nil && !cmd.Flags().Changed("app") {
+				f.app = g.config.App // --latest is the config's application's latest
+			}
 			snaps, err := app.SelectSnapshots(ctx, src, app.Selection{Refs: args, App: f.app, Hosts: f.hosts, Latest: f.latest})
 			if errors.Is(err, app.ErrNoneSelected) {
 				return errors.New("no snapshots to copy")

@@ -21,6 +21,9 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 		Short: "List snapshots, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if g.config != nil && !cmd.Flags().Changed("app") {
+				sel.App = g.config.App // the config's application only
+			}
 			r, release, err := g.openRepo(cmd.Context(), false, "snapshots")
 			if err != nil {
 				return err
@@ -44,14 +47,18 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 				return damaged
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tComponents\tSize\tSkew")
+			fmt.Fprintln(tw, "ID\tTime\tApp\tHost\tTags\tComponents\tSize\tSkew\tCopy of")
 			for _, e := range all {
 				names := make([]string, len(e.Components))
 				for i, c := range e.Components {
 					names[i] = c.Name
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID.Short(), e.Time.Local().Format(time.DateTime), e.Host,
-					strings.Join(e.Tags, ","), strings.Join(names, ","), humanBytes(e.Size()), e.Skew().Round(time.Millisecond))
+				orig := ""
+				if e.Original != nil {
+					orig = e.Original.Short()
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID.Short(), e.Time.Local().Format(time.DateTime), e.App, e.Host,
+					strings.Join(e.Tags, ","), strings.Join(names, ","), humanBytes(e.Size()), e.Skew().Round(time.Millisecond), orig)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -61,6 +68,7 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringArrayVarP(&sel.Hosts, "host", "H", nil, "list only snapshots of this host (repeatable)")
-	cmd.Flags().StringVar(&sel.App, "app", "", "list only snapshots of this application")
+	cmd.Flags().StringVar(&sel.App, "app", "", "list only snapshots of this application (with --config: its app; --app '' lists all)")
+	cmd.Flags().StringArrayVar(&sel.Tags, "tag", nil, "list only snapshots with this tag (repeatable: any of them)")
 	return cmd
 }

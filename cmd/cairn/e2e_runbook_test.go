@@ -406,3 +406,56 @@ components:
 		t.Errorf("dump directory after the runs: %v %v", entries, err)
 	}
 }
+
+// TestSnapshotsBelongToTheirApplication: with --config, snapshots and
+// copy --latest see only that application's snapshots; snapshots filters
+// by --app, --host and --tag and shows the app and a copy's original.
+// Before the fix, --config was ignored by both and there was no --tag.
+func TestSnapshotsBelongToTheirApplication(t *testing.T) {
+	testEnv(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "files", "f"), []byte("f"), 0o644)
+	cfg := func(name string) string {
+		p := filepath.Join(dir, name+".yaml")
+		write(t, p, []byte(fmt.Sprintf("app: %s\ncomponents:\n  - name: files\n    tree: %s\n", name, filepath.Join(dir, "files"))), 0o600)
+		return p
+	}
+	a, b := cfg("a"), cfg("b")
+	a1 := decodeJSON[backupOut](t, mustCairn(t, nil, "--config", a, "backup", "--json", "--tag", "nightly"))
+	decodeJSON[backupOut](t, mustCairn(t, nil, "--config", b, "backup", "--json", "--host", "other"))
+	a2 := decodeJSON[backupOut](t, mustCairn(t, nil, "--config", a, "backup", "--json"))
+	decodeJSON[backupOut](t, mustCairn(t, nil, "--config", b, "backup", "--json", "--tag", "nightly"))
+
+	ids := func(args ...string) string {
+		t.Helper()
+		var out []string
+		for _, s := range decodeJSON[[]snapshotJSON](t, mustCairn(t, nil, append(args, "--json")...)) {
+			out = append(out, s.App+":"+s.ShortID)
+		}
+		return strings.Join(out, " ")
+	}
+	if got, want := ids("--config", a, "snapshots"), "a:"+a1.ShortID+" a:"+a2.ShortID; got != want {
+		t.Errorf("snapshots with a.yaml: %s, want %s", got, want)
+	}
+	if got := ids("snapshots", "--app", "b", "--host", "other"); strings.Count(got, "b:") != 1 || strings.Contains(got, "a:") {
+		t.Errorf("snapshots --app b --host other: %s", got)
+	}
+	if got := ids("--config", a, "snapshots", "--tag", "nightly"); got != "a:"+a1.ShortID {
+		t.Errorf("snapshots --tag nightly with a.yaml: %s", got)
+	}
+	if got := ids("snapshots", "--tag", "nightly"); strings.Count(got, ":") != 2 {
+		t.Errorf("snapshots --tag nightly: %s", got)
+	}
+
+	offsite := filepath.Join(dir, "offsite")
+	t.Setenv("CAIRN_TO_PASSWORD", testPassword)
+	mustCairn(t, nil, "-r", offsite, "init")
+	mustCairn(t, nil, "--config", a, "copy", "--latest", "--to", offsite)
+	copies := decodeJSON[[]snapshotJSON](t, mustCairn(t, nil, "-r", offsite, "snapshots", "--json"))
+	if len(copies) != 1 || copies[0].App != "a" || copies[0].Original != a2.ID {
+		t.Errorf("copy --latest with a.yaml copied %+v, want a copy of %s", copies, a2.ShortID)
+	}
+	if r := mustCairn(t, nil, "-r", offsite, "snapshots"); !strings.Contains(r.stdout, a2.ID[:8]) {
+		t.Errorf("snapshots does not show the copy's original %s:\n%s", a2.ID[:8], r.stdout)
+	}
+}

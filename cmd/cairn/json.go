@@ -266,7 +266,10 @@ type snapshotJSON struct {
 	Size        uint64          `json:"size"`
 	SkewSeconds float64         `json:"skew_seconds"`
 	Program     string          `json:"program,omitempty"`
-	Components  []componentJSON `json:"components"`
+	// Original is the snapshot this one was copied from, in the source
+	// repository.
+	Original   string          `json:"original,omitempty"`
+	Components []componentJSON `json:"components"`
 }
 
 func toSnapshotJSON(e repo.SnapshotEntry) snapshotJSON {
@@ -276,7 +279,7 @@ func toSnapshotJSON(e repo.SnapshotEntry) snapshotJSON {
 	}
 	return snapshotJSON{
 		ID: e.ID.String(), ShortID: e.ID.Short(), Time: e.Time, Host: e.Host, App: e.App, Tags: tags,
-		Size: e.Size(), SkewSeconds: e.Skew().Seconds(), Program: e.Program, Components: toComponentsJSON(e.Components),
+		Size: e.Size(), SkewSeconds: e.Skew().Seconds(), Program: e.Program, Original: originalOf(e), Components: toComponentsJSON(e.Components),
 	}
 }
 
@@ -393,4 +396,12 @@ func toPruneJSON(r *prune.Report) pruneJSON {
 		MarksSwept: r.MarksSwept, MarksWaiting: r.MarksWaiting, DeletedPacks: r.DeletedPacks,
 		FreedBytes: r.FreedBytes, Resurrected: r.Resurrected,
 	}
+}
+
+// originalOf is the ID of the snapshot e was copied from, or "".
+func originalOf(e repo.SnapshotEntry) string {
+	if e.Original == nil {
+		return ""
+	}
+	return e.Original.String()
 }
