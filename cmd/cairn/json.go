@@ -257,15 +257,15 @@ func toRestorePlanJSON(p *app.LivePlan, err error) restorePlanJSON {
 
 // snapshotJSON is one element of snapshots --json.
 type snapshotJSON struct {
-	ID          string          `json:"id"`
-	ShortID     string          `json:"short_id"`
-	Time        time.Time       `json:"time"`
-	Host        string          `json:"host"`
-	App         string          `json:"app,omitempty"`
-	Tags        []string        `json:"tags"`
-	Size        uint64          `json:"size"`
-	SkewSeconds float64         `json:"skew_seconds"`
-	Program     string          `json:"program,omitempty"`
+	ID          string    `json:"id"`
+	ShortID     string    `json:"short_id"`
+	Time        time.Time `json:"time"`
+	Host        string    `json:"host"`
+	App         string    `json:"app,omitempty"`
+	Tags        []string  `json:"tags"`
+	Size        uint64    `json:"size"`
+	SkewSeconds float64   `json:"skew_seconds"`
+	Program     string    `json:"program,omitempty"`
 	// Original is the snapshot this one was copied from, in the source
 	// repository.
 	Original   string          `json:"original,omitempty"`
