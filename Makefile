@@ -4,7 +4,7 @@ BIN     := bin/cairn
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test test-short demo bench lint fmt clean fuzz soak
+.PHONY: build test test-short demo bench lint cross fmt clean fuzz soak
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cairn
@@ -49,9 +49,17 @@ bench: build
 	bash scripts/bench-deps.sh
 	$(GO) run ./bench -cairn ./$(BIN) -md bench-results.md $(BENCHFLAGS)
 
+# gofmt, vet and staticcheck (the pinned version scripts/install-staticcheck.sh
+# installs with go install; its default checks, no config).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	"$$(bash scripts/install-staticcheck.sh)" ./...
+
+# cairn builds on Linux, macOS and FreeBSD (README, "Platforms").
+cross:
+	GOOS=darwin $(GO) build ./...
+	GOOS=freebsd $(GO) build ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

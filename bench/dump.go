@@ -122,16 +122,15 @@ type field struct {
 // of every other row; the v2 edit draws from a second, separately seeded
 // source, so it changes only the fields it overrides.
 type rowGen struct {
-	seed    uint64
-	rows    []int64 // v1 row count per table: bounds foreign keys and time steps
-	table   int
-	src     *rand.PCG
-	esrc    *rand.PCG
-	r, e    *rand.Rand
-	t, et   *textGen
-	f       [12]field
-	nf      int
-	scratch []byte
+	seed  uint64
+	rows  []int64 // v1 row count per table: bounds foreign keys and time steps
+	table int
+	src   *rand.PCG
+	esrc  *rand.PCG
+	r, e  *rand.Rand
+	t, et *textGen
+	f     [12]field
+	nf    int
 }
 
 func newRowGen(seed uint64, rows []int64) *rowGen {

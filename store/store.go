@@ -23,7 +23,9 @@ type Info struct {
 //
 // Names are slash-separated paths of lower-case letters, digits, '-', '_' and
 // '.' ("config", "keys/…", "data/ab/ab12…"); backends map them to their own
-// namespace. All methods are safe for concurrent use.
+// namespace. Every method refuses any other name (CheckName) with an error
+// wrapping ErrInvalidName, and List any prefix CheckPrefix refuses, before
+// touching anything. All methods are safe for concurrent use.
 //
 //   - Put is atomic: a reader sees either no object or the whole object under
 //     name, never a partial one, also after a crash. Put replaces an existing
@@ -34,6 +36,12 @@ type Info struct {
 //   - Read-after-write: once Put returns, Get, Stat and List see the object.
 //   - List calls fn for every object whose name starts with prefix, in no
 //     particular order; an error from fn stops the listing and is returned.
+//     Each object is reported at most once, also when a backend retries a
+//     listing that broke off (store/retry remembers what it reported). fn
+//     is called from the goroutine that called List, one call at a time,
+//     never concurrently, so it needs no locking of its own; it may call
+//     the store's other methods. An object put or deleted while List runs
+//     may or may not be reported.
 //   - Delete of a missing object returns ErrNotFound.
 type Store interface {
 	Put(ctx context.Context, name string, data []byte) error

@@ -257,7 +257,7 @@ func startServer(acct *account, home, logPath string, deathSig syscall.Signal, a
 	cmd.Env = serverEnv(home)
 	cmd.Dir = home
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: acct.cred, Setpgid: true, Pdeathsig: deathSig}
+	cmd.SysProcAttr = serverProcAttr(acct.cred, deathSig)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("dbtest: start %s: %w", filepath.Base(argv[0]), err)
 	}

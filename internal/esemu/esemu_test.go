@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -774,10 +775,7 @@ func TestSegmentsDeterministicAndMerged(t *testing.T) {
 		e.ok(e.es.Delete("mqm_a", "batch00"))
 		e.ok(e.es.Indices.Flush(e.es.Indices.Flush.WithIndex("mqm_a")))
 		st, _ := e.emu.Index("mqm_a")
-		var out []string
-		for _, f := range st.Files {
-			out = append(out, f)
-		}
+		out := slices.Clone(st.Files)
 		sort.Strings(out)
 		// Round trip through a repository.
 		e.repo("r", "")

@@ -79,15 +79,6 @@ func (d *repoData) snapshot(name string) *rdSnapshot {
 	return nil
 }
 
-func (d *repoData) indexByID(id string) (string, *rdIndex) {
-	for name, ix := range d.Indices {
-		if ix.ID == id {
-			return name, ix
-		}
-	}
-	return "", nil
-}
-
 func emptyRepoData() *repoData {
 	return &repoData{Indices: map[string]*rdIndex{}, IndexMetadataIdentifiers: map[string]string{}}
 }

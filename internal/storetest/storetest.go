@@ -17,8 +17,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cairn-backup/cairn/store"
@@ -51,6 +53,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"List", testList},
 		{"ListCallbackError", testListCallbackError},
 		{"ListCallbackUsesStore", testListCallbackUsesStore},
+		{"ListCallbackSerial", testListCallbackSerial},
+		{"InvalidNames", testInvalidNames},
 		{"EmptyObject", testEmptyObject},
 		{"LargeObject", testLargeObject},
 		{"PutCopiesData", testPutCopiesData},
@@ -545,5 +549,66 @@ func testCanceled(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Stat(t.Context(), "exists"); err != nil {
 		t.Errorf("Delete with canceled context deleted the object (Stat err = %v)", err)
+	}
+}
+
+// testListCallbackSerial: fn is never entered while another call of it is
+// running, and every object is reported once.
+func testListCallbackSerial(t *testing.T, s store.Store) {
+	const n = 64
+	for i := range n {
+		put(t, s, fmt.Sprintf("data/%02x/obj%03d", i%4, i), content(uint64(i), 10))
+	}
+	var inside atomic.Bool
+	calls := 0
+	err := s.List(t.Context(), "data/", func(info store.Info) error {
+		if !inside.CompareAndSwap(false, true) {
+			return fmt.Errorf("fn entered for %s while another call was running", info.Name)
+		}
+		calls++
+		runtime.Gosched() // give a concurrent caller the chance to show
+		inside.Store(false)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := list(t, s, "data/"); len(got) != n || calls != n {
+		t.Errorf("listed %d objects in %d calls, want %d", len(got), calls, n)
+	}
+}
+
+// testInvalidNames: names outside the contract are refused by every
+// method with ErrInvalidName, and nothing is created.
+func testInvalidNames(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, name := range []string{
+		"", "/", "/abs", "a//b", "a/", "../x", "a/../b", ".", "a/./b", "Upper", "spa ce", "nul\x00", "é",
+		store.TempPrefix + "x", "data/" + store.TempPrefix + "y",
+	} {
+		if err := s.Put(ctx, name, []byte("x")); !errors.Is(err, store.ErrInvalidName) {
+			t.Errorf("Put(%q): got %v, want ErrInvalidName", name, err)
+		}
+		if rc, err := s.Get(ctx, name, 0, -1); !errors.Is(err, store.ErrInvalidName) {
+			if err == nil {
+				rc.Close()
+			}
+			t.Errorf("Get(%q): got %v, want ErrInvalidName", name, err)
+		}
+		if _, err := s.Stat(ctx, name); !errors.Is(err, store.ErrInvalidName) {
+			t.Errorf("Stat(%q): got %v, want ErrInvalidName", name, err)
+		}
+		if err := s.Delete(ctx, name); !errors.Is(err, store.ErrInvalidName) {
+			t.Errorf("Delete(%q): got %v, want ErrInvalidName", name, err)
+		}
+	}
+	for _, prefix := range []string{"/", "../", "a//", "Upper", "a/../"} {
+		err := s.List(ctx, prefix, func(store.Info) error { return nil })
+		if !errors.Is(err, store.ErrInvalidName) {
+			t.Errorf("List(%q): got %v, want ErrInvalidName", prefix, err)
+		}
+	}
+	if got := list(t, s, ""); len(got) != 0 {
+		t.Errorf("invalid names created objects: %v", got)
 	}
 }
