@@ -6,6 +6,11 @@
 set -euo pipefail
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-30s}
+# Go minimizes every new interesting input for up to 60 s by default,
+# executions that the counter does not show and that stall the search: a
+# 30 s run of pack's FuzzDecode made 6,556 counted executions, all in its
+# first 3 s; with 1 s of minimization 15 s made 139,234.
+FUZZMINIMIZE=${FUZZMINIMIZE:-1s}
 targets=(
 	pack:FuzzReadHeader        # pack header and trailer
 	pack:FuzzDecode            # stored blobs: AEAD + zstd
@@ -23,7 +28,7 @@ for t in "${targets[@]}"; do
 	pkg=${t%%:*} fn=${t##*:}
 	echo "== ./$pkg $fn ($FUZZTIME)" >&2
 	log=$(mktemp)
-	if ! $GO test -run '^$' -fuzz "^${fn}\$" -fuzztime "$FUZZTIME" "./$pkg" 2>&1 | tee "$log" >&2; then
+	if ! $GO test -run '^$' -fuzz "^${fn}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZMINIMIZE" "./$pkg" 2>&1 | tee "$log" >&2; then
 		echo "FAIL: ./$pkg $fn (the failing input is in $pkg/testdata/fuzz/$fn)" >&2
 		rm -f "$log"
 		exit 1
