@@ -268,7 +268,7 @@ func (p *Problems) add(line int, format string, args ...any) {
 
 // Load reads and checks a config file. All problems are reported at once,
 // each with its line, in a *Problems error.
-func Load(path string) (*Config, error) {
+func Load(path string, sets ...string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -281,7 +281,7 @@ func Load(path string) (*Config, error) {
 	if len(data) > maxConfigFile {
 		return nil, fmt.Errorf("read config: %s is larger than %d bytes (a cairn.yaml is a few KiB)", path, maxConfigFile)
 	}
-	return Parse(path, data)
+	return Parse(path, data, sets...)
 }
 
 // maxConfigFile bounds what Load reads: a path given by mistake (a dump,
@@ -289,19 +289,44 @@ func Load(path string) (*Config, error) {
 const maxConfigFile = 1 << 20
 
 // Parse parses config text; path is used in messages and to resolve
-// relative paths.
-func Parse(path string, data []byte) (*Config, error) {
+// relative paths. sets are --set KEY=VALUE overrides (see applySets),
+// applied before the checks, so an override is checked like the file.
+func Parse(path string, data []byte, sets ...string) (*Config, error) {
 	cfg := &Config{Path: path}
+	if len(sets) > 0 {
+		var root yaml.Node
+		if err := yaml.Unmarshal(data, &root); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if root.Kind == 0 {
+			root = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}}
+		}
+		if err := applySets(&root, sets); err != nil {
+			return nil, err
+		}
+		// Encoded back, the overridden tree goes through the strict
+		// decoder (Node.Decode does not report unknown keys).
+		b, err := yaml.Marshal(&root)
+		if err != nil {
+			return nil, fmt.Errorf("%s: --set: %w", path, err)
+		}
+		data = b
+	}
+	var list []string
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil {
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			return nil, &Problems{Path: path, List: prefix(path, te.Errors)}
+		if !errors.As(err, &te) {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		return nil, fmt.Errorf("%s: %w", path, err)
+		// The decoder goes on past type errors: check the rest too, so
+		// every problem is reported in one pass.
+		list = prefix(path, te.Errors)
 	}
-	if p := cfg.check(); len(p.List) > 0 {
+	p := cfg.check()
+	p.List = append(list, p.List...)
+	if len(p.List) > 0 {
 		return nil, p
 	}
 	return cfg, nil

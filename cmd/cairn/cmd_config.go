@@ -13,9 +13,12 @@ import (
 // -r/CAIRN_REPOSITORY and the password flags and variables are not given.
 func (g *globals) loadConfig() error {
 	if g.configPath == "" {
+		if len(g.sets) > 0 {
+			return errors.New("--set overrides keys of the config file: give --config too")
+		}
 		return nil
 	}
-	cfg, err := app.Load(g.configPath)
+	cfg, err := app.Load(g.configPath, g.sets...)
 	if err != nil {
 		return err
 	}
@@ -49,7 +52,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 			if path == "" {
 				return errors.New("config check needs a file: give it, or --config, or CAIRN_CONFIG")
 			}
-			cfg, err := app.Load(path)
+			cfg, err := app.Load(path, g.sets...)
 			var probs *app.Problems
 			if errors.As(err, &probs) {
 				if g.json {

@@ -459,3 +459,72 @@ func TestSnapshotsBelongToTheirApplication(t *testing.T) {
 		t.Errorf("snapshots does not show the copy's original %s:\n%s", a2.ID[:8], r.stdout)
 	}
 }
+
+// TestDesignServerProcedure is the PCB design server's procedure: the web
+// service is stopped around the backup and started again even when the
+// export fails; the database is exported to a file (pg_dump -Fc -f
+// {path}, a named pipe) and the vault is a tree. Then the snapshot is
+// restored to another database and directory without editing the config,
+// through --set; the live database and vault are untouched.
+func TestDesignServerProcedure(t *testing.T) {
+	pg := dbs.Postgres(t).NewDatabase(t)
+	copyDB := dbs.Postgres(t).NewDatabase(t)
+	testEnv(t)
+	pg.Exec(t, `CREATE TABLE parts (id int PRIMARY KEY, footprint text); INSERT INTO parts SELECT i, 'SOT-23-' || i FROM generate_series(1, 2000) i;`)
+	query := "SELECT count(*), md5(string_agg(id || footprint, ',' ORDER BY id)) FROM parts"
+	dir := t.TempDir()
+	vault, log, stopped := filepath.Join(dir, "vault"), filepath.Join(dir, "log"), filepath.Join(dir, "service.stopped")
+	write(t, filepath.Join(vault, "projects", "board.PcbDoc"), randomBytes(21, 300<<10), 0o644)
+	cfg := filepath.Join(dir, "design.yaml")
+	write(t, cfg, []byte(fmt.Sprintf(`app: design
+hooks:
+  backup:
+    before: [sh, -c, "echo stop-service >> %[1]s; touch %[2]s"]
+    after: [sh, -c, "echo start-service >> %[1]s; rm -f %[2]s"]
+components:
+  - name: db
+    command: [%[3]q, -Fc, -Z0, --no-sync, -f, "{path}", %[4]s]
+    mode: pipe
+    env: [PGHOST=%[5]s, PGPORT=%[6]d, PGUSER=%[7]s]
+    restore: [%[8]q, --single-transaction, --exit-on-error, --no-owner, --dbname=%[4]s]
+  - name: vault
+    tree: %[9]s
+`, log, stopped, pg.Bin("pg_dump"), pg.Database, pg.Host, pg.Port, pg.User, pg.Bin("pg_restore"), vault)), 0o600)
+	mustCairn(t, nil, "config", "check", cfg)
+	r := cairn(t, nil, "--config", cfg, "--set", fmt.Sprintf("components.db.command=[%q, -Fc, -f, '{path}', %s]", pg.Bin("pg_dump"), pg.Database), "config", "check")
+	if r.code != 1 || !strings.Contains(r.stdout, "add --no-sync") {
+		t.Errorf("config check of pg_dump -f {path} in mode pipe without --no-sync:\n%v", r)
+	}
+
+	before, files := pg.Query(t, query), captureTree(t, vault)
+	b := decodeJSON[backupOut](t, mustCairn(t, nil, "--config", cfg, "backup", "--json"))
+
+	// The export fails: the service is started again all the same, and no
+	// snapshot is written.
+	r = cairn(t, nil, "--config", cfg, "--set", "components.db.command=[sh, -c, 'echo export failed >&2; exit 3', '{path}']", "backup")
+	if r.code != 1 || !strings.Contains(r.stderr, "no snapshot written") || !strings.Contains(r.stderr, "export failed") {
+		t.Errorf("failing export: want exit 1 and no snapshot:\n%v", r)
+	}
+	if got := strings.Join(strings.Fields(string(readFile(t, log))), " "); got != "stop-service start-service stop-service start-service" {
+		t.Errorf("hooks ran as %q", got)
+	}
+	if _, err := os.Stat(stopped); err == nil {
+		t.Error("the service was left stopped")
+	}
+
+	pg.Exec(t, "DELETE FROM parts WHERE id > 1000")
+	write(t, filepath.Join(vault, "projects", "new.PcbDoc"), []byte("after the backup"), 0o644)
+	live, liveFiles := pg.Query(t, query), captureTree(t, vault)
+
+	other := filepath.Join(dir, "restored-vault")
+	restore := fmt.Sprintf("components.db.restore=[%q, --single-transaction, --exit-on-error, --no-owner, --dbname=%s]", pg.Bin("pg_restore"), copyDB.Database)
+	mustCairn(t, nil, "--config", cfg, "--set", restore, "--set", "components.vault.tree="+other, "restore", b.ShortID)
+	if got := copyDB.Query(t, query); got != before {
+		t.Errorf("the copy database holds %s, want %s", got, before)
+	}
+	compareTrees(t, files, captureTree(t, other))
+	if pg.Query(t, query) != live {
+		t.Error("the live database was changed by a restore to another one")
+	}
+	compareTrees(t, liveFiles, captureTree(t, vault))
+}

@@ -52,6 +52,7 @@ type globals struct {
 	caFile       string
 	configPath   string
 	config       *app.Config // loaded from --config, if given
+	sets         []string    // --set KEY=VALUE overrides of the config
 	connections  int
 	createBucket bool
 	noCache      bool
@@ -94,6 +95,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.BoolVar(&g.noCache, "no-cache", false, "do not keep a local cache of a remote repository's index and manifests")
 	pf.StringVar(&g.cacheDir, "cache-dir", "", "directory for the cache of remote repositories (default $CAIRN_CACHE_DIR, else the user cache directory)")
 	pf.StringVar(&g.configPath, "config", os.Getenv("CAIRN_CONFIG"), "application config file, cairn.yaml (env CAIRN_CONFIG)")
+	pf.StringArrayVar(&g.sets, "set", nil, "override a key of the config file for this run: KEY=VALUE, KEY a dotted path (components.NAME.KEY), VALUE YAML (repeatable)")
 	pf.StringVar(&g.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
