@@ -39,6 +39,9 @@ type Config struct {
 	Replicate []Replica `yaml:"replicate"`
 	// Retention is the forget policy `cairn forget --config` applies.
 	Retention *Retention `yaml:"retention"`
+	// Schedule is when `cairn daemon` runs the application; without it
+	// the daemon refuses the config.
+	Schedule *Schedule `yaml:"schedule"`
 }
 
 // Replica is a replication target.
@@ -368,6 +371,11 @@ func (cfg *Config) check() *Problems {
 		}
 	}
 	cfg.Hooks.check(p, 0, "")
+	if cfg.Schedule != nil {
+		if err := cfg.Schedule.check(); err != nil {
+			p.add(0, "schedule: %v", err)
+		}
+	}
 	seen := map[string]int{}
 	for i := range cfg.Components {
 		c := &cfg.Components[i]

@@ -405,3 +405,40 @@ func originalOf(e repo.SnapshotEntry) string {
 	}
 	return e.Original.String()
 }
+
+// statusJSON is one application in `cairn status --json`.
+type statusJSON struct {
+	App        string              `json:"app"`
+	Config     string              `json:"config"`
+	Repository string              `json:"repository"`
+	State      string              `json:"state"` // "ok" or "attention"
+	RPOSeconds float64             `json:"rpo_seconds"`
+	Latest     *snapshotStatusJSON `json:"latest"`
+	Replicas   []replicaStatusJSON `json:"replicas"`
+	LastRun    *runStatusJSON      `json:"last_run"`
+	NextRun    *time.Time          `json:"next_run"`
+	Problems   []string            `json:"problems"`
+}
+
+type snapshotStatusJSON struct {
+	ID          string    `json:"short_id"`
+	Time        time.Time `json:"time"`
+	AgeSeconds  float64   `json:"age_seconds"`
+	SkewSeconds float64   `json:"skew_seconds"`
+}
+
+type replicaStatusJSON struct {
+	Repository string     `json:"repository"`
+	Latest     string     `json:"latest,omitempty"`
+	LatestTime *time.Time `json:"latest_time,omitempty"`
+	LagSeconds *float64   `json:"lag_seconds,omitempty"`
+	Error      string     `json:"error,omitempty"`
+}
+
+type runStatusJSON struct {
+	Started         time.Time `json:"started"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	Result          string    `json:"result"`
+	Error           string    `json:"error,omitempty"`
+	Failures        int       `json:"failures"`
+}

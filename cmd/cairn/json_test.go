@@ -86,6 +86,16 @@ func TestJSONShapes(t *testing.T) {
 					Destroys: "empties /srv/files first (3 entries now)"}},
 			OnFailure: []app.Step{{Action: "hook on_failure: notify-admin"}}}, nil),
 		"snapshots": []snapshotJSON{toSnapshotJSON(repo.SnapshotEntry{ID: id("sn"), Snapshot: sn})},
+		"status": func() []statusJSON {
+			latest := time.Date(2026, 11, 30, 20, 7, 43, 91e6, time.UTC)
+			next := time.Date(2026, 12, 1, 0, 7, 43, 16e6, time.UTC)
+			lag := 0.0
+			return []statusJSON{{App: "alm", Config: "/etc/cairn/apps/alm.yaml", Repository: "/var/backups/cairn", State: "attention", RPOSeconds: 21600,
+				Latest:   &snapshotStatusJSON{ID: "c543d7ae", Time: latest, AgeSeconds: 25211.4, SkewSeconds: 0.0095},
+				Replicas: []replicaStatusJSON{{Repository: "s3:https://backup.example.com/alm", Latest: "11f8ac44", LatestTime: &latest, LagSeconds: &lag}},
+				LastRun:  &runStatusJSON{Started: time.Date(2026, 11, 30, 20, 7, 43, 16e6, time.UTC), DurationSeconds: 0.16, Result: "ok"},
+				NextRun:  &next, Problems: []string{"newest snapshot is 7h0m11s old, past the RPO of 6h0m0s"}}}
+		}(),
 		"stats": toStatsJSON(&stats.Stats{Snapshots: 2, LogicalBytes: 6291456, Files: 26, UniqueBlobs: 30, UniqueRawBytes: 3145728, StoredBytes: 1048576,
 			DedupRatio: 2, CompressionRatio: 3, RepositoryBytes: 1100000,
 			Components: []stats.ComponentStats{{Name: "db", LogicalBytes: 2097152, UniqueRawBytes: 1048576, StoredBytes: 524288, DedupRatio: 2, CompressionRatio: 2}}}),

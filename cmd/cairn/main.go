@@ -133,6 +133,8 @@ func newRootCmd(g *globals) *cobra.Command {
 		newKeyCmd(g),
 		newForgetCmd(g),
 		newPruneCmd(g),
+		newDaemonCmd(g),
+		newStatusCmd(g),
 	)
 	return root
 }

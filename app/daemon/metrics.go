@@ -1,0 +1,112 @@
+package daemon
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the daemon's Prometheus metrics, one series per
+// application. A nil *Metrics records nothing.
+type Metrics struct {
+	reg         *prometheus.Registry
+	lastAttempt *prometheus.GaugeVec
+	lastSuccess *prometheus.GaugeVec
+	lastOK      *prometheus.GaugeVec
+	failures    *prometheus.GaugeVec
+	duration    *prometheus.GaugeVec
+	bytesRead   *prometheus.GaugeVec
+	bytesAdded  *prometheus.GaugeVec
+	skew        *prometheus.GaugeVec
+	snapTime    *prometheus.GaugeVec
+	nextRun     *prometheus.GaugeVec
+	runs        *prometheus.CounterVec
+}
+
+// NewMetrics registers the metrics in a registry of their own (with the
+// Go runtime and process collectors), so nothing global is touched.
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "cairn", Name: name, Help: help}, []string{"app"})
+		reg.MustRegister(g)
+		return g
+	}
+	m := &Metrics{
+		reg:         reg,
+		lastAttempt: gauge("last_attempt_timestamp_seconds", "When the last run started (Unix time)."),
+		lastSuccess: gauge("last_success_timestamp_seconds", "When the last successful run started (Unix time)."),
+		lastOK:      gauge("last_run_success", "1 if the last run succeeded, 0 if it failed."),
+		failures:    gauge("consecutive_failures", "Failed runs since the last successful one."),
+		duration:    gauge("last_run_duration_seconds", "How long the last run took."),
+		bytesRead:   gauge("last_backup_read_bytes", "Bytes the last successful backup read from its components."),
+		bytesAdded:  gauge("last_backup_added_bytes", "Bytes the last successful backup added to the repository."),
+		skew:        gauge("last_backup_skew_seconds", "Time from the first component's start to the last one's end in the last snapshot."),
+		snapTime:    gauge("last_snapshot_timestamp_seconds", "Time of the newest snapshot the daemon wrote (Unix time)."),
+		nextRun:     gauge("next_run_timestamp_seconds", "When the next run is due (Unix time)."),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "cairn", Name: "runs_total",
+			Help: "Runs by result (ok, failed)."}, []string{"app", "result"}),
+	}
+	reg.MustRegister(m.runs)
+	return m
+}
+
+// Handler serves /metrics and /healthz (200 "ok" while the daemon runs).
+func (m *Metrics) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// Restore sets the series from a state file read at start, so a
+// restarted daemon reports the last run before its first new one.
+func (m *Metrics) Restore(st State) {
+	if m == nil || st.LastAttempt.IsZero() {
+		return
+	}
+	m.set(st)
+}
+
+func (m *Metrics) planned(st State) {
+	if m == nil {
+		return
+	}
+	m.nextRun.WithLabelValues(st.App).Set(unix(st.NextRun))
+}
+
+func (m *Metrics) finished(st State) {
+	if m == nil {
+		return
+	}
+	m.runs.WithLabelValues(st.App, st.LastResult).Inc()
+	m.set(st)
+}
+
+func (m *Metrics) set(st State) {
+	a := st.App
+	m.lastAttempt.WithLabelValues(a).Set(unix(st.LastAttempt))
+	m.duration.WithLabelValues(a).Set(st.LastDuration.Seconds())
+	m.failures.WithLabelValues(a).Set(float64(st.Failures))
+	ok := 0.0
+	if st.LastResult == "ok" {
+		ok = 1
+	}
+	m.lastOK.WithLabelValues(a).Set(ok)
+	if !st.LastSuccess.IsZero() {
+		m.lastSuccess.WithLabelValues(a).Set(unix(st.LastSuccess))
+		m.bytesRead.WithLabelValues(a).Set(float64(st.Outcome.BytesRead))
+		m.bytesAdded.WithLabelValues(a).Set(float64(st.Outcome.BytesAdded))
+		m.skew.WithLabelValues(a).Set(st.Outcome.Skew.Seconds())
+		m.snapTime.WithLabelValues(a).Set(unix(st.Outcome.SnapshotTime))
+	}
+}
+
+func unix(t time.Time) float64 {
+	return float64(t.UnixMilli()) / 1000
+}
