@@ -100,6 +100,7 @@ func TestDaemon(t *testing.T) {
 	stateDir := filepath.Join(work, "state")
 	cfgPath := filepath.Join(work, "alm.yaml")
 	guard := filepath.Join(work, "running")
+	failed := filepath.Join(work, "on_failure.log")
 	sleep := "" // "sleep 60; " makes the dump hang
 	// The dump refuses to start while another run's dump is going: an
 	// overlap would show as a failed run.
@@ -110,12 +111,15 @@ func TestDaemon(t *testing.T) {
 app: alm
 schedule: %s
 retention: {keep_last: 2}
+hooks:
+  backup:
+    on_failure: [sh, -c, 'echo "$CAIRN_ERROR" >> %s']
 components:
   - name: db
     command: [sh, -c, %q]
   - name: files
     tree: %s
-`, repoDir, schedule, dump, files)
+`, repoDir, schedule, failed, dump, files)
 		write(t, cfgPath, []byte(cfg), 0o644)
 	}
 	writeConfig("{every: 2s}", pg.Database)
@@ -215,6 +219,9 @@ components:
 	st := state()
 	if st.LastResult != "failed" || !strings.Contains(st.LastError, "no_such_database") {
 		t.Errorf("state after failures: %+v", st)
+	}
+	if b, _ := os.ReadFile(failed); strings.Count(string(b), "no_such_database") < 2 {
+		t.Errorf("on_failure ran for fewer than the two failed runs:\n%s", b)
 	}
 	fams = scrape(t, addr)
 	if v := metric(fams, "cairn_last_run_success", map[string]string{"app": "alm"}); v != 0 {
