@@ -3,7 +3,7 @@
 //
 // It has two parts. File is the index file format (plaintext; the caller
 // encrypts it and names it by hash), specified byte by byte in
-// docs/format-index.md. Index is the in-memory index built from index files
+// docs/FORMAT.md, "Index files". Index is the in-memory index built from index files
 // and from packs uploaded during a backup.
 //
 // # In-memory design

@@ -13,7 +13,7 @@ import (
 // index files this one replaces.
 //
 // A File is plaintext; the caller encrypts the encoded bytes and stores them
-// under the hash of the stored object. See docs/format-index.md for the
+// under the hash of the stored object. See docs/FORMAT.md, "Index files", for the
 // byte-level format.
 type File struct {
 	Packs []PackBlobs

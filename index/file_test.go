@@ -398,7 +398,8 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// TestSpecExample checks the example in docs/format-index.md byte for byte.
+// TestSpecExample checks the example in docs/FORMAT.md ("Index files",
+// "Example") byte for byte.
 func TestSpecExample(t *testing.T) {
 	var p, x chunk.ID
 	for i := range p {

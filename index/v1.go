@@ -9,7 +9,7 @@ import (
 )
 
 // Version 1 layout (all integers little-endian or uvarint; see
-// docs/format-index.md):
+// docs/FORMAT.md, "Index files"):
 //
 //	"CIDX" 0x01
 //	uvarint packCount

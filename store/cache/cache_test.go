@@ -13,7 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+	"testing/synctest"
 
 	"github.com/cairn-backup/cairn/internal/faulty"
 	"github.com/cairn-backup/cairn/internal/memstore"
@@ -441,65 +441,77 @@ func TestCache(t *testing.T) {
 				t.Errorf("Put with a canceled context: %v, cached %v", err, e.cached(snapName))
 			}
 		}},
-		{"concurrent gets share one fetch", func(t *testing.T, e *env) {
-			put(t, e.mem, idxName, idx)
-			e.hook.onGet = func(context.Context, string) error {
-				time.Sleep(20 * time.Millisecond) // let the others pile up
-				return nil
-			}
-			var wg sync.WaitGroup
-			n := e.gets(func() {
-				for i := range 32 {
-					wg.Go(func() {
-						b, err := store.ReadAll(t.Context(), e.c, idxName)
-						if err != nil || !bytes.Equal(b, idx) {
-							t.Errorf("Get %d: %d bytes, %v", i, len(b), err)
-						}
-						if _, err := store.ReadRange(t.Context(), e.c, idxName, int64(i), 10); err != nil {
-							t.Errorf("ReadRange %d: %v", i, err)
-						}
-					})
-				}
-				wg.Wait()
-			})
-			if n != 1 {
-				t.Errorf("%d inner Gets for 32 concurrent readers, want 1", n)
-			}
-		}},
-		{"a waiter outlives the fetcher's canceled context", func(t *testing.T, e *env) {
-			put(t, e.mem, idxName, idx)
-			started := make(chan struct{}, 1)
-			var once sync.Once
-			e.hook.onGet = func(ctx context.Context, _ string) error {
-				first := false
-				once.Do(func() { first = true })
-				if !first {
+		{"concurrent gets share one fetch", func(t *testing.T, _ *env) {
+			// In a bubble, synctest.Wait returns once every reader is
+			// blocked: one on the fetch, held by the hook, the others
+			// waiting for it. Only then does the fetch go on.
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t)
+				put(t, e.mem, idxName, idx)
+				release := make(chan struct{})
+				e.hook.onGet = func(context.Context, string) error {
+					<-release
 					return nil
 				}
-				started <- struct{}{}
-				<-ctx.Done()
-				return ctx.Err()
-			}
-			ctx, cancel := context.WithCancel(t.Context())
-			leader := make(chan error, 1)
-			go func() { _, err := e.c.Get(ctx, idxName, 0, -1); leader <- err }()
-			<-started
-			follower := make(chan error, 1)
-			go func() {
-				b, err := store.ReadAll(t.Context(), e.c, idxName)
-				if err == nil && !bytes.Equal(b, idx) {
-					err = errors.New("wrong bytes")
+				var wg sync.WaitGroup
+				n := e.gets(func() {
+					for i := range 32 {
+						wg.Go(func() {
+							b, err := store.ReadAll(t.Context(), e.c, idxName)
+							if err != nil || !bytes.Equal(b, idx) {
+								t.Errorf("Get %d: %d bytes, %v", i, len(b), err)
+							}
+							if _, err := store.ReadRange(t.Context(), e.c, idxName, int64(i), 10); err != nil {
+								t.Errorf("ReadRange %d: %v", i, err)
+							}
+						})
+					}
+					synctest.Wait()
+					close(release)
+					wg.Wait()
+				})
+				if n != 1 {
+					t.Errorf("%d inner Gets for 32 concurrent readers, want 1", n)
 				}
-				follower <- err
-			}()
-			time.Sleep(20 * time.Millisecond) // the follower waits for the leader
-			cancel()
-			if err := <-leader; !errors.Is(err, context.Canceled) {
-				t.Errorf("leader: %v, want context.Canceled", err)
-			}
-			if err := <-follower; err != nil {
-				t.Errorf("follower: %v", err)
-			}
+			})
+		}},
+		{"a waiter outlives the fetcher's canceled context", func(t *testing.T, _ *env) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t)
+				put(t, e.mem, idxName, idx)
+				started := make(chan struct{}, 1)
+				var once sync.Once
+				e.hook.onGet = func(ctx context.Context, _ string) error {
+					first := false
+					once.Do(func() { first = true })
+					if !first {
+						return nil
+					}
+					started <- struct{}{}
+					<-ctx.Done()
+					return ctx.Err()
+				}
+				ctx, cancel := context.WithCancel(t.Context())
+				leader := make(chan error, 1)
+				go func() { _, err := e.c.Get(ctx, idxName, 0, -1); leader <- err }()
+				<-started
+				follower := make(chan error, 1)
+				go func() {
+					b, err := store.ReadAll(t.Context(), e.c, idxName)
+					if err == nil && !bytes.Equal(b, idx) {
+						err = errors.New("wrong bytes")
+					}
+					follower <- err
+				}()
+				synctest.Wait() // the follower is waiting for the leader's fetch
+				cancel()
+				if err := <-leader; !errors.Is(err, context.Canceled) {
+					t.Errorf("leader: %v, want context.Canceled", err)
+				}
+				if err := <-follower; err != nil {
+					t.Errorf("follower: %v", err)
+				}
+			})
 		}},
 		{"a get racing with delete leaves no entry", func(t *testing.T, e *env) {
 			put(t, e.mem, idxName, idx)
