@@ -242,8 +242,14 @@ type Duration time.Duration
 // UnmarshalYAML parses a Go duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (use e.g. 90s, 10m, 1h)", n.Line, n.Value)
+	if err != nil || n.Kind != yaml.ScalarNode {
+		// A *yaml.TypeError lets the decoder go on, so the file's other
+		// problems are reported with this one.
+		what := fmt.Sprintf("%q", n.Value)
+		if n.Kind != yaml.ScalarNode {
+			what = "a list or mapping"
+		}
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s is not a duration (use e.g. 90s, 10m, 1h)", n.Line, what)}}
 	}
 	*d = Duration(v)
 	return nil
@@ -272,6 +278,33 @@ func (p *Problems) add(line int, format string, args ...any) {
 // Load reads and checks a config file. All problems are reported at once,
 // each with its line, in a *Problems error.
 func Load(path string, sets ...string) (*Config, error) {
+	data, err := readConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, sets...)
+}
+
+// CheckFile is config check: Load's checks and, in the same pass, what
+// can be checked on this host without side effects (see hostCheck). All
+// problems come in one *Problems.
+func CheckFile(path string, sets ...string) (*Config, error) {
+	data, err := readConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, p, err := parse(path, data, sets)
+	if err != nil {
+		return nil, err
+	}
+	cfg.hostCheck(p)
+	if len(p.List) > 0 {
+		return nil, p
+	}
+	return cfg, nil
+}
+
+func readConfig(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -284,7 +317,7 @@ func Load(path string, sets ...string) (*Config, error) {
 	if len(data) > maxConfigFile {
 		return nil, fmt.Errorf("read config: %s is larger than %d bytes (a cairn.yaml is a few KiB)", path, maxConfigFile)
 	}
-	return Parse(path, data, sets...)
+	return data, nil
 }
 
 // maxConfigFile bounds what Load reads: a path given by mistake (a dump,
@@ -295,23 +328,36 @@ const maxConfigFile = 1 << 20
 // relative paths. sets are --set KEY=VALUE overrides (see applySets),
 // applied before the checks, so an override is checked like the file.
 func Parse(path string, data []byte, sets ...string) (*Config, error) {
+	cfg, p, err := parse(path, data, sets)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.List) > 0 {
+		return nil, p
+	}
+	return cfg, nil
+}
+
+// parse decodes and checks; cfg is as much as could be decoded, p every
+// problem found, err a failure to read the YAML at all.
+func parse(path string, data []byte, sets []string) (*Config, *Problems, error) {
 	cfg := &Config{Path: path}
 	if len(sets) > 0 {
 		var root yaml.Node
 		if err := yaml.Unmarshal(data, &root); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
 		if root.Kind == 0 {
 			root = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}}
 		}
 		if err := applySets(&root, sets); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// Encoded back, the overridden tree goes through the strict
 		// decoder (Node.Decode does not report unknown keys).
 		b, err := yaml.Marshal(&root)
 		if err != nil {
-			return nil, fmt.Errorf("%s: --set: %w", path, err)
+			return nil, nil, fmt.Errorf("%s: --set: %w", path, err)
 		}
 		data = b
 	}
@@ -321,7 +367,7 @@ func Parse(path string, data []byte, sets ...string) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
 		// The decoder goes on past type errors: check the rest too, so
 		// every problem is reported in one pass.
@@ -329,10 +375,7 @@ func Parse(path string, data []byte, sets ...string) (*Config, error) {
 	}
 	p := cfg.check()
 	p.List = append(list, p.List...)
-	if len(p.List) > 0 {
-		return nil, p
-	}
-	return cfg, nil
+	return cfg, p, nil
 }
 
 func prefix(path string, errs []string) []string {
@@ -413,6 +456,11 @@ func (cfg *Config) check() *Problems {
 			e := c.Elasticsearch
 			if e.URL == "" || e.Repository == "" || e.Location == "" || e.Indices == "" {
 				p.add(c.Line, "component %q: elasticsearch needs url, repository, location and indices", c.Name)
+			}
+			if e.URL != "" {
+				if msg := checkURL(e.URL); msg != "" {
+					p.add(c.Line, "component %q: elasticsearch url %q: %s", c.Name, e.URL, msg)
+				}
 			}
 			if e.Location != "" && !filepath.IsAbs(e.Location) {
 				p.add(c.Line, "component %q: elasticsearch location %q must be an absolute path, as Elasticsearch sees it", c.Name, e.Location)

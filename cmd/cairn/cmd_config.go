@@ -40,6 +40,12 @@ func newConfigCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check [FILE]",
 		Short: "Check a config file and report every problem with its line",
+		Long: `Check a config file and report every problem at once, each with its line:
+what the file says (unknown keys, missing or contradictory settings, bad
+durations and URLs), and what can be checked on this host without changing
+anything or connecting anywhere: programs of dump and restore commands and
+hooks on PATH, password and CA files readable, tree directories present.
+Whether Elasticsearch answers is checked by restore --dry-run.`,
 		Args:  cobra.MaximumNArgs(1),
 		// The file is loaded here, not by the root's pre-run, so that all
 		// its problems are printed as a list.
@@ -52,7 +58,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 			if path == "" {
 				return errors.New("config check needs a file: give it, or --config, or CAIRN_CONFIG")
 			}
-			cfg, err := app.Load(path, g.sets...)
+			cfg, err := app.CheckFile(path, g.sets...)
 			var probs *app.Problems
 			if errors.As(err, &probs) {
 				if g.json {

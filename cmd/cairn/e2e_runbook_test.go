@@ -528,3 +528,45 @@ components:
 	}
 	compareTrees(t, liveFiles, captureTree(t, vault))
 }
+
+// TestConfigCheckOnThisHost: config check reports, in one pass with the
+// file's own problems (a type error included), what it can find on this
+// host without side effects: programs not on PATH, an unreadable password
+// file, a missing tree, a malformed Elasticsearch URL. Before the fix a
+// type error hid every other problem and nothing on the host was looked
+// at.
+func TestConfigCheckOnThisHost(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cairn.yaml")
+	write(t, path, []byte(fmt.Sprintf(`app: alm
+password_file: %[1]s/no-password
+max_skew: [1, 2]
+hooks:
+  restore:
+    after: [alm-admin-not-installed, activate]
+components:
+  - name: db
+    command: [pg_dump_not_installed, alm]
+    restore: [sh, -c, "pg_restore"]
+  - name: search
+    elasticsearch: {url: "localhost:9200", repository: cairn, location: /var/lib/es, indices: "mqm*"}
+  - name: files
+    tree: %[1]s/no-such-dir
+`, dir)), 0o600)
+	r := cairn(t, nil, "config", "check", path)
+	if r.code != 1 {
+		t.Fatalf("exit %d:\n%v", r.code, r)
+	}
+	for _, want := range []string{
+		path + ":3:",
+		"password_file " + dir + "/no-password: no such file or directory",
+		`hooks.restore.after: alm-admin-not-installed: not found`,
+		path + `:8: component "db": command: pg_dump_not_installed: not found`,
+		path + `:11: component "search": elasticsearch url "localhost:9200": want http:// or https://`,
+		path + `:13: component "files": tree ` + dir + "/no-such-dir: no such file or directory",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("config check does not report %q:\n%s", want, r.stdout)
+		}
+	}
+}
