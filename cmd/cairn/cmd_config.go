@@ -46,7 +46,7 @@ durations and URLs), and what can be checked on this host without changing
 anything or connecting anywhere: programs of dump and restore commands and
 hooks on PATH, password and CA files readable, tree directories present.
 Whether Elasticsearch answers is checked by restore --dry-run.`,
-		Args:  cobra.MaximumNArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		// The file is loaded here, not by the root's pre-run, so that all
 		// its problems are printed as a list.
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
