@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,10 +50,8 @@ func asCairn() {
 			}}
 		}
 	}
-	// As main does: SIGTERM and SIGINT cancel the command (the daemon test
-	// stops its daemon so).
-	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	// As main does: SIGTERM and SIGINT cancel the command.
+	os.Exit(runMain())
 }
 
 // hookStore passes every Put and Delete through hook.

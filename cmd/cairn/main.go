@@ -185,8 +185,15 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(25)
 	}
+	os.Exit(runMain())
+}
+
+// runMain runs the command line with SIGINT and SIGTERM cancelling the
+// context: a job stops at its next check, writes nothing that looks
+// complete, and the exit code is non-zero. The process tests' re-executed
+// binary goes through here too.
+func runMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	defer stop()
+	return run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 }
