@@ -40,11 +40,9 @@ func TestPruneMemoryIsBoundedByTheIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(7, 7))
+	rng := rand.NewChaCha8([32]byte{7})
 	randID := func() (id chunk.ID) {
-		for i := range id {
-			id[i] = byte(rng.Uint32())
-		}
+		_, _ = rng.Read(id[:])
 		return id
 	}
 	var f index.File
