@@ -21,6 +21,7 @@
 //
 // Faults and timing are set through Go methods: FailNextSnapshot,
 // FailShard, UnassignPrimary, SnapshotDelay, PostFinalizeCleanupDelay,
+// HoldSnapshots, HoldCleanup (a test releases them when it is ready),
 // RespondStatus, Hangup, Unreachable, OmitProductHeader, ForeignWriter,
 // SetSLMPolicy, AfterSnapshot. Deviations from real ES are listed in
 // sources/elasticsearch/README.md.

@@ -3,6 +3,7 @@ package esemu
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -12,6 +13,8 @@ type faults struct {
 	omitProduct   bool
 	snapshotDelay time.Duration
 	cleanupDelay  time.Duration
+	snapshotHold  chan struct{} // closed by the release of HoldSnapshots
+	cleanupHold   *hold         // set by HoldCleanup
 	failShards    map[shardKey]string
 	failNext      []string // reasons: the next snapshots end FAILED
 	unassigned    map[string]bool
@@ -113,6 +116,42 @@ func (s *Server) PostFinalizeCleanupDelay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults.cleanupDelay = d
+}
+
+// hold is a gate the post-finalize cleanups wait at; wg counts the
+// cleanups waiting or running, so that release can wait for them.
+type hold struct {
+	gate chan struct{}
+	wg   sync.WaitGroup
+}
+
+// HoldSnapshots keeps every new snapshot IN_PROGRESS until release is
+// called: a test can then see it running for as long as it needs, instead
+// of racing a delay. release may be called more than once.
+func (s *Server) HoldSnapshots() (release func()) {
+	gate := make(chan struct{})
+	s.mu.Lock()
+	s.faults.snapshotHold = gate
+	s.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(gate) }) }
+}
+
+// HoldCleanup makes the deletion of the superseded index-N and shard
+// index-<gen> blobs wait, after the create-snapshot response, until release
+// is called (ES answers first, then cleans up). release returns once every
+// held cleanup has run, so a test can look at the repository right after.
+// release may be called more than once.
+func (s *Server) HoldCleanup() (release func()) {
+	h := &hold{gate: make(chan struct{})}
+	s.mu.Lock()
+	s.faults.cleanupHold = h
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(h.gate) })
+		h.wg.Wait()
+	}
 }
 
 // FailShard makes every following snapshot fail that shard (the snapshot

@@ -566,6 +566,20 @@ func (s *Server) sleep(d time.Duration, abort <-chan struct{}) bool {
 	}
 }
 
+// await is sleep until gate is closed instead of for a duration.
+func (s *Server) await(gate, abort <-chan struct{}) bool {
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	select {
+	case <-gate:
+		return true
+	case <-abort:
+		return true
+	case <-s.closed:
+		return false
+	}
+}
+
 func nowMillis() int64 { return time.Now().UnixMilli() }
 
 func isoMillis(ms int64) string {

@@ -382,6 +382,11 @@ func (s *Server) runSnapshot(rp *repo, in *inflightSnap, captured map[string]*ca
 			return nil, newErr(500, "node_closed_exception", "node closed")
 		}
 	}
+	if gate := s.faults.snapshotHold; gate != nil {
+		if !s.await(gate, in.abort) {
+			return nil, newErr(500, "node_closed_exception", "node closed")
+		}
+	}
 	if in.aborted {
 		si := &snapInfo{Name: in.name, UUID: in.uuid, VersionID: s.versionID(), Indices: in.indices, State: "FAILED",
 			Reason: "Snapshot was aborted by deletion", IncludeGlobalState: in.includeGlobal, Metadata: in.metadata,
@@ -537,6 +542,20 @@ func (s *Server) cleanupOld(rp *repo, newGen int64, paths []string) {
 		for _, p := range paths {
 			os.Remove(p)
 		}
+	}
+	if h := s.faults.cleanupHold; h != nil {
+		h.wg.Add(1)
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			defer h.wg.Done()
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.await(h.gate, nil) {
+				do()
+			}
+		}()
+		return
 	}
 	delay := s.faults.cleanupDelay
 	if delay <= 0 {

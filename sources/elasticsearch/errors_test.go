@@ -293,26 +293,41 @@ func TestSlowSnapshotAndLateCleanup(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.put("mqm_sp1001_users", map[string]string{"u9": `{"name":"late"}`})
-	e.emu.SnapshotDelay(300 * time.Millisecond)
-	e.emu.PostFinalizeCleanupDelay(200 * time.Millisecond)
-	done := make(chan struct{})
+	// The snapshot stays IN_PROGRESS, and the old metadata stays, until
+	// the test releases them: no delay to race.
+	releaseSnapshot := e.emu.HoldSnapshots()
+	defer releaseSnapshot()
+	releaseCleanup := e.emu.HoldCleanup()
+	defer releaseCleanup()
+	type backup struct {
+		cp  *elasticsearch.Capture
+		err error
+	}
+	done := make(chan backup, 1)
 	go func() {
-		defer close(done)
-		for range 20 {
-			if len(e.emu.Running()) > 0 {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Error("snapshot never seen running")
+		cp, err := elasticsearch.Backup(ctx(t), e.cfg)
+		done <- backup{cp, err}
 	}()
-	cp, err := elasticsearch.Backup(ctx(t), e.cfg)
-	<-done
+	// Wait (polling the emulator: it announces nothing) until the
+	// snapshot is seen running; it cannot finish before the release.
+	waitCtx := ctx(t)
+	for len(e.emu.Running()) == 0 {
+		select {
+		case b := <-done:
+			t.Fatalf("backup returned before its snapshot was seen running: %v", b.err)
+		case <-waitCtx.Done():
+			t.Fatal("snapshot never seen running")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	releaseSnapshot()
+	b := <-done
+	cp, err := b.cp, b.err
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(e.cfg.Location, "index-0")); err != nil {
-		t.Fatalf("old generation already gone: the cleanup delay did not apply (%v)", err)
+		t.Fatalf("old generation already gone: the cleanup hold did not apply (%v)", err)
 	}
 	for _, f := range cp.Files() {
 		if f == "index-0" {
@@ -321,14 +336,10 @@ func TestSlowSnapshotAndLateCleanup(t *testing.T) {
 	}
 	dir := e.emu.RepoDir("restore-late")
 	copyFS(t, cp, dir)
-	// Finish after the delayed cleanup has removed the old generation.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if _, err := os.Stat(filepath.Join(e.cfg.Location, "index-0")); errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the delayed cleanup never removed index-0")
-		}
+	// Finish after the late cleanup has removed the old generation.
+	releaseCleanup() // returns once the cleanup has run
+	if _, err := os.Stat(filepath.Join(e.cfg.Location, "index-0")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the late cleanup did not remove index-0: %v", err)
 	}
 	if err := cp.Finish(ctx(t)); err != nil {
 		t.Fatal(err)
