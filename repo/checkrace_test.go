@@ -6,10 +6,25 @@ import (
 	"testing"
 
 	"github.com/cairn-backup/cairn/internal/memstore"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/archive"
 	"github.com/cairn-backup/cairn/repo/check"
 	"github.com/cairn-backup/cairn/store"
 )
+
+// backedUp returns a repository in memory holding one backup of writeTree.
+func backedUp(t *testing.T) (store.Store, *repo.Repository, *archive.Result) {
+	t.Helper()
+	st := memstore.New()
+	r := initRepo(t, st)
+	src := t.TempDir()
+	writeTree(t, src, 1)
+	res, err := backup(t, r, src, nil, archive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, r, res
+}
 
 // hookStore runs hook once, right after the first List of prefix returns:
 // a deterministic stand-in for another process writing between two of
@@ -36,13 +51,7 @@ func (h *hookStore) List(ctx context.Context, prefix string, fn func(store.Info)
 // repository. Check must list snapshots first; whatever a backup writes
 // after that is simply not checked this time.
 func TestCheckDuringBackupReportsNoDamage(t *testing.T) {
-	st := memstore.New()
-	r := initRepo(t, st)
-	src := t.TempDir()
-	writeTree(t, src, 1)
-	if _, err := backup(t, r, src, nil, archive.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	st, _, _ := backedUp(t)
 	for _, between := range []string{"snapshots/", "index/", "data/"} {
 		t.Run("backup after listing "+between, func(t *testing.T) {
 			other := reopen(t, st) // the concurrent backup, as another process
@@ -76,14 +85,7 @@ func TestCheckDuringBackupReportsNoDamage(t *testing.T) {
 // A snapshot forgotten between check's listing and its reading of the
 // manifest is gone, not damaged.
 func TestCheckDuringForget(t *testing.T) {
-	st := memstore.New()
-	r := initRepo(t, st)
-	src := t.TempDir()
-	writeTree(t, src, 1)
-	res, err := backup(t, r, src, nil, archive.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _, res := backedUp(t)
 	hs := &hookStore{Store: st, prefix: "snapshots/", hook: func() {
 		if err := st.Delete(t.Context(), "snapshots/"+res.ID.String()); err != nil {
 			t.Error(err)

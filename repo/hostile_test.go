@@ -13,7 +13,6 @@ import (
 	"github.com/cairn-backup/cairn/internal/memstore"
 	"github.com/cairn-backup/cairn/pack"
 	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/repo/archive"
 	"github.com/cairn-backup/cairn/repo/check"
 	"github.com/cairn-backup/cairn/repo/restore"
 	"github.com/cairn-backup/cairn/snapshot"
@@ -94,14 +93,7 @@ func TestOversizedBlobIsCorrupt(t *testing.T) {
 // anything (manifests with such a kind no longer decode; this guards
 // callers that build a manifest themselves).
 func TestRestoreRefusesUnknownKind(t *testing.T) {
-	st := memstore.New()
-	r := initRepo(t, st)
-	src := t.TempDir()
-	writeTree(t, src, 1)
-	res, err := backup(t, r, src, nil, archive.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _, res := backedUp(t)
 	sn := *res.Snapshot
 	sn.Components = append([]snapshot.Component(nil), sn.Components...)
 	sn.Components[0].Kind = "fifo"
