@@ -45,29 +45,28 @@ func (p *pruner) resurrect(ctx context.Context) (bool, error) {
 	if len(revived) == 0 {
 		return false, nil
 	}
-	{
-		if p.opts.DryRun {
-			p.opts.Progress(fmt.Sprintf("would resurrect %d marked packs that snapshots need", len(revived)))
-		} else {
-			if err := p.fresh(); err != nil {
-				return false, err
-			}
-			if _, err := p.r.WriteIndex(ctx, &f); err != nil {
-				return false, fmt.Errorf("resurrect marked packs: %w", err)
-			}
-			if err := p.unmark(ctx, revived); err != nil {
-				return false, err
-			}
+	if p.opts.DryRun {
+		p.opts.Progress(fmt.Sprintf("would resurrect %d marked packs that snapshots need", len(revived)))
+		for i := range p.marks {
+			p.marks[i].Packs = slices.DeleteFunc(slices.Clone(p.marks[i].Packs), func(mp MarkedPack) bool { return revived[mp.ID] })
 		}
-		p.rep.Resurrected += len(revived)
-		for _, pb := range f.Packs {
-			p.r.Index().AddPack(pb.Pack, pb.Blobs)
+	} else {
+		if err := p.fresh(); err != nil {
+			return false, err
 		}
-		if p.opts.DryRun {
-			for i := range p.marks {
-				p.marks[i].Packs = slices.DeleteFunc(slices.Clone(p.marks[i].Packs), func(mp MarkedPack) bool { return revived[mp.ID] })
-			}
+		// The index file first: a crash before the marks are rewritten
+		// leaves the packs marked and indexed, and the sweep spares
+		// packs the index names.
+		if _, err := p.r.WriteIndex(ctx, &f); err != nil {
+			return false, fmt.Errorf("resurrect marked packs: %w", err)
 		}
+		if err := p.unmark(ctx, revived); err != nil {
+			return false, err
+		}
+	}
+	p.rep.Resurrected += len(revived)
+	for _, pb := range f.Packs {
+		p.r.Index().AddPack(pb.Pack, pb.Blobs)
 	}
 	// The index changed, and with it the ordinals: walk again.
 	return true, p.walk(ctx)
