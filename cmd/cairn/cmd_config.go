@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/cairn-backup/cairn/app"
@@ -49,7 +50,12 @@ Whether Elasticsearch answers is checked by restore --dry-run.`,
 		Args: cobra.MaximumNArgs(1),
 		// The file is loaded here, not by the root's pre-run, so that all
 		// its problems are printed as a list.
-		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if g.quiet && !g.json {
+				g.stdout = io.Discard
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := g.configPath
 			if len(args) == 1 {

@@ -570,3 +570,35 @@ components:
 		}
 	}
 }
+
+// TestScriptContract: --json failures are JSON on stdout with the exit
+// code, and -q prints nothing when a command succeeds. Before the fix a
+// failed --json command left stdout empty and -q still printed the backup
+// summary.
+func TestScriptContract(t *testing.T) {
+	testEnv(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "files", "f"), []byte("f"), 0o644)
+	r := cairn(t, nil, "backup", "--json", "--tree", "files="+filepath.Join(dir, "missing"))
+	e := decodeJSON[errorJSON](t, r)
+	if r.code != 1 || e.ExitCode != 1 || !strings.Contains(e.Error, "missing") || !strings.Contains(r.stderr, e.Error) {
+		t.Errorf("failed backup --json: %+v\n%v", e, r)
+	}
+	r = cairn(t, nil, "-r", filepath.Join(dir, "nowhere"), "snapshots", "--json")
+	if e := decodeJSON[errorJSON](t, r); r.code != 10 || e.ExitCode != 10 {
+		t.Errorf("no repository, --json: %+v\n%v", e, r)
+	}
+	for _, args := range [][]string{
+		{"backup", "--tree", "files=" + filepath.Join(dir, "files")},
+		{"restore", "latest", "--target", filepath.Join(dir, "restored")},
+		{"check"},
+		{"forget", "--keep-last", "5"},
+	} {
+		if r := mustCairn(t, nil, append([]string{"-q"}, args...)...); r.stdout != "" || r.stderr != "" {
+			t.Errorf("cairn -q %s printed:\n%v", strings.Join(args, " "), r)
+		}
+	}
+	if r := mustCairn(t, nil, "-q", "snapshots"); !strings.Contains(r.stdout, "1 snapshots") {
+		t.Errorf("-q snapshots must still list them:\n%v", r)
+	}
+}

@@ -442,3 +442,10 @@ type runStatusJSON struct {
 	Error           string    `json:"error,omitempty"`
 	Failures        int       `json:"failures"`
 }
+
+// errorJSON is what --json prints on stdout when a command fails before
+// printing its result; the same error is on stderr.
+type errorJSON struct {
+	Error    string `json:"error"`
+	ExitCode int    `json:"exit_code"`
+}

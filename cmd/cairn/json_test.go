@@ -75,6 +75,7 @@ func TestJSONShapes(t *testing.T) {
 		"ls-components": toComponentsJSON(comps),
 		"restore": toRestoreJSON(id("sn"), "/srv/restore", &restore.Result{Files: 12, Dirs: 3, Bytes: 3145728,
 			Errors: []restore.Error{{Path: "files/a.bin", Err: errors.New("data blob 1a2b3c4d in pack 5e6f7a8b: corrupt")}}}, true, 2*time.Second),
+		"error":        errorJSON{Error: "backup failed, no snapshot written: component db: command: pg_dump exited with status 1", ExitCode: 1},
 		"restore-live": restoreLiveJSON{Snapshot: id("sn").String(), Restored: true},
 		"restore-live-failed": restoreLiveJSON{Snapshot: id("sn").String(), FailedComponent: ptr("search"), RestoredComponents: []string{"db"},
 			Error: "restore stopped at component search (already restored: db): elasticsearch: restore: node left the cluster"},

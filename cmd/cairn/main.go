@@ -99,6 +99,11 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.StringVar(&g.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if g.quiet && !g.json && !printsData[cmd.Name()] {
+			// -q: a command that reports what it did prints nothing when
+			// it succeeds; errors and warnings still go to stderr.
+			g.stdout = io.Discard
+		}
 		g.abortCtx, g.abort = context.WithCancelCause(cmd.Context())
 		cmd.SetContext(g.abortCtx)
 		if err := g.loadConfig(); err != nil {
@@ -139,9 +144,14 @@ func newRootCmd(g *globals) *cobra.Command {
 	return root
 }
 
+// printsData are the commands whose output is what was asked for (a
+// dump, a listing, figures), printed with -q too.
+var printsData = map[string]bool{"dump": true, "ls": true, "snapshots": true, "stats": true, "status": true, "daemon": true}
+
 // run executes the CLI and returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	g := &globals{stdout: stdout, stderr: stderr, stdin: stdin}
+	out := &countingWriter{w: stdout}
+	g := &globals{stdout: out, stderr: stderr, stdin: stdin}
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -155,7 +165,25 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	code := exitCode(err)
 	fmt.Fprintf(stderr, "cairn: %v\n", err)
+	if g.json && out.n == 0 {
+		// A script that asked for JSON gets JSON on stdout, also when
+		// the command failed before it had anything to report.
+		_ = printJSON(stdout, errorJSON{Error: err.Error(), ExitCode: code})
+	}
 	return code
+}
+
+// countingWriter counts what went through, so run knows whether a command
+// already printed its --json result.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // exitCode maps errors to exit codes in one place.
