@@ -340,7 +340,9 @@ func roomFor(dir string, size uint64) error {
 		var fs syscall.Statfs_t
 		err := syscall.Statfs(d, &fs)
 		if err == nil {
-			free := fs.Bavail * uint64(fs.Bsize)
+			// Bavail is unsigned on Linux and macOS, signed on FreeBSD
+			// (negative when root's reserve is in use).
+			free := uint64(max(int64(fs.Bavail), 0)) * uint64(fs.Bsize)
 			if free < size {
 				return fmt.Errorf("%s has %s free, the restore needs %s", d, humanSize(free), humanSize(size))
 			}
