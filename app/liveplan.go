@@ -203,13 +203,13 @@ func (p *LivePlan) check(ctx context.Context, r *repo.Repository, c *Component) 
 		if err := lookProgram(c.Restore, c.Shell); err != nil {
 			errs = append(errs, fmt.Errorf("restore command: %w", err))
 		}
-		how := "pipe the dump into"
+		how := "pipe the dump (%s) into"
 		if sc.Kind == snapshot.KindTree {
-			how = "restore the dump directory to a temporary {dir} for"
+			how = "restore the dump directory (%s) to a temporary {dir} for"
 		} else if c.RestoreViaFile {
-			how = "write the dump to a temporary {path} for"
+			how = "write the dump (%s) to a temporary {path} for"
 		}
-		st.Action = fmt.Sprintf("%s (%s) %s: %s", how, humanSize(sc.Size), "the restore command", strings.Join(c.Restore, " "))
+		st.Action = fmt.Sprintf(how, humanSize(sc.Size)) + ": " + strings.Join(c.Restore, " ")
 		st.Destroys = "whatever the restore command replaces (e.g. pg_restore --clean drops the dumped objects first)"
 		if sc.Kind == snapshot.KindTree || c.RestoreViaFile {
 			if err := roomFor(os.TempDir(), sc.Size); err != nil {

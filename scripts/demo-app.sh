@@ -217,8 +217,13 @@ password_file: $work/password
 app: alm-sp1001
 max_skew: 10m
 hooks:
-  before: [sh, -c, "echo stopping worker >>$work/hooks.log"]
-  after: [sh, -c, "echo starting worker >>$work/hooks.log"]
+  backup:
+    before: [sh, -c, "echo stopping worker >>$work/hooks.log"]
+    after: [sh, -c, "echo starting worker >>$work/hooks.log"]
+  restore:
+    before: [sh, -c, "echo deactivating space sp1001 >>$work/hooks.log"]
+    after: [sh, -c, "echo activating space sp1001 >>$work/hooks.log"]
+    on_failure: [sh, -c, "echo \"restore failed at \$CAIRN_FAILED_COMPONENT, restored: \$CAIRN_RESTORED\" >>$work/hooks.log"]
 components:
   - name: db
     command: [$pgbin/pg_dump, --format=custom, -Z0, --dbname=alm]
@@ -310,8 +315,15 @@ cairn backup --config cairn.yaml
 show_hooks
 cairn --config cairn.yaml snapshots
 
+say "the restore plan: each step, what it destroys, checked without changing anything"
+cairn restore --config cairn.yaml --snapshot "$first" --dry-run
+
 say "restore the first snapshot ($first) onto the live database, indices and tree"
 cairn restore --config cairn.yaml --snapshot "$first"
+[ "$(cat hooks.log 2>/dev/null)" = $'deactivating space sp1001\nactivating space sp1001' ] ||
+	die "the restore hooks did not run as deactivate, activate: $(cat hooks.log 2>/dev/null)"
+echo "restore hooks ran: $(paste -sd, hooks.log | sed 's/,/, then /')"
+rm hooks.log
 
 # ---------------------------------------------------------------- proof
 
