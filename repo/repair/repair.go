@@ -246,7 +246,7 @@ func rewrite(ctx context.Context, r *repo.Repository, s *repo.Saver, entry repo.
 	var lost []string
 	for i := range out.Components {
 		c := &out.Components[i]
-		w := &rewriter{r: r, s: s, packs: packs, cache: map[chunk.ID]chunk.ID{}}
+		w := &rewriter{r: r, s: s, packs: packs, fixed: map[chunk.ID]chunk.ID{}, unreadable: map[chunk.ID]bool{}}
 		root, ok, err := w.tree(ctx, c.Name, c.Tree)
 		if err != nil {
 			return nil, nil, err
@@ -282,60 +282,75 @@ type rewriter struct {
 	packs map[chunk.ID]bool
 	added atomic.Uint64
 	lost  []string
-	cache map[chunk.ID]chunk.ID // tree → its repaired tree (shared subtrees)
+	// fixed maps a tree to its repaired tree (itself when whole);
+	// unreadable holds the trees that cannot be loaded. The walker visits
+	// a shared subtree once; its parents look it up here.
+	fixed      map[chunk.ID]chunk.ID
+	unreadable map[chunk.ID]bool
 }
 
-// tree returns the repaired form of tree id at path p; ok is false when the
-// tree itself cannot be loaded.
+// tree returns the repaired form of the tree id at path p; ok is false when
+// the tree itself cannot be loaded. It walks with the shared tree walker:
+// each tree's repaired form is made in Leave, after its subtrees'.
 func (w *rewriter) tree(ctx context.Context, p string, id chunk.ID) (chunk.ID, bool, error) {
-	if fixed, ok := w.cache[id]; ok {
-		return fixed, true, nil
-	}
-	t, err := w.r.LoadTree(ctx, id)
-	if err != nil {
-		if ctx.Err() != nil {
-			return id, false, ctx.Err()
-		}
-		return id, false, nil
-	}
-	changed := false
-	nodes := make([]snapshot.Node, 0, len(t.Nodes))
-	for _, n := range t.Nodes {
-		np := p + "/" + n.Name
-		switch n.Type {
-		case snapshot.Dir:
-			sub, ok, err := w.tree(ctx, np, *n.Subtree)
+	walker := w.r.NewWalker(repo.WalkOptions{})
+	err := walker.Walk(ctx, p, id, repo.Visitor{
+		Tree: func(_ string, id chunk.ID, _ *snapshot.Tree, err error) error {
 			if err != nil {
-				return id, false, err
+				w.unreadable[id] = true
 			}
-			if !ok {
-				w.lost = append(w.lost, np+"/")
-				changed = true
-				continue
+			return nil // an unreadable tree is what repair leaves out
+		},
+		Leave: func(p string, _ *snapshot.Node, id chunk.ID, t *snapshot.Tree) error {
+			if t == nil {
+				return nil
 			}
-			if sub != *n.Subtree {
-				n.Subtree = &sub
-				changed = true
+			changed := false
+			nodes := make([]snapshot.Node, 0, len(t.Nodes))
+			for _, n := range t.Nodes {
+				np := p + "/" + n.Name
+				switch n.Type {
+				case snapshot.Dir:
+					if n.Subtree == nil {
+						break
+					}
+					if w.unreadable[*n.Subtree] {
+						w.lost = append(w.lost, np+"/")
+						changed = true
+						continue
+					}
+					if sub := w.fixed[*n.Subtree]; sub != *n.Subtree {
+						n.Subtree = &sub
+						changed = true
+					}
+				case snapshot.File:
+					if !w.have(n.Content) {
+						w.lost = append(w.lost, np)
+						changed = true
+						continue
+					}
+				}
+				nodes = append(nodes, n)
 			}
-		case snapshot.File:
-			if !w.have(n.Content) {
-				w.lost = append(w.lost, np)
-				changed = true
-				continue
+			if !changed {
+				w.fixed[id] = id
+				return nil
 			}
-		}
-		nodes = append(nodes, n)
-	}
-	if !changed {
-		w.cache[id] = id
-		return id, true, nil
-	}
-	fixed, err := w.save(ctx, &snapshot.Tree{Nodes: nodes})
+			fixed, err := w.save(ctx, &snapshot.Tree{Nodes: nodes})
+			if err != nil {
+				return err
+			}
+			w.fixed[id] = fixed
+			return nil
+		},
+	})
 	if err != nil {
 		return id, false, err
 	}
-	w.cache[id] = fixed
-	return fixed, true, nil
+	if w.unreadable[id] {
+		return id, false, nil
+	}
+	return w.fixed[id], true, nil
 }
 
 func (w *rewriter) have(content []chunk.ID) bool {
