@@ -42,6 +42,8 @@ type Config struct {
 	// Schedule is when `cairn daemon` runs the application; without it
 	// the daemon refuses the config.
 	Schedule *Schedule `yaml:"schedule"`
+	// Drill is how `cairn drill` restores into a scratch area and probes.
+	Drill *Drill `yaml:"drill"`
 }
 
 // Replica is a replication target.
@@ -418,6 +420,9 @@ func (cfg *Config) check() *Problems {
 		if err := cfg.Schedule.check(); err != nil {
 			p.add(0, "schedule: %v", err)
 		}
+	}
+	if cfg.Drill != nil {
+		cfg.Drill.check(cfg, p)
 	}
 	seen := map[string]int{}
 	for i := range cfg.Components {

@@ -37,6 +37,7 @@ const (
 	StepBackup = "backup" // backup and replication to every target
 	StepForget = "forget" // the retention policies; only with retention:
 	StepPrune  = "prune"  // on the schedule's prune interval
+	StepDrill  = "drill"  // on drill.every; records its own result
 )
 
 // Job performs one step of a run for cfg. Backup's Outcome is recorded;
@@ -257,6 +258,18 @@ func (d *Daemon) run(ctx context.Context, log *slog.Logger, cfg *app.Config, st 
 	if err == nil && cfg.Schedule.Prune > 0 && start.Sub(st.LastPrune) >= time.Duration(cfg.Schedule.Prune) {
 		if _, err = d.step(ctx, log, cfg, StepPrune); err == nil {
 			st.LastPrune = start
+		}
+	}
+	if err == nil && cfg.Drill != nil && cfg.Drill.Every > 0 && start.Sub(st.LastDrill) >= time.Duration(cfg.Drill.Every) {
+		// A failed drill does not fail the run (the snapshot is written and
+		// replicated); it has its own result and metric, and waits for the
+		// next interval rather than repeating at every tick.
+		st.LastDrill = start
+		if _, derr := d.step(ctx, log, cfg, StepDrill); derr != nil {
+			log.Error("drill failed", "err", derr)
+		}
+		if dr, derr := ReadDrill(d.opts.StateDir, cfg.App); derr == nil && dr != nil {
+			d.opts.Metrics.drilled(cfg.App, *dr)
 		}
 	}
 	st.LastDuration = d.opts.Clock.Now().Sub(start)

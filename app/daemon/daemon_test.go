@@ -317,3 +317,25 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+func TestDrillOnItsSchedule(t *testing.T) {
+	clk, job, dir := newFakeClock(), newFakeJob(), t.TempDir()
+	cfg, err := app.Parse("alm.yaml", []byte("repository: /r\napp: alm\nschedule: {every: 1h}\ndrill: {every: 3h}\ncomponents:\n  - {name: files, tree: /srv}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(Options{Job: job.run, StateDir: dir, Clock: clk})
+	stop := start(t, d, cfg)
+	defer stop()
+	t0 := clk.Now()
+	for i, drill := range []bool{true, false, false, true} {
+		expectCall(t, job, "alm/backup") // no retention: no forget
+		if drill {
+			expectCall(t, job, "alm/drill")
+		}
+		next := t0.Add(time.Duration(i+1) * time.Hour)
+		waitPlanned(t, clk, dir, "alm", next)
+		expectNoCall(t, job)
+		clk.Advance(time.Hour)
+	}
+}

@@ -24,6 +24,9 @@ type Metrics struct {
 	snapTime    *prometheus.GaugeVec
 	nextRun     *prometheus.GaugeVec
 	runs        *prometheus.CounterVec
+	drillTime   *prometheus.GaugeVec
+	drillOK     *prometheus.GaugeVec
+	drillTTR    *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics in a registry of their own (with the
@@ -52,6 +55,11 @@ func NewMetrics() *Metrics {
 			Help: "Runs by result (ok, failed)."}, []string{"app", "result"}),
 	}
 	reg.MustRegister(m.runs)
+	m.drillTime = gauge("last_drill_timestamp_seconds", "When the last restore drill ran (Unix time).")
+	m.drillOK = gauge("last_drill_success", "1 if the last restore drill restored, verified and probed everything, else 0.")
+	m.drillTTR = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "cairn", Name: "last_drill_restore_seconds",
+		Help: "Time-to-restore of each component in the last drill."}, []string{"app", "component"})
+	reg.MustRegister(m.drillTTR)
 	return m
 }
 
@@ -72,6 +80,29 @@ func (m *Metrics) Restore(st State) {
 		return
 	}
 	m.set(st)
+}
+
+// RestoreDrill sets the drill series from a recorded drill.
+func (m *Metrics) RestoreDrill(app string, d *Drill) {
+	if d != nil {
+		m.drilled(app, *d)
+	}
+}
+
+func (m *Metrics) drilled(app string, d Drill) {
+	if m == nil {
+		return
+	}
+	m.drillTime.WithLabelValues(app).Set(unix(d.Time))
+	ok := 0.0
+	if d.OK {
+		ok = 1
+	}
+	m.drillOK.WithLabelValues(app).Set(ok)
+	m.drillTTR.DeletePartialMatch(prometheus.Labels{"app": app})
+	for c, s := range d.RestoreSeconds {
+		m.drillTTR.WithLabelValues(app, c).Set(s)
+	}
 }
 
 func (m *Metrics) planned(st State) {

@@ -31,6 +31,7 @@ type State struct {
 	LastSuccess time.Time `json:"last_success"`
 	Outcome     Outcome   `json:"outcome"`
 	LastPrune   time.Time `json:"last_prune"`
+	LastDrill   time.Time `json:"last_drill"`
 	NextRun     time.Time `json:"next_run"`
 }
 
@@ -56,37 +57,52 @@ func StatePath(dir, app string) string {
 // never ran it), not an error.
 func ReadState(dir, app string) (State, error) {
 	st := State{App: app}
-	f, err := os.Open(StatePath(dir, app))
-	if errors.Is(err, fs.ErrNotExist) {
-		return st, nil
-	}
-	if err != nil {
-		return st, fmt.Errorf("read state: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
-	if err != nil {
-		return st, fmt.Errorf("read state %s: %w", f.Name(), err)
-	}
-	if len(b) > maxStateFile {
-		return st, fmt.Errorf("read state %s: larger than %d bytes", f.Name(), maxStateFile)
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return State{App: app}, fmt.Errorf("read state %s: %w", f.Name(), err)
+	if _, err := readJSON(StatePath(dir, app), &st); err != nil {
+		return State{App: app}, err
 	}
 	return st, nil
 }
 
+// readJSON decodes the file at path into v; ok is false when the file
+// does not exist or cannot be read.
+func readJSON(path string, v any) (ok bool, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read state: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
+	if err != nil {
+		return false, fmt.Errorf("read state %s: %w", path, err)
+	}
+	if len(b) > maxStateFile {
+		return true, fmt.Errorf("read state %s: larger than %d bytes", path, maxStateFile)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return true, fmt.Errorf("read state %s: %w", path, err)
+	}
+	return true, nil
+}
+
 // WriteState replaces app's state file atomically.
 func WriteState(dir string, st State) error {
+	return writeJSON(dir, StatePath(dir, st.App), st)
+}
+
+// writeJSON replaces the file at path (in dir) atomically: a temporary
+// file, synced, then renamed over it.
+func writeJSON(dir, path string, v any) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
-	b, err := json.MarshalIndent(st, "", "  ")
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+st.App+".*.tmp")
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
@@ -98,11 +114,43 @@ func WriteState(dir string, st State) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), StatePath(dir, st.App))
+		err = os.Rename(f.Name(), path)
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return fmt.Errorf("write state %s: %w", st.App, err)
+		return fmt.Errorf("write state %s: %w", path, err)
 	}
 	return nil
+}
+
+// Drill is the last drill's result, kept in STATE_DIR/APP.drill.json by
+// `cairn drill` (run by hand or by the daemon).
+type Drill struct {
+	Time     time.Time `json:"time"`
+	Snapshot string    `json:"snapshot"`
+	OK       bool      `json:"ok"`
+	Seconds  float64   `json:"seconds"`
+	Error    string    `json:"error,omitempty"`
+	// RestoreSeconds is each component's time-to-restore.
+	RestoreSeconds map[string]float64 `json:"restore_seconds"`
+}
+
+// DrillPath is where app's last drill is recorded under dir.
+func DrillPath(dir, app string) string {
+	return filepath.Join(dir, app+".drill.json")
+}
+
+// ReadDrill reads app's last drill; nil if none was recorded.
+func ReadDrill(dir, app string) (*Drill, error) {
+	var d Drill
+	ok, err := readJSON(DrillPath(dir, app), &d)
+	if !ok {
+		return nil, err
+	}
+	return &d, err
+}
+
+// WriteDrill records app's last drill.
+func WriteDrill(dir, app string, d Drill) error {
+	return writeJSON(dir, DrillPath(dir, app), d)
 }

@@ -34,7 +34,8 @@ type daemonFlags struct {
 
 const daemonLong = `Run each application's schedule until stopped: at each tick a backup of the
 application (which replicates to each replicate: target), then its retention
-policies (forget), and prune when the schedule's prune interval has passed.
+policies (forget), prune when the schedule's prune interval has passed, and
+a restore drill of the new snapshot when drill.every has passed.
 
 Each config file needs app: and a schedule: block:
 
@@ -43,6 +44,8 @@ Each config file needs app: and a schedule: block:
     jitter: 10m        # a fixed offset per application, spreading tenants
     rpo: 6h            # newest snapshot older than this: status exits 1
     prune: 168h        # prune once a week (default: never)
+  drill:
+    every: 168h        # a restore drill of the new snapshot (see cairn help drill)
 
 One run at a time per application. A run whose time passed while the daemon
 was down starts at once. A failed run is retried after 1 minute, then 2, 4 …
@@ -165,12 +168,15 @@ func runDaemon(ctx context.Context, g *globals, f daemonFlags) error {
 	if err != nil {
 		return fmt.Errorf("find the cairn executable: %w", err)
 	}
-	job := &childJob{exe: self, globals: g.childArgs(), log: log}
+	job := &childJob{exe: self, globals: g.childArgs(), log: log, stateDir: dir}
 	metrics := daemon.NewMetrics()
 	d := daemon.New(daemon.Options{Job: job.run, StateDir: dir, Log: log, Metrics: metrics})
 	for _, c := range cfgs {
 		if st, err := daemon.ReadState(dir, c.App); err == nil {
 			metrics.Restore(st)
+		}
+		if dr, err := daemon.ReadDrill(dir, c.App); err == nil {
+			metrics.RestoreDrill(c.App, dr)
 		}
 	}
 	if f.listen != "" {
@@ -232,9 +238,10 @@ func (g *globals) childArgs() []string {
 // daemon, and hooks, locks and replication behave exactly as they do
 // from the command line.
 type childJob struct {
-	exe     string
-	globals []string
-	log     *slog.Logger
+	exe      string
+	globals  []string
+	log      *slog.Logger
+	stateDir string // where drill records its result
 }
 
 // stopGrace is how long a child has to abort cleanly after SIGTERM
@@ -243,6 +250,9 @@ const stopGrace = 30 * time.Second
 
 func (j *childJob) run(ctx context.Context, cfg *app.Config, step string) (daemon.Outcome, error) {
 	args := append(slices.Clone(j.globals), "--config", cfg.Path, "--json", "--quiet", step)
+	if step == daemon.StepDrill {
+		args = append(args, "--state-dir", j.stateDir)
+	}
 	cmd := exec.CommandContext(ctx, j.exe, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = stopGrace

@@ -29,7 +29,8 @@ the repository, and the daemon's last and next run (from the state files in
 find the newest snapshots.
 
 Exit codes: 0 every application is current; 5 some application is past its
-RPO, its last run failed, or its repository or a replica cannot be read
+RPO, its last run or its last restore drill failed, or its repository or a
+replica cannot be read
 (for monitoring: run it from a check and alert on non-zero); 1 the command
 itself failed (bad config).`
 
@@ -111,6 +112,13 @@ func appStatus(ctx context.Context, g *globals, c *app.Config, dir string, now t
 	if !st.NextRun.IsZero() {
 		t := st.NextRun
 		s.NextRun = &t
+	}
+	dr, err := daemon.ReadDrill(dir, c.App)
+	if err != nil {
+		s.Problems = append(s.Problems, err.Error())
+	}
+	if s.LastDrill = dr; dr != nil && !dr.OK {
+		s.Problems = append(s.Problems, fmt.Sprintf("last restore drill (%s, snapshot %s) failed: %s", dr.Time.Local().Format(time.DateTime), dr.Snapshot, dr.Error))
 	}
 	latest, err := newestOf(ctx, g, c.Repository, func() (string, error) {
 		return readPassword(c.PasswordFile, "CAIRN_PASSWORD_FILE", "CAIRN_PASSWORD", "password_file in the config")
@@ -209,6 +217,15 @@ func printStatus(w io.Writer, s statusJSON, now time.Time) {
 	if s.NextRun != nil {
 		in := s.NextRun.Sub(now).Round(time.Second)
 		fmt.Fprintf(w, "  next run         %s  (in %s)\n", s.NextRun.Local().Format(time.DateTime), max(in, 0))
+	}
+	if d := s.LastDrill; d != nil {
+		res := "ok"
+		if !d.OK {
+			res = "FAILED"
+		}
+		fmt.Fprintf(w, "  last drill       %s  snapshot %s %s, restored and probed in %s\n", d.Time.Local().Format(time.DateTime), d.Snapshot, res, secs(d.Seconds).Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(w, "  last drill       none recorded (cairn drill)\n")
 	}
 	for _, p := range s.Problems {
 		fmt.Fprintf(w, "  ! %s\n", p)

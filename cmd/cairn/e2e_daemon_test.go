@@ -111,6 +111,7 @@ func TestDaemon(t *testing.T) {
 app: alm
 schedule: %s
 retention: {keep_last: 2}
+drill: {every: 1h}
 hooks:
   backup:
     on_failure: [sh, -c, 'echo "$CAIRN_ERROR" >> %s']
@@ -177,6 +178,14 @@ components:
 	}
 	if v := metric(fams, "cairn_last_backup_read_bytes", map[string]string{"app": "alm"}); v < 64<<10 {
 		t.Errorf("cairn_last_backup_read_bytes %v", v)
+	}
+	// The first run drilled its snapshot (drill every hour): restored into
+	// a scratch directory and verified.
+	if v := metric(fams, "cairn_last_drill_success", map[string]string{"app": "alm"}); v != 1 {
+		t.Errorf("cairn_last_drill_success %v", v)
+	}
+	if v := metric(fams, "cairn_last_drill_restore_seconds", map[string]string{"app": "alm", "component": "files"}); v <= 0 {
+		t.Errorf("cairn_last_drill_restore_seconds{component=files} %v", v)
 	}
 	if resp, err := http.Get("http://" + addr + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("/healthz: %v %v", resp, err)

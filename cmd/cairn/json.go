@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/app"
+	"github.com/cairn-backup/cairn/app/daemon"
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/archive"
@@ -417,6 +418,7 @@ type statusJSON struct {
 	Replicas   []replicaStatusJSON `json:"replicas"`
 	LastRun    *runStatusJSON      `json:"last_run"`
 	NextRun    *time.Time          `json:"next_run"`
+	LastDrill  *daemon.Drill       `json:"last_drill"`
 	Problems   []string            `json:"problems"`
 }
 
@@ -448,4 +450,57 @@ type runStatusJSON struct {
 type errorJSON struct {
 	Error    string `json:"error"`
 	ExitCode int    `json:"exit_code"`
+}
+
+// drillJSON is `cairn drill --json`.
+type drillJSON struct {
+	Snapshot   string               `json:"snapshot"`
+	Time       time.Time            `json:"time"`
+	OK         bool                 `json:"ok"`
+	Seconds    float64              `json:"seconds"`
+	Components []drillComponentJSON `json:"components"`
+	Probes     []drillProbeJSON     `json:"probes"`
+	Cleanup    []string             `json:"cleanup_problems"`
+	Error      string               `json:"error,omitempty"`
+}
+
+type drillComponentJSON struct {
+	Name    string  `json:"name"`
+	Kind    string  `json:"kind"`
+	Into    string  `json:"into"`
+	Bytes   uint64  `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+	Error   string  `json:"error,omitempty"`
+}
+
+type drillProbeJSON struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+	Error   string  `json:"error,omitempty"`
+}
+
+func toDrillJSON(rep *app.DrillReport, err error) drillJSON {
+	out := drillJSON{Snapshot: rep.Snapshot.ID.Short(), OK: err == nil, Seconds: rep.Took.Seconds(),
+		Components: []drillComponentJSON{}, Probes: []drillProbeJSON{}, Cleanup: []string{}}
+	if rep.Snapshot.Snapshot != nil {
+		out.Time = rep.Snapshot.Time
+	}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	errText := func(e error) string {
+		if e == nil {
+			return ""
+		}
+		return e.Error()
+	}
+	for _, c := range rep.Components {
+		out.Components = append(out.Components, drillComponentJSON{Name: c.Name, Kind: c.Kind, Into: c.Into, Bytes: c.Bytes,
+			Seconds: c.Took.Seconds(), Error: errText(c.Err)})
+	}
+	for _, p := range rep.Probes {
+		out.Probes = append(out.Probes, drillProbeJSON{Name: p.Name, Seconds: p.Took.Seconds(), Error: errText(p.Err)})
+	}
+	out.Cleanup = append(out.Cleanup, rep.Cleanup...)
+	return out
 }

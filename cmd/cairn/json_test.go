@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/app"
+	"github.com/cairn-backup/cairn/app/daemon"
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/archive"
@@ -95,8 +96,17 @@ func TestJSONShapes(t *testing.T) {
 				Latest:   &snapshotStatusJSON{ID: "c543d7ae", Time: latest, AgeSeconds: 25211.4, SkewSeconds: 0.0095},
 				Replicas: []replicaStatusJSON{{Repository: "s3:https://backup.example.com/alm", Latest: "11f8ac44", LatestTime: &latest, LagSeconds: &lag}},
 				LastRun:  &runStatusJSON{Started: time.Date(2026, 11, 30, 20, 7, 43, 16e6, time.UTC), DurationSeconds: 0.16, Result: "ok"},
-				NextRun:  &next, Problems: []string{"newest snapshot is 7h0m11s old, past the RPO of 6h0m0s"}}}
+				NextRun:  &next, Problems: []string{"newest snapshot is 7h0m11s old, past the RPO of 6h0m0s"},
+				LastDrill: &daemon.Drill{Time: time.Date(2026, 11, 29, 2, 0, 0, 0, time.UTC), Snapshot: "9d8e7f6a", OK: true, Seconds: 41.5,
+					RestoreSeconds: map[string]float64{"db": 30.25, "files": 9.5}}}}
 		}(),
+		"drill": toDrillJSON(&app.DrillReport{Snapshot: repo.SnapshotEntry{ID: id("sn"), Snapshot: sn}, Took: 3500 * time.Millisecond,
+			Components: []app.DrillComponentResult{
+				{Name: "db", Kind: "stream", Into: "pg_restore --no-owner --dbname=alm_drill", Bytes: 1048576, Took: 2 * time.Second},
+				{Name: "files", Kind: "tree", Into: "scratch directory", Bytes: 2097152, Took: time.Second,
+					Err: errors.New("1 paths not restored or not as stored, first files/a.bin: data blob 1a2b3c4d: authentication failed")}},
+			Probes: []app.ProbeResult{{Name: "issues", Took: 20 * time.Millisecond, Err: errors.New("printed nothing (a query that must return rows returned none)")}},
+		}, errors.New("drill failed: snapshot b1a02c36")),
 		"stats": toStatsJSON(&stats.Stats{Snapshots: 2, LogicalBytes: 6291456, Files: 26, UniqueBlobs: 30, UniqueRawBytes: 3145728, StoredBytes: 1048576,
 			DedupRatio: 2, CompressionRatio: 3, RepositoryBytes: 1100000,
 			Components: []stats.ComponentStats{{Name: "db", LogicalBytes: 2097152, UniqueRawBytes: 1048576, StoredBytes: 524288, DedupRatio: 2, CompressionRatio: 2}}}),

@@ -140,6 +140,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newPruneCmd(g),
 		newDaemonCmd(g),
 		newStatusCmd(g),
+		newDrillCmd(g),
 	)
 	return root
 }
