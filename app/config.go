@@ -70,7 +70,8 @@ type Hooks struct {
 //
 // Backup: before runs first; after runs whatever happened (a service
 // stopped for the dump must come back); on_failure runs, before after,
-// when the backup failed or a step after the snapshot failed.
+// when the backup failed, and (after after) when replication of the
+// written snapshot failed.
 //
 // Restore: before runs first; after runs only when everything was
 // restored (so "activate the space" never follows a half-done restore);

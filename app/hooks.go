@@ -74,3 +74,13 @@ func (e hookEnv) backupHooks(h PhaseHooks) (before, after func(context.Context) 
 	}
 	return before, after, onFailure
 }
+
+// AfterSnapshotFailed runs the application's backup on_failure hook for a
+// step after the snapshot was written (replication) that failed: the
+// snapshot is good, but the operator's alerting must hear of it all the
+// same. It runs after the backup's after hook, which ran when the snapshot
+// was done.
+func AfterSnapshotFailed(ctx context.Context, cfg *Config, snapshot string, cause error) error {
+	env := hookEnv{Phase: "backup", App: cfg.App, Snapshot: snapshot}
+	return env.runNamed(context.WithoutCancel(ctx), "on_failure", cfg.Hooks.Phase("backup").OnFailure, "", cause)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -178,6 +179,9 @@ func runConfiguredBackup(cmd *cobra.Command, g *globals, opts archive.Options, w
 			}, false, "replicate")
 		}
 		done, err := app.Replicate(ctx, r, g.config, sn, open)
+		if err != nil {
+			err = errors.Join(err, app.AfterSnapshotFailed(ctx, g.config, sn.ID.String(), err))
+		}
 		if !g.quiet && !g.json {
 			for _, d := range done {
 				fmt.Fprintf(g.stderr, "replicated snapshot %s to %s: sent %s (%s)\n", sn.ID.Short(), d.Replica.Repository, humanBytes(d.Result.Bytes), d.Result.Mode)

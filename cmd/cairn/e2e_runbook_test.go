@@ -312,6 +312,26 @@ func TestExitCodeSnapshotWrittenThenFailed(t *testing.T) {
 	if n := countSnapshots(t); n != 1 {
 		t.Errorf("%d snapshots, want 1", n)
 	}
+
+	// Replication fails after the snapshot: exit 4 too, and the backup's
+	// on_failure hook hears of it, told which snapshot was written.
+	log := filepath.Join(dir, "log")
+	write(t, cfg, []byte(fmt.Sprintf(`hooks:
+  on_failure: [sh, -c, "echo \"$CAIRN_SNAPSHOT $CAIRN_ERROR\" >> %s"]
+components:
+  - name: files
+    tree: %s
+replicate:
+  - repository: %s
+`, log, filepath.Join(dir, "files"), filepath.Join(dir, "no-replica"))), 0o600)
+	r = cairn(t, nil, "--config", cfg, "backup", "--json")
+	b := decodeJSON[backupOut](t, r)
+	if r.code != 4 || !strings.Contains(r.stderr, "replication to") {
+		t.Errorf("failed replication: want exit 4:\n%v", r)
+	}
+	if got := string(readFile(t, log)); !strings.HasPrefix(got, b.ID+" ") || !strings.Contains(got, "no-replica") {
+		t.Errorf("on_failure was told %q, want the snapshot %s and the replication error", got, b.ID)
+	}
 }
 
 // TestOverlappingRuns: two runs of one application, as cron makes them.
