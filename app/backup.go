@@ -81,6 +81,7 @@ func Backup(ctx context.Context, r *repo.Repository, cfg *Config, opts Options) 
 		cenv := env
 		cenv.Component = c.Name
 		cs.Before, cs.After, cs.OnFailure = cenv.backupHooks(c.Hooks.Phase("backup"))
+		cs.Fixed = c.fixedAt()
 		switch c.Kind() {
 		case "command":
 			cs.Start = CommandSource(c, &streams, warn).Start
@@ -122,6 +123,18 @@ func Backup(ctx context.Context, r *repo.Repository, cfg *Config, opts Options) 
 		}
 	}
 	return res, nil
+}
+
+// fixedAt maps start_next to when the archiver lets the next component
+// start.
+func (c *Component) fixedAt() archive.FixedAt {
+	switch c.StartNext {
+	case "on_first_byte":
+		return archive.FixedAtFirstByte
+	case "on_snapshot":
+		return archive.FixedAtStart
+	}
+	return archive.FixedAtEnd
 }
 
 // StderrTail is the end of a dump command's stderr as kept in the

@@ -147,6 +147,14 @@ type Component struct {
 
 	Hooks Hooks `yaml:"hooks"`
 
+	// StartNext lets the next component start before this one has been
+	// read to the end, once its source has fixed its point in time:
+	// "on_first_byte" for a dump command whose tool takes its snapshot
+	// before it writes anything (pg_dump; not mysqldump, whose header
+	// comes first), "on_snapshot" for Elasticsearch (the snapshot call has
+	// returned). Default "when_done": the next starts after this one.
+	StartNext string `yaml:"start_next"`
+
 	unknown []string // "line N: unknown key K", found by UnmarshalYAML
 }
 
@@ -483,6 +491,19 @@ func (cfg *Config) check() *Problems {
 		}
 		if c.Kind() != "tree" && c.Delete {
 			p.add(c.Line, "component %q: delete applies only to a tree", c.Name)
+		}
+		switch c.StartNext {
+		case "", "when_done":
+		case "on_first_byte":
+			if c.Kind() != "command" || c.Mode == "dir" {
+				p.add(c.Line, "component %q: start_next: on_first_byte applies only to a command in mode stream or pipe", c.Name)
+			}
+		case "on_snapshot":
+			if c.Kind() != "elasticsearch" {
+				p.add(c.Line, "component %q: start_next: on_snapshot applies only to elasticsearch", c.Name)
+			}
+		default:
+			p.add(c.Line, "component %q: start_next %q: use when_done, on_first_byte (a dump command) or on_snapshot (elasticsearch)", c.Name, c.StartNext)
 		}
 	}
 	return p

@@ -60,6 +60,10 @@ func TestParseProblems(t *testing.T) {
 		{"tree at root", "components: [{name: f, tree: /}]\n", "cannot be a component"},
 		{"backup hooks twice", "hooks: {before: [a], backup: {before: [b]}}\ncomponents: [{name: f, tree: /x}]\n", "either as hooks.backup or as the shorthand"},
 		{"unknown hook", "components: [{name: f, tree: /x, hooks: {restore: {befor: [a]}}}]\n", `unknown key "hooks.restore.befor"`},
+		{"start_next on a tree", "components: [{name: f, tree: /x, start_next: on_first_byte}]\n", "on_first_byte applies only to a command"},
+		{"start_next on_first_byte in dir mode", "components: [{name: d, command: [expdp], mode: dir, dir: /d, start_next: on_first_byte}]\n", "mode stream or pipe"},
+		{"start_next on_snapshot on a command", "components: [{name: d, command: [pg_dump], start_next: on_snapshot}]\n", "on_snapshot applies only to elasticsearch"},
+		{"start_next unknown", "components: [{name: d, command: [pg_dump], start_next: soon}]\n", `start_next "soon"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,6 +13,8 @@
 #   GO=go          the Go command used to build bin/esemu
 #   ESEMU=PATH     use this esemu binary instead of building bin/esemu
 #   KEEP=1         keep the temporary directory (printed at the end)
+#   DEMO_COMMENTS=N comments in the database (default 40000; more makes
+#                  the dump, and the skew figures, larger)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cairn_bin=$(realpath "${1:-$root/bin/cairn}")
@@ -126,7 +128,7 @@ echo "PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on 127.0.0.1:
 sql() { PGHOST=127.0.0.1 PGPORT=$pgport PGUSER=postgres "$pgbin/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 
 sql -d postgres -c 'CREATE DATABASE alm'
-sql -d alm <<'EOF'
+sql -d alm -v comments="${DEMO_COMMENTS:-40000}" <<'EOF'
 CREATE TABLE issues (
 	id       serial PRIMARY KEY,
 	key      text NOT NULL UNIQUE,
@@ -149,7 +151,7 @@ FROM generate_series(1, 20000) g;
 INSERT INTO comments (issue_id, author, body)
 SELECT g % 20000 + 1, 'user' || lpad((g % 17)::text, 2, '0'),
        'Comment ' || g || ' — ' || md5(g::text) || md5((g * 7)::text)
-FROM generate_series(1, 40000) g;
+FROM generate_series(1, :comments) g;
 EOF
 # db_proof: row counts, an MD5 over every row in key order, the sequences.
 db_proof() {
@@ -229,12 +231,14 @@ components:
     command: [$pgbin/pg_dump, --format=custom, -Z0, --dbname=alm]
     env: [PGHOST=127.0.0.1, PGPORT=$pgport, PGUSER=postgres]
     restore: [$pgbin/pg_restore, --clean, --if-exists, --single-transaction, --exit-on-error, --dbname=alm]
+    start_next: ${START_NEXT_DB:-on_first_byte}
   - name: search
     elasticsearch:
       url: $esurl
       repository: cairn
       location: $work/es-path-repo/cairn
       indices: "mqm_sp1001*"
+    start_next: ${START_NEXT_ES:-on_snapshot}
   - name: files
     tree: $work/storage
     delete: true
@@ -274,7 +278,15 @@ say "first backup: db, search and files in one snapshot"
 cairn backup --config cairn.yaml
 show_hooks
 
-say "cairn snapshots (SKEW: how far apart the components' points in time are)"
+say "the skew: the same unchanged application backed up twice more, with and without start_next"
+echo "sequential.yaml is cairn.yaml without start_next: each component waits until the one before it has finished"
+sed '/start_next:/d' cairn.yaml >sequential.yaml
+cairn backup --config sequential.yaml -q
+show_hooks
+echo "cairn.yaml: search starts at pg_dump's first byte, files when the Elasticsearch snapshot call has returned"
+cairn backup --config cairn.yaml -q
+show_hooks
+say "cairn snapshots (Skew: how far apart the components' points in time are / from the first start to the last end)"
 cairn --config cairn.yaml snapshots
 first=$("$cairn_bin" --config cairn.yaml snapshots --json | sed -n 's/.*"short_id": *"\([0-9a-f]*\)".*/\1/p' | head -n 1)
 [ -n "$first" ] || die "no snapshot ID in cairn snapshots --json"
@@ -314,6 +326,12 @@ say "second backup (the 'added' column: what each part cost beyond the first sna
 cairn backup --config cairn.yaml
 show_hooks
 cairn --config cairn.yaml snapshots
+
+say "one folder of the first snapshot as a tar (cairn dump of a directory), without restoring anything"
+printf '\033[2m$ cairn --config cairn.yaml dump %s files/templates | tar -tv\033[0m\n' "$first"
+"$cairn_bin" --config cairn.yaml dump "$first" files/templates | tar -tvf - >templates.lst
+head -n 4 templates.lst
+echo "… $(wc -l <templates.lst) entries"
 
 say "the restore plan: each step, what it destroys, checked without changing anything"
 cairn restore --config cairn.yaml --snapshot "$first" --dry-run

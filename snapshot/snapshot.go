@@ -48,6 +48,12 @@ type Component struct {
 	Dirs     uint64    `json:"dirs,omitempty"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
+	// Point, when set, is the moment the source fixed the state this
+	// component holds, although its bytes were read until Finished: the
+	// first byte of a dump whose tool takes its snapshot before writing
+	// (pg_dump), or the return of an Elasticsearch snapshot call. Without
+	// it the state may have moved anywhere between Started and Finished.
+	Point time.Time `json:"point,omitzero"`
 	// AddedBytes is what this component added to the repository (stored,
 	// compressed and encrypted bytes of new blobs), for the dedup report.
 	AddedBytes uint64 `json:"added_bytes"`
@@ -97,6 +103,37 @@ func (s *Snapshot) Skew() time.Duration {
 		}
 		if c.Finished.After(last) {
 			last = c.Finished
+		}
+	}
+	return last.Sub(first)
+}
+
+// Span is the interval the component's state may come from: its Point
+// when it has one, otherwise from its start to its end.
+func (c *Component) Span() (from, to time.Time) {
+	if !c.Point.IsZero() {
+		return c.Point, c.Point
+	}
+	return c.Started, c.Finished
+}
+
+// PointSkew is how far apart in time the states the components hold can
+// be: from the earliest to the latest of their spans (Span). With every
+// component read one after the other and none with a Point, it equals
+// Skew; a component that fixes its point early lets the next start
+// sooner and brings it down, towards the longest component's own span.
+func (s *Snapshot) PointSkew() time.Duration {
+	if len(s.Components) == 0 {
+		return 0
+	}
+	first, last := s.Components[0].Span()
+	for i := range s.Components[1:] {
+		from, to := s.Components[i+1].Span()
+		if from.Before(first) {
+			first = from
+		}
+		if to.After(last) {
+			last = to
 		}
 	}
 	return last.Sub(first)

@@ -196,6 +196,28 @@ func TestSkewSizeComponent(t *testing.T) {
 			}
 		})
 	}
+	t.Run("PointSkew", func(t *testing.T) {
+		withPoint := func(c Component, p float64) Component { c.Point = at(p); return c }
+		for _, tc := range []struct {
+			name        string
+			comps       []Component
+			skew, point time.Duration
+		}{
+			{"no points: the same as Skew", []Component{comp("a", 0, 1, 0), comp("b", 1, 3, 0)}, 3 * time.Second, 3 * time.Second},
+			// db fixed at 0.5 s and streamed until 30 s; search fixed at 2 s; files read from 2 to 12 s.
+			{"overlapping, points fixed early", []Component{withPoint(comp("db", 0, 30, 0), 0.5), withPoint(comp("search", 0.5, 20, 0), 2), comp("files", 2, 12, 0)},
+				30 * time.Second, 11500 * time.Millisecond},
+			{"only points", []Component{withPoint(comp("db", 0, 30, 0), 1), withPoint(comp("search", 1, 20, 0), 4)}, 30 * time.Second, 3 * time.Second},
+		} {
+			sn := &Snapshot{Components: tc.comps}
+			if got := sn.Skew(); got != tc.skew {
+				t.Errorf("%s: Skew = %v, want %v", tc.name, got, tc.skew)
+			}
+			if got := sn.PointSkew(); got != tc.point {
+				t.Errorf("%s: PointSkew = %v, want %v", tc.name, got, tc.point)
+			}
+		}
+	})
 	t.Run("Component", func(t *testing.T) {
 		sn := &Snapshot{Components: []Component{comp("a", 0, 1, 1), comp("b", 0, 1, 2)}}
 		if c := sn.Component("b"); c == nil || c.Size != 2 {

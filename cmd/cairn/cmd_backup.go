@@ -63,7 +63,7 @@ application is running (see --wait).`,
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.commands, "command", nil, "run CMD and back up its stdout as component NAME (NAME='CMD ARGS'; no shell; repeatable)")
 	fl.StringArrayVar(&f.trees, "tree", nil, "back up directory DIR as component NAME (NAME=DIR; repeatable)")
-	fl.DurationVar(&f.maxSkew, "max-skew", 0, "fail, writing no snapshot, if the components took longer than this from first start to last end")
+	fl.DurationVar(&f.maxSkew, "max-skew", 0, "fail, writing no snapshot, if the components' points in time are further apart than this (without points: first start to last end)")
 	fl.StringVar(&f.stdin, "stdin", "", "back up standard input as the stream component NAME")
 	fl.StringArrayVar(&f.tags, "tag", nil, "tag the snapshot (repeatable)")
 	fl.StringVar(&f.host, "host", "", "host name to record (default: this host)")
@@ -235,9 +235,9 @@ func doBackup(cmd *cobra.Command, g *globals, opts archive.Options, backup func(
 		for _, c := range sn.Components {
 			fmt.Fprintf(g.stdout, "  %-12s %-6s %6d files  %10s  added %10s  %s\n", c.Name, c.Kind, c.Files, humanBytes(c.Size), humanBytes(c.AddedBytes), c.Finished.Sub(c.Started).Round(time.Millisecond))
 		}
-		fmt.Fprintf(g.stdout, "processed %s in %s (%.1f MB/s), added %s in %d packs, skew %s\n",
+		fmt.Fprintf(g.stdout, "processed %s in %s (%.1f MB/s), added %s in %d packs, skew %s of points, %s of durations\n",
 			humanBytes(sn.Size()), el.Round(time.Millisecond), mbPerSec(sn.Size(), el),
-			humanBytes(res.Saver.StoredBytes), res.Saver.Packs, sn.Skew().Round(time.Millisecond))
+			humanBytes(res.Saver.StoredBytes), res.Saver.Packs, sn.PointSkew().Round(time.Millisecond), sn.Skew().Round(time.Millisecond))
 	}
 	if after != nil {
 		return &exitError{code: exitWrittenThenFailed, err: after}

@@ -47,7 +47,7 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 				return damaged
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTime\tApp\tHost\tTags\tComponents\tSize\tSkew\tCopy of")
+			fmt.Fprintln(tw, "ID\tTime\tApp\tHost\tTags\tComponents\tSize\tSkew (points/durations)\tCopy of")
 			for _, e := range all {
 				names := make([]string, len(e.Components))
 				for i, c := range e.Components {
@@ -57,8 +57,9 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 				if e.Original != nil {
 					orig = e.Original.Short()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID.Short(), e.Time.Local().Format(time.DateTime), e.App, e.Host,
-					strings.Join(e.Tags, ","), strings.Join(names, ","), humanBytes(e.Size()), e.Skew().Round(time.Millisecond), orig)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s / %s\t%s\n", e.ID.Short(), e.Time.Local().Format(time.DateTime), e.App, e.Host,
+					strings.Join(e.Tags, ","), strings.Join(names, ","), humanBytes(e.Size()),
+					e.PointSkew().Round(time.Millisecond), e.Skew().Round(time.Millisecond), orig)
 			}
 			if err := tw.Flush(); err != nil {
 				return err

@@ -34,6 +34,7 @@ type componentJSON struct {
 	Dirs       uint64            `json:"dirs,omitempty"`
 	Started    time.Time         `json:"started"`
 	Finished   time.Time         `json:"finished"`
+	Point      time.Time         `json:"point,omitzero"`
 	AddedBytes uint64            `json:"added_bytes"`
 	Errors     uint64            `json:"errors,omitempty"`
 	Meta       map[string]string `json:"meta,omitempty"`
@@ -44,7 +45,7 @@ func toComponentsJSON(cs []snapshot.Component) []componentJSON {
 	for _, c := range cs {
 		out = append(out, componentJSON{
 			Name: c.Name, Kind: c.Kind, Tree: c.Tree.String(), Source: c.Source, Size: c.Size, Files: c.Files, Dirs: c.Dirs,
-			Started: c.Started, Finished: c.Finished, AddedBytes: c.AddedBytes, Errors: c.Errors, Meta: c.Meta,
+			Started: c.Started, Finished: c.Finished, Point: c.Point, AddedBytes: c.AddedBytes, Errors: c.Errors, Meta: c.Meta,
 		})
 	}
 	return out
@@ -52,18 +53,19 @@ func toComponentsJSON(cs []snapshot.Component) []componentJSON {
 
 // backupJSON is backup --json.
 type backupJSON struct {
-	ID              string          `json:"id"`
-	ShortID         string          `json:"short_id"`
-	Time            time.Time       `json:"time"`
-	Components      []componentJSON `json:"components"`
-	Size            uint64          `json:"size"`
-	AddedBytes      uint64          `json:"added_bytes"`
-	AddedBlobs      uint64          `json:"added_blobs"`
-	AddedPacks      uint64          `json:"added_packs"`
-	SkewSeconds     float64         `json:"skew_seconds"`
-	DurationSeconds float64         `json:"duration_seconds"`
-	FileErrors      []string        `json:"file_errors"`
-	Skipped         []string        `json:"skipped"`
+	ID               string          `json:"id"`
+	ShortID          string          `json:"short_id"`
+	Time             time.Time       `json:"time"`
+	Components       []componentJSON `json:"components"`
+	Size             uint64          `json:"size"`
+	AddedBytes       uint64          `json:"added_bytes"`
+	AddedBlobs       uint64          `json:"added_blobs"`
+	AddedPacks       uint64          `json:"added_packs"`
+	SkewSeconds      float64         `json:"skew_seconds"`
+	PointSkewSeconds float64         `json:"point_skew_seconds"`
+	DurationSeconds  float64         `json:"duration_seconds"`
+	FileErrors       []string        `json:"file_errors"`
+	Skipped          []string        `json:"skipped"`
 }
 
 func toBackupJSON(res *archive.Result, el time.Duration) backupJSON {
@@ -79,7 +81,7 @@ func toBackupJSON(res *archive.Result, el time.Duration) backupJSON {
 		ID: res.ID.String(), ShortID: res.ID.Short(), Time: res.Snapshot.Time,
 		Components: toComponentsJSON(res.Snapshot.Components), Size: res.Snapshot.Size(),
 		AddedBytes: res.Saver.StoredBytes, AddedBlobs: res.Saver.Blobs, AddedPacks: res.Saver.Packs,
-		SkewSeconds: res.Snapshot.Skew().Seconds(), DurationSeconds: el.Seconds(),
+		SkewSeconds: res.Snapshot.Skew().Seconds(), PointSkewSeconds: res.Snapshot.PointSkew().Seconds(), DurationSeconds: el.Seconds(),
 		FileErrors: errs, Skipped: skipped,
 	}
 }
@@ -258,15 +260,16 @@ func toRestorePlanJSON(p *app.LivePlan, err error) restorePlanJSON {
 
 // snapshotJSON is one element of snapshots --json.
 type snapshotJSON struct {
-	ID          string    `json:"id"`
-	ShortID     string    `json:"short_id"`
-	Time        time.Time `json:"time"`
-	Host        string    `json:"host"`
-	App         string    `json:"app,omitempty"`
-	Tags        []string  `json:"tags"`
-	Size        uint64    `json:"size"`
-	SkewSeconds float64   `json:"skew_seconds"`
-	Program     string    `json:"program,omitempty"`
+	ID               string    `json:"id"`
+	ShortID          string    `json:"short_id"`
+	Time             time.Time `json:"time"`
+	Host             string    `json:"host"`
+	App              string    `json:"app,omitempty"`
+	Tags             []string  `json:"tags"`
+	Size             uint64    `json:"size"`
+	SkewSeconds      float64   `json:"skew_seconds"`
+	PointSkewSeconds float64   `json:"point_skew_seconds"`
+	Program          string    `json:"program,omitempty"`
 	// Original is the snapshot this one was copied from, in the source
 	// repository.
 	Original   string          `json:"original,omitempty"`
@@ -280,7 +283,7 @@ func toSnapshotJSON(e repo.SnapshotEntry) snapshotJSON {
 	}
 	return snapshotJSON{
 		ID: e.ID.String(), ShortID: e.ID.Short(), Time: e.Time, Host: e.Host, App: e.App, Tags: tags,
-		Size: e.Size(), SkewSeconds: e.Skew().Seconds(), Program: e.Program, Original: originalOf(e), Components: toComponentsJSON(e.Components),
+		Size: e.Size(), SkewSeconds: e.Skew().Seconds(), PointSkewSeconds: e.PointSkew().Seconds(), Program: e.Program, Original: originalOf(e), Components: toComponentsJSON(e.Components),
 	}
 }
 

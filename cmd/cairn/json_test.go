@@ -36,9 +36,9 @@ func TestJSONShapes(t *testing.T) {
 	at := time.Date(2026, 11, 30, 4, 0, 0, 0, time.UTC)
 	comps := []snapshot.Component{
 		{Name: "db", Kind: snapshot.KindStream, Tree: id("t1"), Source: "pg_dump -Fc app", Size: 1048576, Files: 1, Started: at, Finished: at.Add(3 * time.Second),
-			AddedBytes: 524288, Meta: map[string]string{"command": "pg_dump -Fc app", "exit": "0"}},
-		{Name: "files", Kind: snapshot.KindTree, Tree: id("t2"), Source: "/srv/files", Size: 2097152, Files: 12, Dirs: 3, Started: at.Add(3 * time.Second),
-			Finished: at.Add(5 * time.Second), AddedBytes: 4096, Errors: 1},
+			Point: at.Add(500 * time.Millisecond), AddedBytes: 524288, Meta: map[string]string{"command": "pg_dump -Fc app", "exit": "0"}},
+		{Name: "files", Kind: snapshot.KindTree, Tree: id("t2"), Source: "/srv/files", Size: 2097152, Files: 12, Dirs: 3, Started: at.Add(500 * time.Millisecond),
+			Finished: at.Add(2500 * time.Millisecond), AddedBytes: 4096, Errors: 1},
 	}
 	sn := &snapshot.Snapshot{Time: at, Host: "app1", App: "alm", Tags: []string{"nightly"}, Program: "cairn v1", Components: comps}
 	outputs := map[string]any{

@@ -60,7 +60,39 @@ type ComponentSource struct {
 	// OnFailure, when set, runs before After when the component failed,
 	// and is given the error.
 	OnFailure func(ctx context.Context, err error) error
+	// Fixed says when the source fixes the state it delivers, which is
+	// when the next component may start (see FixedAt).
+	Fixed FixedAt
 }
+
+// FixedAt is when a component's source fixes the state it delivers: its
+// point in time, recorded in the manifest (Component.Point). The next
+// component starts as soon as it is fixed, while this one's bytes may
+// still be read, so the components' points come in order and as close
+// together as the sources allow: the skew of points approaches the
+// longest component's own span instead of the sum of all durations.
+//
+// Components then run concurrently, each with its own readers (a stream
+// one chunker buffer of the chunker's maximum size, a tree
+// ReadConcurrency of them), all saving through the one saver, whose
+// pipeline and memory bound are shared.
+type FixedAt int
+
+const (
+	// FixedAtEnd: the state is not fixed before the data has been read
+	// (a directory tree; a stream of unknown origin). The next component
+	// starts after this one, and its after hook, have finished; no point
+	// is recorded.
+	FixedAtEnd FixedAt = iota
+	// FixedAtFirstByte: a stream whose producer fixes its state before it
+	// writes its first byte (pg_dump takes its snapshot, and holds it,
+	// before any output). The point is the first byte's arrival.
+	FixedAtFirstByte
+	// FixedAtStart: the state is fixed when Start returns (an
+	// Elasticsearch snapshot, complete when the snapshot call returns;
+	// what remains is copying its immutable files).
+	FixedAtStart
+)
 
 // Options describe the snapshot to write.
 type Options struct {
@@ -84,9 +116,10 @@ type Options struct {
 	// OnFailure, when set, runs before After when the backup failed, and
 	// is given the error.
 	OnFailure func(ctx context.Context, err error) error
-	// MaxSkew, when positive, fails a backup whose components took longer
-	// than this from the first start to the last end: the parts would not
-	// describe one point in time closely enough. No snapshot is written.
+	// MaxSkew, when positive, fails a backup whose components' points in
+	// time are further apart than this (snapshot.PointSkew; without points,
+	// from the first start to the last end): the parts would not describe
+	// one point in time closely enough. No snapshot is written.
 	MaxSkew time.Duration
 }
 
@@ -230,21 +263,32 @@ func backup(ctx context.Context, r *repo.Repository, comps []ComponentSource, pa
 		Program: opts.Program,
 	}
 	res := &Result{Snapshot: sn}
-	var archs []*archiver
+	archs := make([]*archiver, len(comps))
 	stats, err := r.WithSaver(ctx, opts.Saver, func(ctx context.Context, s *repo.Saver) error {
-		for _, c := range comps {
+		done := make([]snapshot.Component, len(comps))
+		err := runInOrder(ctx, comps, func(ctx context.Context, i int, fixed func()) error {
+			c := comps[i]
 			a := &archiver{r: r, s: s, opts: &opts, name: c.Name}
-			archs = append(archs, a)
-			comp, err := a.component(ctx, c, parents)
-			res.FileErrors = append(res.FileErrors, a.errs...)
-			res.Skipped = append(res.Skipped, a.skipped...)
+			archs[i] = a
+			comp, err := a.component(ctx, c, parents, fixed)
 			if err != nil {
 				return fmt.Errorf("component %s: %w", c.Name, err)
 			}
-			sn.Components = append(sn.Components, comp)
+			done[i] = comp
+			return nil
+		})
+		for _, a := range archs {
+			if a != nil {
+				res.FileErrors = append(res.FileErrors, a.errs...)
+				res.Skipped = append(res.Skipped, a.skipped...)
+			}
 		}
-		if skew := sn.Skew(); opts.MaxSkew > 0 && skew > opts.MaxSkew {
-			return fmt.Errorf("%w: %s from the first start to the last end, more than --max-skew %s", ErrSkew, skew.Round(time.Millisecond), opts.MaxSkew)
+		if err != nil {
+			return err
+		}
+		sn.Components = done
+		if skew := sn.PointSkew(); opts.MaxSkew > 0 && skew > opts.MaxSkew {
+			return fmt.Errorf("%w: their points in time are %s apart, more than --max-skew %s", ErrSkew, skew.Round(time.Millisecond), opts.MaxSkew)
 		}
 		return nil
 	})
@@ -264,9 +308,48 @@ func backup(ctx context.Context, r *repo.Repository, comps []ComponentSource, pa
 	return res, nil
 }
 
+// runInOrder runs take for each component in order, each in its own
+// goroutine: component i+1 starts once component i has called fixed (or
+// returned). The first error cancels the others' context and is returned
+// once all have returned.
+func runInOrder(ctx context.Context, comps []ComponentSource, take func(ctx context.Context, i int, fixed func()) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	// failed is set before a failing component lets the next one go, so
+	// the next one is not started (errgroup cancels gctx only after the
+	// function has returned).
+	var failed atomic.Bool
+	var prev chan struct{}
+	for i := range comps {
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-gctx.Done():
+			}
+			if failed.Load() || gctx.Err() != nil {
+				break
+			}
+		}
+		ch := make(chan struct{})
+		var once sync.Once
+		fixed := func() { once.Do(func() { close(ch) }) }
+		g.Go(func() error {
+			err := take(gctx, i, fixed)
+			if err != nil {
+				failed.Store(true)
+			}
+			fixed()
+			return err
+		})
+		prev = ch
+	}
+	return g.Wait()
+}
+
 // component takes one component: its before hook, its start, its data, its
-// finish check, and its after hook (which runs whatever happened).
-func (a *archiver) component(ctx context.Context, c ComponentSource, parents []repo.SnapshotEntry) (comp snapshot.Component, err error) {
+// finish check, and its after hook (which runs whatever happened). It
+// calls fixed when the source has fixed its state (c.Fixed), letting the
+// next component start.
+func (a *archiver) component(ctx context.Context, c ComponentSource, parents []repo.SnapshotEntry, fixed func()) (comp snapshot.Component, err error) {
 	if c.Before != nil {
 		if err := c.Before(ctx); err != nil {
 			err = fmt.Errorf("before hook: %w", err)
@@ -295,6 +378,17 @@ func (a *archiver) component(ctx context.Context, c ComponentSource, parents []r
 			c.Source = src.Source
 		}
 	}
+	var point time.Time
+	switch c.Fixed {
+	case FixedAtStart:
+		point = time.Now()
+		fixed()
+	case FixedAtFirstByte:
+		if c.Reader == nil {
+			return comp, errors.New("only a stream can fix its point in time at its first byte")
+		}
+		c.Reader = &firstByte{r: c.Reader, at: func() { point = time.Now(); fixed() }}
+	}
 	if c.FS != nil {
 		comp, err = a.tree(ctx, c, findParentTree(parents, a.opts.Host, c), started)
 	} else {
@@ -308,7 +402,26 @@ func (a *archiver) component(ctx context.Context, c ComponentSource, parents []r
 	}
 	comp.Meta = c.Meta
 	comp.Finished = time.Now().UTC()
+	if !point.IsZero() {
+		comp.Point = point.UTC()
+	}
 	return comp, nil
+}
+
+// firstByte calls at when the first bytes have been read from r.
+type firstByte struct {
+	r    io.Reader
+	at   func()
+	seen bool
+}
+
+func (f *firstByte) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if n > 0 && !f.seen {
+		f.seen = true
+		f.at()
+	}
+	return n, err
 }
 
 // findParentTree returns the root tree of the newest earlier backup of the
