@@ -507,3 +507,17 @@ func toDrillJSON(rep *app.DrillReport, err error) drillJSON {
 	out.Cleanup = append(out.Cleanup, rep.Cleanup...)
 	return out
 }
+
+// progressJSON is one line of progress on stderr with --json, every
+// --progress-interval while a long command runs.
+type progressJSON struct {
+	Type           string   `json:"type"` // "progress"
+	Command        string   `json:"command"`
+	Files          uint64   `json:"files"`
+	Bytes          uint64   `json:"bytes"`
+	TotalBytes     uint64   `json:"total_bytes,omitempty"`
+	Percent        *float64 `json:"percent,omitempty"`
+	ETASeconds     *float64 `json:"eta_seconds,omitempty"`
+	Errors         uint64   `json:"errors"`
+	ElapsedSeconds float64  `json:"elapsed_seconds"`
+}

@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo"
@@ -57,6 +58,9 @@ type globals struct {
 	createBucket bool
 	noCache      bool
 	cacheDir     string
+	// progressInterval is how often progress is printed when stderr is
+	// not a terminal, and with --json.
+	progressInterval time.Duration
 	// abort cancels the running command's context with a cause (a lost
 	// lock); run reports the cause instead of "context canceled".
 	abort    context.CancelCauseFunc
@@ -94,6 +98,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.IntVar(&g.connections, "connections", 0, "parallel requests to an S3 repository (default 8)")
 	pf.BoolVar(&g.noCache, "no-cache", false, "do not keep a local cache of a remote repository's index and manifests")
 	pf.StringVar(&g.cacheDir, "cache-dir", "", "directory for the cache of remote repositories (default $CAIRN_CACHE_DIR, else the user cache directory)")
+	pf.DurationVar(&g.progressInterval, "progress-interval", defaultProgressInterval, "print progress this often when stderr is not a terminal (logs, cron, systemd) and, as JSON lines, with --json")
 	pf.StringVar(&g.configPath, "config", os.Getenv("CAIRN_CONFIG"), "application config file, cairn.yaml (env CAIRN_CONFIG)")
 	pf.StringArrayVar(&g.sets, "set", nil, "override a key of the config file for this run: KEY=VALUE, KEY a dotted path (components.NAME.KEY), VALUE YAML (repeatable)")
 	pf.StringVar(&g.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")

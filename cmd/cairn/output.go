@@ -48,23 +48,32 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// progressPrinter shows a running count on stderr once a second. On a
-// terminal the line rewrites itself; elsewhere (logs, cron mail) it prints
-// a line every 10 seconds so long runs still show life.
+// progressPrinter shows a running count on stderr. On a terminal the
+// line rewrites itself once a second; elsewhere (logs, cron mail, systemd)
+// it prints a line every --progress-interval (default 10 s) so a stuck run
+// shows; with --json it prints a progressJSON object per line at that
+// interval instead.
 type progressPrinter struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
+// defaultProgressInterval is the interval of progress lines when stderr
+// is not a terminal.
+const defaultProgressInterval = 10 * time.Second
+
 func startProgress(g *globals, verb string, p *repo.Progress, total uint64) *progressPrinter {
 	pp := &progressPrinter{stop: make(chan struct{})}
-	if g.quiet || g.json {
+	if g.quiet {
 		return pp
 	}
-	tty := isTerminal(g.stderr)
-	every := time.Second
-	if !tty {
-		every = 10 * time.Second
+	tty := isTerminal(g.stderr) && !g.json
+	every := g.progressInterval
+	if every <= 0 {
+		every = defaultProgressInterval
+	}
+	if tty {
+		every = time.Second
 	}
 	start := time.Now()
 	pp.wg.Add(1)
@@ -80,24 +89,53 @@ func startProgress(g *globals, verb string, p *repo.Progress, total uint64) *pro
 				}
 				return
 			case <-t.C:
-				el := time.Since(start)
-				line := fmt.Sprintf("%s: %d files, %s, %.1f MB/s, %s", verb, p.Files.Load(), humanBytes(p.Bytes.Load()),
-					mbPerSec(p.Bytes.Load(), el), el.Truncate(time.Second))
-				if total > 0 {
-					line += fmt.Sprintf(", %.0f%%", 100*float64(p.Bytes.Load())/float64(total))
-				}
-				if n := p.Errors.Load(); n > 0 {
-					line += fmt.Sprintf(", %d errors", n)
-				}
-				if tty {
-					fmt.Fprintf(g.stderr, "\r\033[K%s", line)
-				} else {
-					fmt.Fprintln(g.stderr, line)
+				st := progressStatus(verb, p, total, time.Since(start))
+				switch {
+				case g.json:
+					b, _ := json.Marshal(st)
+					fmt.Fprintf(g.stderr, "%s\n", b)
+				case tty:
+					fmt.Fprintf(g.stderr, "\r\033[K%s", st.line())
+				default:
+					fmt.Fprintln(g.stderr, st.line())
 				}
 			}
 		}
 	}()
 	return pp
+}
+
+// progressStatus is the progress so far; percent and ETA only when the
+// total is known.
+func progressStatus(verb string, p *repo.Progress, total uint64, el time.Duration) progressJSON {
+	st := progressJSON{Type: "progress", Command: verb, Files: p.Files.Load(), Bytes: p.Bytes.Load(),
+		Errors: p.Errors.Load(), ElapsedSeconds: el.Truncate(time.Millisecond).Seconds()}
+	if total > 0 {
+		st.TotalBytes = total
+		pct := min(100*float64(st.Bytes)/float64(total), 100)
+		st.Percent = &pct
+		if st.Bytes > 0 && st.Bytes < total {
+			eta := el.Seconds() * float64(total-st.Bytes) / float64(st.Bytes)
+			st.ETASeconds = &eta
+		}
+	}
+	return st
+}
+
+func (st progressJSON) line() string {
+	el := secs(st.ElapsedSeconds)
+	line := fmt.Sprintf("%s: %d files, %s, %.1f MB/s, %s", st.Command, st.Files, humanBytes(st.Bytes),
+		mbPerSec(st.Bytes, el), el.Truncate(time.Second))
+	if st.Percent != nil {
+		line += fmt.Sprintf(", %.0f%%", *st.Percent)
+	}
+	if st.ETASeconds != nil {
+		line += fmt.Sprintf(", ETA %s", secs(*st.ETASeconds).Round(time.Second))
+	}
+	if st.Errors > 0 {
+		line += fmt.Sprintf(", %d errors", st.Errors)
+	}
+	return line
 }
 
 func (pp *progressPrinter) Stop() {
