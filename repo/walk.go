@@ -19,10 +19,16 @@ type WalkOptions struct {
 	// Load loads a tree; default the repository's LoadTree. Copy passes
 	// its own so that several targets share one read of the source.
 	Load TreeLoader
-	// Ahead bounds how many trees are loaded ahead of the walk, in the
-	// order the walk will need them (default 16). Each load is one small
-	// ranged read; on S3 its latency (10-50 ms) rather than its bytes is
-	// the cost, so loads overlap instead of queueing one after another.
+	// Ahead bounds how many trees are loaded at once, ahead of the walk
+	// and in the order it will need them (default 16); at most 8×Ahead
+	// loaded trees wait to be taken, which bounds the memory. Each load is
+	// one small ranged read; on S3 its latency (10-50 ms) rather than its
+	// bytes is the cost, so loads overlap instead of queueing one after
+	// another. Measured on 221 trees (20 directories of 10) whose loads
+	// take 5 ms each: one at a time 1.29 s; Ahead 4: 352 ms; 16: 132 ms;
+	// 64: 117 ms. (Bounding loaded-but-untaken trees by Ahead instead, the
+	// first version, gave 1.06 s at 4 and 437 ms at 16: far-ahead siblings
+	// held every slot while the walk descended.)
 	Ahead int
 	// EveryPath walks a subtree at every path it appears under (restore
 	// creates each directory). By default a Walker visits each tree once,
@@ -107,6 +113,9 @@ func (w *Walker) Walk(ctx context.Context, p string, root chunk.ID, v Visitor) e
 		queue:   list.New(),
 		queued:  map[chunk.ID]*list.Element{},
 		started: map[chunk.ID]*treeLoad{},
+		// Running loads never exceed ahead+1; dropped ones still end and
+		// report, so leave room for as many as can have been started.
+		finished: make(chan struct{}, 9*w.ahead+1),
 	}
 	defer func() {
 		cancel()
@@ -128,9 +137,15 @@ type walk struct {
 	// them, whose loads have not started; queued indexes it.
 	queue  *list.List
 	queued map[chunk.ID]*list.Element
-	// started holds loads begun and not yet taken by the walk; at most
-	// ahead of them, plus the one the walk is waiting for.
+	// started holds loads begun and not yet taken by the walk: running
+	// (at most ahead, plus the one the walk waits for) or done (at most
+	// 8×ahead in all).
 	started map[chunk.ID]*treeLoad
+	running int
+	// finished receives one value per load that ends; the walk counts
+	// running down when it reads them. Its buffer holds every load that
+	// can be running, so a load never blocks on it.
+	finished chan struct{}
 }
 
 type treeLoad struct {
@@ -216,9 +231,11 @@ func (wk *walk) readAhead(ids []chunk.ID) {
 	wk.fill()
 }
 
-// fill starts queued loads while fewer than ahead are outstanding.
+// fill starts queued loads while fewer than ahead run and fewer than
+// 8×ahead wait to be taken.
 func (wk *walk) fill() {
-	for len(wk.started) < wk.ahead && wk.queue.Len() > 0 {
+	wk.reap()
+	for wk.running < wk.ahead && len(wk.started) < 8*wk.ahead && wk.queue.Len() > 0 {
 		e := wk.queue.Front()
 		id := wk.queue.Remove(e).(chunk.ID)
 		delete(wk.queued, id)
@@ -229,13 +246,27 @@ func (wk *walk) fill() {
 func (wk *walk) start(id chunk.ID) *treeLoad {
 	l := &treeLoad{done: make(chan struct{})}
 	wk.started[id] = l
+	wk.running++
 	wk.wg.Add(1)
 	go func() {
 		defer wk.wg.Done()
 		l.t, l.err = wk.load(wk.ctx, id)
 		close(l.done)
+		wk.finished <- struct{}{}
 	}()
 	return l
+}
+
+// reap counts down the loads that have ended since the last call.
+func (wk *walk) reap() {
+	for {
+		select {
+		case <-wk.finished:
+			wk.running--
+		default:
+			return
+		}
+	}
 }
 
 // take returns the tree the walk needs now, from its read-ahead or, when
@@ -249,11 +280,17 @@ func (wk *walk) take(id chunk.ID) (*snapshot.Tree, error) {
 	}
 	delete(wk.started, id)
 	wk.fill() // keep the read-ahead busy while this one is awaited
-	select {
-	case <-l.done:
-		return l.t, l.err
-	case <-wk.ctx.Done():
-		return nil, wk.ctx.Err()
+	for {
+		select {
+		case <-l.done:
+			return l.t, l.err
+		case <-wk.finished:
+			// Another load ended: start the next one meanwhile.
+			wk.running--
+			wk.fill()
+		case <-wk.ctx.Done():
+			return nil, wk.ctx.Err()
+		}
 	}
 }
 
