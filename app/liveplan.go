@@ -209,7 +209,7 @@ func (p *LivePlan) check(ctx context.Context, r *repo.Repository, c *Component) 
 		} else if c.RestoreViaFile {
 			how = "write the dump (%s) to a temporary {path} for"
 		}
-		st.Action = fmt.Sprintf(how, humanSize(sc.Size)) + ": " + strings.Join(c.Restore, " ")
+		st.Action = fmt.Sprintf(how, HumanSize(sc.Size)) + ": " + strings.Join(c.Restore, " ")
 		st.Destroys = "whatever the restore command replaces (e.g. pg_restore --clean drops the dumped objects first)"
 		if sc.Kind == snapshot.KindTree || c.RestoreViaFile {
 			if err := roomFor(os.TempDir(), sc.Size); err != nil {
@@ -235,7 +235,7 @@ func (p *LivePlan) check(ctx context.Context, r *repo.Repository, c *Component) 
 		if name == "" {
 			errs = append(errs, errors.New("the snapshot records no Elasticsearch snapshot name"))
 		}
-		st.Action = fmt.Sprintf("write the repository files (%s) beside %s, register them read-only, close the indices and _restore Elasticsearch snapshot %s", humanSize(sc.Size), e.Location, name)
+		st.Action = fmt.Sprintf("write the repository files (%s) beside %s, register them read-only, close the indices and _restore Elasticsearch snapshot %s", HumanSize(sc.Size), e.Location, name)
 		st.Target = e.URL
 		what := "indices " + e.Indices
 		if idx := sc.Meta["indices"]; idx != "" && p.sel[c.Name].indices == "" {
@@ -260,7 +260,7 @@ func (p *LivePlan) check(ctx context.Context, r *repo.Repository, c *Component) 
 		}
 	case "tree":
 		live := filepath.Clean(c.Tree)
-		st.Action = fmt.Sprintf("restore %d files (%s) into a staging directory, re-hash them, move them into place", sc.Files, humanSize(sc.Size))
+		st.Action = fmt.Sprintf("restore %d files (%s) into a staging directory, re-hash them, move them into place", sc.Files, HumanSize(sc.Size))
 		st.Target = live
 		sel := p.sel[c.Name]
 		switch {
@@ -344,7 +344,7 @@ func roomFor(dir string, size uint64) error {
 			// (negative when root's reserve is in use).
 			free := uint64(max(int64(fs.Bavail), 0)) * uint64(fs.Bsize)
 			if free < size {
-				return fmt.Errorf("%s has %s free, the restore needs %s", d, humanSize(free), humanSize(size))
+				return fmt.Errorf("%s has %s free, the restore needs %s", d, HumanSize(free), HumanSize(size))
 			}
 			return nil
 		}
@@ -366,7 +366,9 @@ func readStream(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, 
 	return r.DumpFile(ctx, node, io.Discard)
 }
 
-func humanSize(n uint64) string {
+// HumanSize formats n bytes as "1.5 MiB", as in the restore plan; the CLI
+// prints every size this way.
+func HumanSize(n uint64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
