@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/repo/export"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
@@ -37,7 +38,11 @@ tar -x -C PARENT puts it back where it was.`,
 				return err
 			}
 			defer release()
-			sn, err := r.FindSnapshot(ctx, args[0])
+			var sel app.Selection
+			if g.config != nil {
+				sel.App = g.config.App // latest is this application's latest
+			}
+			sn, err := app.FindSnapshot(ctx, r, args[0], sel)
 			if err != nil {
 				return err
 			}

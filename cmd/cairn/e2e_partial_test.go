@@ -275,13 +275,18 @@ func TestTenantExport(t *testing.T) {
 	folder := captureTree(t, filepath.Join(a.files, "sp1001"))
 	a.putDoc("mqm_sp1001_issues", "1", `{"title":"live change after the backup"}`)
 	live := a.docs("mqm_sp1001_issues")
+	// Another application's snapshot is the repository's latest; with
+	// --config, latest is this application's.
+	other := filepath.Join(t.TempDir(), "other")
+	write(t, filepath.Join(other, "sp1001", "foreign.txt"), []byte("not this app's"), 0o644)
+	mustCairn(t, []byte("another application's dump"), "backup", "--stdin", "db", "--tree", "files="+other)
 
 	// Rows: the dump, restored into a scratch database, only the schema
 	// (pg_restore -n restores what is in the schema, not the schema).
 	scratch := a.pg.NewDatabase(t)
 	scratch.Exec(t, "CREATE SCHEMA sp1001")
 	dump := filepath.Join(t.TempDir(), "db.dump")
-	if err := os.WriteFile(dump, []byte(mustCairn(t, nil, "dump", "latest", "db").stdout), 0o600); err != nil {
+	if err := os.WriteFile(dump, []byte(mustCairn(t, nil, "--config", a.config, "dump", "latest", "db").stdout), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(a.pg.Bin("pg_restore"), append(a.pg.ConnArgs(), "-n", "sp1001", "--no-owner", "-d", scratch.Database, dump)...)
@@ -307,7 +312,7 @@ func TestTenantExport(t *testing.T) {
 	}
 
 	// Folder: a tar of it.
-	tarball := mustCairn(t, nil, "dump", "latest", "files/sp1001").stdout
+	tarball := mustCairn(t, nil, "--config", a.config, "dump", "latest", "files/sp1001").stdout
 	dir := t.TempDir()
 	x := exec.Command("tar", "-x", "-p", "-C", dir)
 	x.Stdin = strings.NewReader(tarball)
