@@ -58,3 +58,14 @@ func TestSchedule(t *testing.T) {
 		})
 	}
 }
+
+// TestContribExample keeps the example config under contrib/ valid.
+func TestContribExample(t *testing.T) {
+	cfg, err := Load("../contrib/cairn.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Schedule == nil || cfg.Drill == nil || cfg.Retention == nil || len(cfg.Replicate) != 1 {
+		t.Errorf("the example lost a block: %+v", cfg)
+	}
+}

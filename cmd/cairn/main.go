@@ -146,6 +146,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newDaemonCmd(g),
 		newStatusCmd(g),
 		newDrillCmd(g),
+		newConfigHelpTopic(),
 	)
 	return root
 }
