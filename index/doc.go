@@ -44,7 +44,13 @@
 //
 // AddFiles loads many index files at once with a single sort and merge, so
 // opening a repository is O(n log n) (about 1.7 s for 5M entries, with a
-// radix pass on the leading ID bits before sorting).
+// radix pass on the leading ID bits before sorting). It holds the decoded
+// Files, the run, sort keys and the merged array at once: 3.5 × the index.
+// A Loader (what a repository's LoadIndex uses) decodes index files
+// straight into one entry array sized from the files' lengths, sorts it in
+// place (an in-place radix pass, then each part) and hands it to the index
+// as main: loading allocates 1.06 × the index in all (TestLoaderMemory),
+// and LoadIndex's heap peaks at about 1.2 × (repo's TestLoadIndexMemory).
 //
 // main is never modified in place: a merge or RemovePacks builds a new
 // slice. This lets Each and Files work on a snapshot without holding the

@@ -74,18 +74,25 @@ func (f *File) MarshalBinary() ([]byte, error) {
 // Decode is the inverse of MarshalBinary: a File that decodes without error
 // re-encodes to exactly data (the encoding is canonical).
 func Decode(data []byte) (*File, error) {
+	if err := checkHeader(data); err != nil {
+		return nil, err
+	}
+	return decodeV1(data)
+}
+
+// checkHeader checks the magic and that the version is one this build reads
+// (only 1 so far).
+func checkHeader(data []byte) error {
 	if len(data) < len(Magic)+1 {
-		return nil, corruptf(0, "file is %d bytes, shorter than the %d-byte header", len(data), len(Magic)+1)
+		return corruptf(0, "file is %d bytes, shorter than the %d-byte header", len(data), len(Magic)+1)
 	}
 	if string(data[:len(Magic)]) != Magic {
-		return nil, corruptf(0, "bad magic %q, want %q", data[:len(Magic)], Magic)
+		return corruptf(0, "bad magic %q, want %q", data[:len(Magic)], Magic)
 	}
-	switch v := data[len(Magic)]; v {
-	case 1:
-		return decodeV1(data)
-	default:
-		return nil, fmt.Errorf("%w %d (this build reads version %d)", ErrUnknownVersion, v, Version)
+	if v := data[len(Magic)]; v != 1 {
+		return fmt.Errorf("%w %d (this build reads version %d)", ErrUnknownVersion, v, Version)
 	}
+	return nil
 }
 
 // corruptf returns an error wrapping ErrCorrupt that names the byte offset

@@ -137,49 +137,77 @@ func (r *v1Reader) blob() (pack.Blob, error) {
 }
 
 func decodeV1(data []byte) (*File, error) {
-	r := &v1Reader{data: data, off: v1HeaderSize}
 	f := &File{}
+	var pb *PackBlobs
+	sup, err := walkV1(data, func(id chunk.ID, nBlobs, nPacks int) {
+		if f.Packs == nil {
+			f.Packs = make([]PackBlobs, 0, nPacks)
+		}
+		f.Packs = append(f.Packs, PackBlobs{Pack: id})
+		pb = &f.Packs[len(f.Packs)-1]
+		if nBlobs > 0 {
+			pb.Blobs = make([]pack.Blob, 0, nBlobs)
+		}
+	}, func(b *pack.Blob) {
+		pb.Blobs = append(pb.Blobs, *b)
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.Supersedes = sup
+	return f, nil
+}
+
+// walkV1 checks a whole version 1 file and reports its content as it goes:
+// onPack for each pack (with its blob count and the file's pack count, both
+// already checked against the remaining input), then onBlob for each of that pack's blobs (checked, and
+// only valid until onBlob returns). It returns the superseded file IDs. On
+// an error the callbacks may have seen part of the file; the caller drops
+// what they built. Decode and Loader share it, so both apply every check.
+func walkV1(data []byte, onPack func(id chunk.ID, nBlobs, nPacks int), onBlob func(*pack.Blob)) ([]chunk.ID, error) {
+	r := &v1Reader{data: data, off: v1HeaderSize}
 	nPacks, err := r.count("pack", v1MinPack)
 	if err != nil {
 		return nil, err
 	}
-	if nPacks > 0 {
-		f.Packs = make([]PackBlobs, nPacks)
-	}
-	for i := range f.Packs {
-		pb := &f.Packs[i]
-		if pb.Pack, err = r.id("pack ID"); err != nil {
+	// One blob variable for the whole file: passed by address to onBlob it
+	// lives on the heap, and one allocation per blob would cost a load of
+	// millions of entries its own weight in garbage.
+	var bl pack.Blob
+	for range nPacks {
+		id, err := r.id("pack ID")
+		if err != nil {
 			return nil, err
 		}
 		nBlobs, err := r.count("blob", v1BlobSize)
 		if err != nil {
 			return nil, err
 		}
-		if nBlobs > 0 {
-			pb.Blobs = make([]pack.Blob, nBlobs)
-		}
-		for j := range pb.Blobs {
-			if pb.Blobs[j], err = r.blob(); err != nil {
+		onPack(id, nBlobs, nPacks)
+		for range nBlobs {
+			if bl, err = r.blob(); err != nil {
 				return nil, err
 			}
+			onBlob(&bl)
 		}
 	}
 	nSup, err := r.count("superseded file", chunk.IDSize)
 	if err != nil {
 		return nil, err
 	}
+	var sup []chunk.ID
 	if nSup > 0 {
-		f.Supersedes = make([]chunk.ID, nSup)
+		sup = make([]chunk.ID, nSup)
 	}
-	for i := range f.Supersedes {
-		if f.Supersedes[i], err = r.id("superseded file ID"); err != nil {
+	for i := range sup {
+		if sup[i], err = r.id("superseded file ID"); err != nil {
 			return nil, err
 		}
 	}
 	if r.remaining() != 0 {
 		return nil, corruptf(r.off, "%d trailing bytes", r.remaining())
 	}
-	return f, nil
+	return sup, nil
 }
 
 // uvarintLen is the length of the minimal uvarint encoding of x.

@@ -58,7 +58,8 @@ func Seal(key *Key, dst, plaintext, ad []byte) []byte {
 // Input that is too short or fails authentication (wrong key, wrong ad, any
 // changed bit) yields an error wrapping ErrCorrupt.
 //
-// dst must not overlap sealed.
+// dst must not overlap sealed, except as sealed[NonceSize:NonceSize], which
+// decrypts in place (the AEAD allows exactly that overlap).
 func Open(key *Key, dst, sealed, ad []byte) ([]byte, error) {
 	if len(sealed) < Overhead {
 		return dst, fmt.Errorf("%w: sealed message of %d bytes is shorter than the %d-byte overhead", ErrCorrupt, len(sealed), Overhead)

@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/store"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 )
 
 // Repository is an open repository. Its methods are safe for concurrent use.
@@ -105,6 +106,18 @@ func (r *Repository) readObjectAtMost(ctx context.Context, name string, id chunk
 	} else {
 		buf, err = store.ReadAll(ctx, r.st, name)
 	}
+	return checkObject(name, id, buf, err)
+}
+
+// readObjectSize is readObject for an object whose listed size is size:
+// one buffer, no growing, dst's if it has the room (store.ReadAllSize).
+func (r *Repository) readObjectSize(ctx context.Context, name string, id chunk.ID, size int64, dst []byte) ([]byte, error) {
+	buf, err := store.ReadAllSize(ctx, r.st, name, size, dst)
+	return checkObject(name, id, buf, err)
+}
+
+// checkObject checks that the bytes read of object name hash to id.
+func checkObject(name string, id chunk.ID, buf []byte, err error) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
@@ -126,7 +139,14 @@ func (r *Repository) writeSealed(ctx context.Context, prefix string, plain, ad [
 
 // ListIDs lists the object IDs under prefix ("snapshots/", "index/", "data/").
 func (r *Repository) ListIDs(ctx context.Context, prefix string) ([]chunk.ID, error) {
+	ids, _, err := r.listIDsSizes(ctx, prefix)
+	return ids, err
+}
+
+// listIDsSizes is ListIDs that also returns the objects' sizes, by ID.
+func (r *Repository) listIDsSizes(ctx context.Context, prefix string) ([]chunk.ID, map[chunk.ID]int64, error) {
 	var ids []chunk.ID
+	sizes := map[chunk.ID]int64{}
 	err := r.st.List(ctx, prefix, func(fi store.Info) error {
 		base := fi.Name[strings.LastIndexByte(fi.Name, '/')+1:]
 		id, err := chunk.ParseID(base)
@@ -134,51 +154,76 @@ func (r *Repository) ListIDs(ctx context.Context, prefix string) ([]chunk.ID, er
 			return nil // not ours; check reports strays
 		}
 		ids = append(ids, id)
+		sizes[id] = fi.Size
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", prefix, err)
+		return nil, nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
 	slices.SortFunc(ids, chunk.ID.Compare)
-	return ids, nil
+	return ids, sizes, nil
 }
 
 // LoadIndex reads every index file into memory. Index files that a newer
 // file supersedes are skipped. It is idempotent.
+//
+// Files are decoded straight into the index's entry array (index.Loader),
+// sized once from the listed object sizes, and at most
+// max(minIndexBytesInFlight, total/8) bytes of files are held at a time
+// (a file's sealed bytes, decrypted in place): the heap peaks at about the
+// final index plus an eighth (see TestLoadIndexMemory).
 func (r *Repository) LoadIndex(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.indexLoaded {
 		return nil
 	}
-	ids, err := r.ListIDs(ctx, "index/")
+	ids, sizes, err := r.listIDsSizes(ctx, "index/")
 	if err != nil {
 		return err
 	}
-	files := make([]*index.File, len(ids))
+	var total int64
+	for _, size := range sizes {
+		total += max(size, 0)
+	}
+	budget := max(minIndexBytesInFlight, total/8)
+	inFlight := semaphore.NewWeighted(budget)
+	loader := index.NewLoader(total)
+	// Read buffers are reused: a file read leaves no garbage, which with
+	// GOGC=25 would otherwise count against the peak until a collection.
+	var bufs bufferPool
+	supersedes := make([][]chunk.ID, len(ids))
 	damage := make([]error, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, id := range ids {
+		// A file larger than the budget (or of unknown size) goes alone.
+		weight := min(max(sizes[id], 1), budget)
+		if err := inFlight.Acquire(gctx, weight); err != nil {
+			break // a load failed (g.Wait reports it) or ctx is done
+		}
 		g.Go(func() error {
-			f, err := r.loadIndexFile(gctx, id)
+			defer inFlight.Release(weight)
+			buf := bufs.get()
+			sup, buf, err := r.loadIndexFileInto(gctx, id, sizes[id], i, loader, buf)
+			bufs.put(buf)
 			if err != nil && isDamage(err) && gctx.Err() == nil {
 				damage[i] = err // judged below, once Supersedes are known
 				return nil
 			}
-			files[i] = f
+			supersedes[i] = sup
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	superseded := map[chunk.ID]bool{}
-	for _, f := range files {
-		if f == nil {
-			continue
-		}
-		for _, s := range f.Supersedes {
+	for _, sup := range supersedes {
+		for _, s := range sup {
 			superseded[s] = true
 		}
 	}
@@ -202,20 +247,49 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	}
 	r.indexDamaged = damaged
 	r.indexListed = ids
-	live := make([]*index.File, 0, len(files))
-	for i, f := range files {
-		if f == nil || superseded[ids[i]] {
-			continue
+	for i, id := range ids {
+		if damage[i] == nil && !superseded[id] {
+			r.indexFiles = append(r.indexFiles, id)
 		}
-		live = append(live, f)
-		r.indexFiles = append(r.indexFiles, ids[i])
 	}
-	// One sort and merge for all files: several times faster than adding
-	// them one by one at millions of blobs.
-	r.idx.AddFiles(live)
+	// One in-place sort for all files: several times faster than adding
+	// them one by one at millions of blobs, and no second copy.
+	loader.AddTo(r.idx, func(i int) bool { return superseded[ids[i]] })
 	r.indexLoaded = true
 	return nil
 }
+
+// bufferPool is a free list of read buffers (sync.Pool may drop them at
+// any collection, and a collection is what reuse avoids).
+type bufferPool struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+func (p *bufferPool) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) == 0 {
+		return nil
+	}
+	b := p.free[len(p.free)-1]
+	p.free = p.free[:len(p.free)-1]
+	return b
+}
+
+func (p *bufferPool) put(b []byte) {
+	if b == nil {
+		return
+	}
+	p.mu.Lock()
+	p.free = append(p.free, b)
+	p.mu.Unlock()
+}
+
+// minIndexBytesInFlight is the least LoadIndex lets itself hold of index
+// files being read: 4 MiB. Files larger than the budget are read one at a
+// time (prune writes files of about 5 MiB); small ones 8 at a time.
+const minIndexBytesInFlight = 4 << 20
 
 // ErrDamagedIndex is returned by LoadIndex when an index file cannot be
 // read back (corrupt, not authenticated, not decodable) and the caller has
@@ -257,19 +331,54 @@ func isDamage(err error) bool {
 var errIndexUndecodable = errors.New("index file does not decrypt or decode")
 
 func (r *Repository) loadIndexFile(ctx context.Context, id chunk.ID) (*index.File, error) {
-	buf, err := r.readObject(ctx, indexName(id), id)
+	plain, _, err := r.openIndexFile(ctx, id, -1, nil)
 	if err != nil {
-		return nil, fmt.Errorf("load index: %w", err)
-	}
-	plain, err := pack.Open(&r.key, nil, buf, adIndex)
-	if err != nil {
-		return nil, fmt.Errorf("load index %s: %w: %w", id.Short(), errIndexUndecodable, err)
+		return nil, err
 	}
 	f, err := index.Decode(plain)
 	if err != nil {
 		return nil, fmt.Errorf("load index %s: %w: %w", id.Short(), errIndexUndecodable, err)
 	}
 	return f, nil
+}
+
+// loadIndexFileInto decodes index file id (listed with size bytes) into l
+// as file seq, and returns the files it supersedes. It reads into buf's
+// storage if it has the room, and returns the buffer it read into, for
+// the next file.
+func (r *Repository) loadIndexFileInto(ctx context.Context, id chunk.ID, size int64, seq int, l *index.Loader, buf []byte) ([]chunk.ID, []byte, error) {
+	plain, raw, err := r.openIndexFile(ctx, id, size, buf)
+	if err != nil {
+		return nil, buf, err
+	}
+	sup, err := l.Add(seq, plain) // does not retain plain
+	if err != nil {
+		return nil, raw, fmt.Errorf("load index %s: %w: %w", id.Short(), errIndexUndecodable, err)
+	}
+	return sup, raw, nil
+}
+
+// openIndexFile reads and decrypts index file id, in place: it returns the
+// plaintext and the bytes read, which share storage. size is its listed
+// size, or -1 if unknown; then dst, if it has room, holds the bytes read.
+func (r *Repository) openIndexFile(ctx context.Context, id chunk.ID, size int64, dst []byte) (plain, raw []byte, err error) {
+	if size >= 0 {
+		raw, err = r.readObjectSize(ctx, indexName(id), id, size, dst)
+	} else {
+		raw, err = r.readObject(ctx, indexName(id), id)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("load index: %w", err)
+	}
+	var out []byte
+	if len(raw) >= pack.NonceSize {
+		out = raw[pack.NonceSize:pack.NonceSize]
+	}
+	plain, err = pack.Open(&r.key, out, raw, adIndex)
+	if err != nil {
+		return nil, raw, fmt.Errorf("load index %s: %w: %w", id.Short(), errIndexUndecodable, err)
+	}
+	return plain, raw, nil
 }
 
 // WriteIndex seals and stores f, and counts it among IndexFiles. Callers

@@ -157,7 +157,11 @@ func TestPruneMemoryIsBoundedByTheIndex(t *testing.T) {
 	for ph, v := range phasePeak {
 		t.Logf("  %-40s %.1f MiB", ph, float64(v)/(1<<20))
 	}
-	if ratio > 4 {
-		t.Fatalf("prune's heap peaked at %.2f × the index; it was 3.5 ×", ratio)
+	// Measured 2.6-2.9 × since LoadIndex decodes into the index's array
+	// (its own peak is about 1.2 ×, TestLoadIndexMemory; here the index is
+	// small beside fixed costs: memstore copies each object read, the
+	// walker's buffers, the new index's files); 3.5 × before.
+	if ratio > 3.3 {
+		t.Fatalf("prune's heap peaked at %.2f × the index; it was 3.5 ×, then 2.6-2.9 ×", ratio)
 	}
 }

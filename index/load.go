@@ -1,0 +1,246 @@
+package index
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+
+	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/pack"
+)
+
+// Loader builds an index from a repository's index files holding about one
+// copy of the entries: each file is decoded straight into one growing entry
+// array (no File, no per-file slices), which is then sorted in place and
+// becomes the index's main array. Loading through Decode and AddFiles holds
+// every decoded File (48 bytes a blob), the unsorted run (52), sort keys
+// (2 × 16) and the merged array (52) at once: its heap peaked at 3.5 × the
+// final index. With a Loader sized from the files' lengths the peak is the
+// array plus the files being decoded (measured in TestLoaderMemory).
+//
+// Add may be called from several goroutines (a file is decoded under the
+// Loader's lock; reading and decrypting, the slow part, happen outside).
+// AddTo is called once, after every Add has returned.
+type Loader struct {
+	mu      sync.Mutex
+	entries []entry
+	files   []loadedFile // in the order added, so by position in entries
+	packs   []chunk.ID
+	packNum map[chunk.ID]uint32
+}
+
+// loadedFile is where one added file's entries are.
+type loadedFile struct {
+	seq        int
+	start, end int
+}
+
+// NewLoader returns a Loader for files of about plainBytes bytes in all
+// (0 if unknown): the entry array is allocated once for the most blobs
+// they can hold, so it is not copied while growing. A wrong hint costs
+// memory, never correctness.
+func NewLoader(plainBytes int64) *Loader {
+	l := &Loader{packNum: make(map[chunk.ID]uint32)}
+	if n := plainBytes / int64(v1BlobSize); n > 0 {
+		l.entries = make([]entry, 0, n)
+	}
+	return l
+}
+
+// Add decodes the plaintext of one index file into the loader, applying
+// every check Decode applies; seq orders the file among the others (see
+// AddTo). It returns the IDs of the files this one supersedes. On an error
+// (wrapping ErrCorrupt or ErrUnknownVersion) nothing of the file is kept.
+func (l *Loader) Add(seq int, data []byte) ([]chunk.ID, error) {
+	if err := checkHeader(data); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	start := len(l.entries)
+	var num uint32
+	sup, err := walkV1(data, func(id chunk.ID, nBlobs, _ int) {
+		if nBlobs == 0 {
+			return // a pack without blobs gets no number: every numbered pack has entries
+		}
+		var ok bool
+		if num, ok = l.packNum[id]; !ok {
+			num = uint32(len(l.packs))
+			l.packs = append(l.packs, id)
+			l.packNum[id] = num
+		}
+	}, func(b *pack.Blob) {
+		l.entries = append(l.entries, newEntry(num, b))
+	})
+	if err != nil {
+		// Packs this file numbered may now have no entry; AddTo drops them.
+		l.entries = l.entries[:start]
+		return nil, err
+	}
+	l.files = append(l.files, loadedFile{seq: seq, start: start, end: len(l.entries)})
+	return sup, nil
+}
+
+// AddTo adds the entries of every added file for which drop (if not nil)
+// returns false to ix, and empties the loader. Entries with the same type
+// and ID are ordered by their pack's first appearance, files taken in
+// order of seq; so Lookup returns the copy in the pack met first. If ix is
+// empty, the loader's array becomes ix's main array without a copy.
+func (l *Loader) AddTo(ix *Index, drop func(seq int) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.compact(drop)
+	l.renumber()
+	m, packs := l.entries, l.packs
+	l.entries, l.files, l.packs, l.packNum = nil, nil, nil, nil
+	sortEntries(m)
+	m = dedupSorted(m)
+	if len(m) <= cap(m)/2 {
+		// The size hint was far off (superseded files, or a lying store):
+		// give the slack back.
+		m = slices.Clone(m)
+	}
+
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if len(ix.main) == 0 && len(ix.tail) == 0 && len(ix.packs) == 0 {
+		ix.packs = packs
+		ix.packNum = make(map[chunk.ID]uint32, len(packs))
+		for i, id := range packs {
+			ix.packNum[id] = uint32(i)
+		}
+		ix.setMainLocked(m)
+		return
+	}
+	// Not the usual case (LoadIndex fills an empty index): renumber into
+	// ix's pack table and merge as AddFiles does.
+	run := make([]entry, len(ix.tail), len(ix.tail)+len(m))
+	copy(run, ix.tail)
+	renum := make([]uint32, len(packs))
+	for i, id := range packs {
+		renum[i] = ix.packNumLocked(id)
+	}
+	for _, e := range m {
+		e.pack = renum[e.pack]
+		run = append(run, e)
+	}
+	ix.resetTailLocked()
+	ix.mergeRunLocked(run)
+}
+
+// compact moves the entries of the files drop keeps together, in place, and
+// orders l.files by seq.
+func (l *Loader) compact(drop func(int) bool) {
+	n := 0
+	kept := l.files[:0]
+	for _, f := range l.files {
+		if drop != nil && drop(f.seq) {
+			continue
+		}
+		k := copy(l.entries[n:], l.entries[f.start:f.end])
+		kept = append(kept, loadedFile{seq: f.seq, start: n, end: n + k})
+		n += k
+	}
+	l.entries = l.entries[:n]
+	l.files = kept
+	slices.SortFunc(l.files, func(a, b loadedFile) int { return cmp.Compare(a.seq, b.seq) })
+}
+
+// renumber gives the packs that still have entries new numbers in order of
+// first appearance, files taken by seq, so ties between copies of a blob
+// are broken the same way whatever order the files were added in.
+func (l *Loader) renumber() {
+	const none = ^uint32(0)
+	renum := make([]uint32, len(l.packs))
+	for i := range renum {
+		renum[i] = none
+	}
+	packs := make([]chunk.ID, 0, len(l.packs))
+	for _, f := range l.files {
+		part := l.entries[f.start:f.end]
+		for i := range part {
+			p := &renum[part[i].pack]
+			if *p == none {
+				*p = uint32(len(packs))
+				packs = append(packs, l.packs[part[i].pack])
+			}
+			part[i].pack = *p
+		}
+	}
+	l.packs = packs
+}
+
+// compareFull orders entries by (id, typ), then by every other field, so
+// that identical entries are adjacent and ties are broken by pack number.
+func compareFull(a, b *entry) int {
+	if c := compareEntries(a, b); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.pack, b.pack); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.offset, b.offset); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.length, b.length); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.rawLen, b.rawLen); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.flags, b.flags)
+}
+
+// sortEntries sorts m in place by compareFull. IDs are uniformly spread
+// keyed hashes, so an in-place counting pass on the leading radixBits bits
+// (American flag sort) leaves parts of a few entries each, which sort fast;
+// extra memory is the 2^radixBits counters only.
+func sortEntries(m []entry) {
+	cmpFn := func(a, b entry) int { return compareFull(&a, &b) }
+	if len(m) < 1<<radixBits {
+		slices.SortFunc(m, cmpFn)
+		return
+	}
+	digit := func(e *entry) int { return int(hi8(&e.id) >> (64 - radixBits)) }
+	start := make([]int, 1<<radixBits+1)
+	for i := range m {
+		start[digit(&m[i])+1]++
+	}
+	for p := 1; p < len(start); p++ {
+		start[p] += start[p-1]
+	}
+	next := slices.Clone(start[:1<<radixBits])
+	for p := range 1 << radixBits {
+		end := start[p+1]
+		for next[p] < end {
+			d := digit(&m[next[p]])
+			if d == p {
+				next[p]++
+				continue
+			}
+			// m[next[p]] belongs in part d: swap it into d's next free slot.
+			m[next[p]], m[next[d]] = m[next[d]], m[next[p]]
+			next[d]++
+		}
+	}
+	for p := range 1 << radixBits {
+		if part := m[start[p]:start[p+1]]; len(part) > 1 {
+			slices.SortFunc(part, cmpFn)
+		}
+	}
+}
+
+// dedupSorted removes, in place, entries identical to the one before them.
+func dedupSorted(m []entry) []entry {
+	if len(m) == 0 {
+		return m
+	}
+	k := 1
+	for i := 1; i < len(m); i++ {
+		if m[i] != m[k-1] {
+			m[k] = m[i]
+			k++
+		}
+	}
+	return m[:k]
+}
