@@ -622,3 +622,41 @@ func TestScriptContract(t *testing.T) {
 		t.Errorf("-q snapshots must still list them:\n%v", r)
 	}
 }
+
+// TestBackupOnFailure: a failing dump runs the component's and the
+// application's backup on_failure hooks, each told the error, and the
+// after hooks still run (the service comes back); no snapshot is written.
+func TestBackupOnFailure(t *testing.T) {
+	testEnv(t)
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	hook := func(s string) string { return fmt.Sprintf("[sh, -c, %q]", s+" >> "+log) }
+	cfg := filepath.Join(dir, "cairn.yaml")
+	write(t, cfg, []byte(fmt.Sprintf(`app: web
+hooks:
+  backup:
+    before: %s
+    after: %s
+    on_failure: %s
+components:
+  - name: db
+    command: [sh, -c, "echo disk full >&2; exit 2"]
+    hooks:
+      backup:
+        after: %s
+        on_failure: %s
+`, hook("echo stop"), hook("echo start"), hook(`echo "app-on_failure $CAIRN_PHASE $CAIRN_HOOK"`),
+		hook("echo db-after"), hook(`echo "db-on_failure $CAIRN_COMPONENT $CAIRN_ERROR"`))), 0o600)
+	r := cairn(t, nil, "--config", cfg, "backup")
+	if r.code != 1 || !strings.Contains(r.stderr, "no snapshot written") {
+		t.Errorf("want exit 1, no snapshot:\n%v", r)
+	}
+	got := strings.Join(strings.Fields(string(readFile(t, log))), " ")
+	if !strings.HasPrefix(got, "stop db-on_failure db ") || !strings.Contains(got, "disk full") ||
+		!strings.HasSuffix(got, "db-after app-on_failure backup on_failure start") {
+		t.Errorf("hooks ran as %q", got)
+	}
+	if n := countSnapshots(t); n != 0 {
+		t.Errorf("%d snapshots", n)
+	}
+}
