@@ -52,7 +52,7 @@ func TestPartialSnapshot(t *testing.T) {
 	if !errors.Is(err, elasticsearch.ErrSnapshotPartial) {
 		t.Fatalf("error %v", err)
 	}
-	wantErr(t, err, "PARTIAL", "index mqm_sp1001_items shard 1", "1 of 3 shards failed", "AllowPartial")
+	wantErr(t, err, "PARTIAL", "index mqm_sp1001_items shard 1", "1 of 3 shards failed", "allow_partial")
 	if s := snapshotsIn(e, "cairn"); strings.Contains(s, "cairn-") {
 		t.Errorf("partial snapshot kept: %s", s)
 	}
