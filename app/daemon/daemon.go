@@ -38,6 +38,9 @@ const (
 	StepForget = "forget" // the retention policies; only with retention:
 	StepPrune  = "prune"  // on the schedule's prune interval
 	StepDrill  = "drill"  // on drill.every; records its own result
+	// StepStatus reads the repositories after a run for the metrics
+	// (snapshot count, replica lag); its failure fails nothing.
+	StepStatus = "status"
 )
 
 // Job performs one step of a run for cfg. Backup's Outcome is recorded;
@@ -273,6 +276,13 @@ func (d *Daemon) run(ctx context.Context, log *slog.Logger, cfg *app.Config, st 
 		}
 	}
 	st.LastDuration = d.opts.Clock.Now().Sub(start)
+	if ctx.Err() == nil {
+		if sout, serr := d.opts.Job(ctx, cfg, StepStatus); serr == nil || sout.Snapshots > 0 {
+			d.opts.Metrics.repositories(cfg.App, sout)
+		} else {
+			log.Warn("cannot read the repositories for the metrics", "err", serr)
+		}
+	}
 	if err != nil {
 		st.LastResult, st.LastError = "failed", err.Error()
 		st.Failures++

@@ -78,6 +78,9 @@ func newFakeJob() *fakeJob {
 }
 
 func (j *fakeJob) run(ctx context.Context, cfg *app.Config, step string) (Outcome, error) {
+	if step == StepStatus { // after every run, for the metrics only
+		return Outcome{Snapshots: 3}, nil
+	}
 	j.mu.Lock()
 	err := j.fail[cfg.App]
 	j.mu.Unlock()

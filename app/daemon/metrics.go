@@ -27,6 +27,8 @@ type Metrics struct {
 	drillTime   *prometheus.GaugeVec
 	drillOK     *prometheus.GaugeVec
 	drillTTR    *prometheus.GaugeVec
+	snapshots   *prometheus.GaugeVec
+	replicaLag  *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics in a registry of their own (with the
@@ -60,6 +62,10 @@ func NewMetrics() *Metrics {
 	m.drillTTR = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "cairn", Name: "last_drill_restore_seconds",
 		Help: "Time-to-restore of each component in the last drill."}, []string{"app", "component"})
 	reg.MustRegister(m.drillTTR)
+	m.snapshots = gauge("snapshots", "Snapshots of the application in its repository.")
+	m.replicaLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "cairn", Name: "replica_lag_seconds",
+		Help: "How far each replica's newest snapshot of the application is behind the repository's."}, []string{"app", "target"})
+	reg.MustRegister(m.replicaLag)
 	return m
 }
 
@@ -102,6 +108,17 @@ func (m *Metrics) drilled(app string, d Drill) {
 	m.drillTTR.DeletePartialMatch(prometheus.Labels{"app": app})
 	for c, s := range d.RestoreSeconds {
 		m.drillTTR.WithLabelValues(app, c).Set(s)
+	}
+}
+
+func (m *Metrics) repositories(app string, o Outcome) {
+	if m == nil {
+		return
+	}
+	m.snapshots.WithLabelValues(app).Set(float64(o.Snapshots))
+	m.replicaLag.DeletePartialMatch(prometheus.Labels{"app": app})
+	for target, lag := range o.ReplicaLag {
+		m.replicaLag.WithLabelValues(app, target).Set(lag.Seconds())
 	}
 }
 

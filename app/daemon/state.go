@@ -42,6 +42,10 @@ type Outcome struct {
 	BytesRead    int64         `json:"bytes_read"`
 	BytesAdded   int64         `json:"bytes_added"`
 	Skew         time.Duration `json:"skew_ns"`
+	// From StepStatus, not recorded in the state file: the app's snapshots
+	// in its repository and each replica's lag behind its newest.
+	Snapshots  int                      `json:"-"`
+	ReplicaLag map[string]time.Duration `json:"-"`
 }
 
 // maxStateFile bounds what ReadState reads: a state file is a few hundred

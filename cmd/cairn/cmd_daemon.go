@@ -250,7 +250,7 @@ const stopGrace = 30 * time.Second
 
 func (j *childJob) run(ctx context.Context, cfg *app.Config, step string) (daemon.Outcome, error) {
 	args := append(slices.Clone(j.globals), "--config", cfg.Path, "--json", "--quiet", step)
-	if step == daemon.StepDrill {
+	if step == daemon.StepDrill || step == daemon.StepStatus {
 		args = append(args, "--state-dir", j.stateDir)
 	}
 	cmd := exec.CommandContext(ctx, j.exe, args...)
@@ -268,6 +268,19 @@ func (j *childJob) run(ctx context.Context, cfg *app.Config, step string) (daemo
 		if json.Unmarshal(stdout.Bytes(), &b) == nil && b.ID != "" {
 			out = daemon.Outcome{Snapshot: b.ShortID, SnapshotTime: b.Time, BytesRead: int64(b.Size),
 				BytesAdded: int64(b.AddedBytes), Skew: time.Duration(b.SkewSeconds * float64(time.Second))}
+		}
+	}
+	if step == daemon.StepStatus {
+		// status exits 5 when the app needs attention; its report still
+		// holds the counts.
+		var st []statusJSON
+		if json.Unmarshal(stdout.Bytes(), &st) == nil && len(st) == 1 {
+			out.Snapshots, out.ReplicaLag = st[0].Snapshots, map[string]time.Duration{}
+			for _, rp := range st[0].Replicas {
+				if rp.LagSeconds != nil {
+					out.ReplicaLag[rp.Repository] = secs(*rp.LagSeconds)
+				}
+			}
 		}
 	}
 	if err != nil {

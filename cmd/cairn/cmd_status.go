@@ -120,7 +120,7 @@ func appStatus(ctx context.Context, g *globals, c *app.Config, dir string, now t
 	if s.LastDrill = dr; dr != nil && !dr.OK {
 		s.Problems = append(s.Problems, fmt.Sprintf("last restore drill (%s, snapshot %s) failed: %s", dr.Time.Local().Format(time.DateTime), dr.Snapshot, dr.Error))
 	}
-	latest, err := newestOf(ctx, g, c.Repository, func() (string, error) {
+	latest, count, err := newestOf(ctx, g, c.Repository, func() (string, error) {
 		return readPassword(c.PasswordFile, "CAIRN_PASSWORD_FILE", "CAIRN_PASSWORD", "password_file in the config")
 	}, c.App)
 	switch {
@@ -129,6 +129,7 @@ func appStatus(ctx context.Context, g *globals, c *app.Config, dir string, now t
 	case latest == nil:
 		s.Problems = append(s.Problems, "no snapshot yet")
 	default:
+		s.Snapshots = count
 		s.Latest = &snapshotStatusJSON{ID: latest.ID.Short(), Time: latest.Time,
 			AgeSeconds: now.Sub(latest.Time).Seconds(), SkewSeconds: latest.Skew().Seconds()}
 		if age := now.Sub(latest.Time); age > c.Schedule.RPOLimit() {
@@ -137,7 +138,7 @@ func appStatus(ctx context.Context, g *globals, c *app.Config, dir string, now t
 	}
 	for _, rp := range c.Replicate {
 		rs := replicaStatusJSON{Repository: rp.Repository}
-		rl, err := newestOf(ctx, g, rp.Repository, func() (string, error) {
+		rl, _, err := newestOf(ctx, g, rp.Repository, func() (string, error) {
 			return readPassword(rp.PasswordFile, "CAIRN_TO_PASSWORD_FILE", "CAIRN_TO_PASSWORD", "password_file in replicate")
 		}, c.App)
 		switch {
@@ -163,25 +164,31 @@ func appStatus(ctx context.Context, g *globals, c *app.Config, dir string, now t
 	return s
 }
 
-// newestOf is app's newest snapshot in the repository at loc, or nil.
-func newestOf(ctx context.Context, g *globals, loc string, password func() (string, error), appName string) (*repo.SnapshotEntry, error) {
+// newestOf is app's newest snapshot in the repository at loc (nil if
+// none) and how many snapshots of app it holds.
+func newestOf(ctx context.Context, g *globals, loc string, password func() (string, error), appName string) (*repo.SnapshotEntry, int, error) {
 	r, release, err := g.openRepoAt(ctx, loc, password, false, "status")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer release()
 	all, err := r.Snapshots(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var newest *repo.SnapshotEntry
+	n := 0
 	for i := range all {
 		e := &all[i]
-		if e.App == appName && (newest == nil || e.Time.After(newest.Time)) {
+		if e.App != appName {
+			continue
+		}
+		n++
+		if newest == nil || e.Time.After(newest.Time) {
 			newest = e
 		}
 	}
-	return newest, nil
+	return newest, n, nil
 }
 
 func printStatus(w io.Writer, s statusJSON, now time.Time) {

@@ -173,6 +173,9 @@ components:
 	if n := metric(fams, "cairn_runs_total", map[string]string{"app": "alm", "result": "failed"}); n > 0 {
 		t.Fatalf("%v runs failed (an overlap fails the dump)", n)
 	}
+	if v := metric(fams, "cairn_snapshots", map[string]string{"app": "alm"}); v != 2 {
+		t.Errorf("cairn_snapshots %v with keep_last 2", v)
+	}
 	if v := metric(fams, "cairn_last_run_success", map[string]string{"app": "alm"}); v != 1 {
 		t.Errorf("cairn_last_run_success %v", v)
 	}

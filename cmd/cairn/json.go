@@ -417,6 +417,7 @@ type statusJSON struct {
 	Repository string              `json:"repository"`
 	State      string              `json:"state"` // "ok" or "attention"
 	RPOSeconds float64             `json:"rpo_seconds"`
+	Snapshots  int                 `json:"snapshots"` // the app's, in its repository
 	Latest     *snapshotStatusJSON `json:"latest"`
 	Replicas   []replicaStatusJSON `json:"replicas"`
 	LastRun    *runStatusJSON      `json:"last_run"`
