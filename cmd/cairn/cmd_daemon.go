@@ -22,12 +22,36 @@ import (
 	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/app/daemon"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-type daemonFlags struct {
+// appsFlags name the applications and the state directory, for daemon
+// and status.
+type appsFlags struct {
 	configs   []string
 	configDir string
 	stateDir  string
+}
+
+func (f *appsFlags) register(fl *pflag.FlagSet) {
+	// A local --config shadows the global one: these commands take many.
+	fl.StringArrayVar(&f.configs, "config", nil, "application config file (repeatable)")
+	fl.StringVar(&f.configDir, "config-dir", "", "every *.yaml and *.yml file in this directory (one per application or tenant)")
+	fl.StringVar(&f.stateDir, "state-dir", "", "where each application's state file is kept (default $CAIRN_STATE_DIR, /var/lib/cairn as root, else ~/.local/state/cairn)")
+}
+
+// load resolves the state directory and reads the configs.
+func (f *appsFlags) load() (string, []*app.Config, error) {
+	dir, err := stateDir(f.stateDir)
+	if err != nil {
+		return "", nil, err
+	}
+	cfgs, err := loadConfigs(f.configs, f.configDir)
+	return dir, cfgs, err
+}
+
+type daemonFlags struct {
+	appsFlags
 	listen    string
 	logFormat string
 }
@@ -77,10 +101,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	// A local --config shadows the global one: the daemon takes many.
-	fl.StringArrayVar(&f.configs, "config", nil, "application config file (repeatable)")
-	fl.StringVar(&f.configDir, "config-dir", "", "run every *.yaml and *.yml file in this directory (one per application or tenant)")
-	fl.StringVar(&f.stateDir, "state-dir", "", "where each application's state file is kept (default $CAIRN_STATE_DIR, /var/lib/cairn as root, else ~/.local/state/cairn)")
+	f.register(fl)
 	fl.StringVar(&f.listen, "listen", "", "serve /metrics and /healthz on this address (e.g. 127.0.0.1:9750; default: off)")
 	fl.StringVar(&f.logFormat, "log-format", "", "log format on stderr: text or json (default text)")
 	return cmd
@@ -156,11 +177,7 @@ func runDaemon(ctx context.Context, g *globals, f daemonFlags) error {
 	if err != nil {
 		return err
 	}
-	dir, err := stateDir(f.stateDir)
-	if err != nil {
-		return err
-	}
-	cfgs, err := loadConfigs(f.configs, f.configDir)
+	dir, cfgs, err := f.load()
 	if err != nil {
 		return err
 	}

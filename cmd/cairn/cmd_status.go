@@ -16,12 +16,6 @@ import (
 // RPO, its last run failed, or its repository cannot be read.
 const exitAttention = 5
 
-type statusFlags struct {
-	configs   []string
-	configDir string
-	stateDir  string
-}
-
 const statusLong = `Show, per application, whether its backups are current: the newest snapshot
 and its age against the schedule's RPO, its skew, each replica's lag behind
 the repository, and the daemon's last and next run (from the state files in
@@ -35,7 +29,7 @@ replica cannot be read
 itself failed (bad config).`
 
 func newStatusCmd(g *globals) *cobra.Command {
-	var f statusFlags
+	var f appsFlags
 	cmd := &cobra.Command{
 		Use:     "status",
 		Short:   "Show whether each application's backups are current (RPO, replicas, runs)",
@@ -49,19 +43,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 			return runStatus(cmd.Context(), g, f)
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringArrayVar(&f.configs, "config", nil, "application config file (repeatable)")
-	fl.StringVar(&f.configDir, "config-dir", "", "every *.yaml and *.yml file in this directory")
-	fl.StringVar(&f.stateDir, "state-dir", "", "the daemon's state directory (default as for cairn daemon)")
+	f.register(cmd.Flags())
 	return cmd
 }
 
-func runStatus(ctx context.Context, g *globals, f statusFlags) error {
-	dir, err := stateDir(f.stateDir)
-	if err != nil {
-		return err
-	}
-	cfgs, err := loadConfigs(f.configs, f.configDir)
+func runStatus(ctx context.Context, g *globals, f appsFlags) error {
+	dir, cfgs, err := f.load()
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/app/daemon"
+	"github.com/cairn-backup/cairn/internal/dbtest"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
@@ -55,6 +56,19 @@ func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
 	return fams
 }
 
+// postgresEnv is a fresh repository (testEnv) and a fresh PostgreSQL
+// database that the PG* variables point at, for cairn and the child
+// processes and commands it starts.
+func postgresEnv(t *testing.T) (*dbtest.Postgres, string) {
+	t.Helper()
+	pg := dbs.Postgres(t).NewDatabase(t)
+	repoDir := testEnv(t)
+	t.Setenv("PGHOST", pg.Host)
+	t.Setenv("PGPORT", strconv.Itoa(pg.Port))
+	t.Setenv("PGUSER", pg.User)
+	return pg, repoDir
+}
+
 // metric is the value of name's series whose labels include want.
 func metric(fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
 	f := fams[name]
@@ -88,11 +102,7 @@ next:
 // changed config, a failing backup is recorded and retried on the next
 // tick, status flags an overdue snapshot, and SIGTERM stops it promptly.
 func TestDaemon(t *testing.T) {
-	pg := dbs.Postgres(t).NewDatabase(t)
-	repoDir := testEnv(t)
-	t.Setenv("PGHOST", pg.Host)
-	t.Setenv("PGPORT", strconv.Itoa(pg.Port))
-	t.Setenv("PGUSER", pg.User)
+	pg, repoDir := postgresEnv(t)
 	pg.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 2000) i;`)
 	work := t.TempDir()
 	files := filepath.Join(work, "files")

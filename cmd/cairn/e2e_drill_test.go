@@ -33,11 +33,7 @@ type drillOut struct {
 // rows and a corrupted pack; whatever happens, no scratch database or
 // directory is left behind.
 func TestDrill(t *testing.T) {
-	pg := dbs.Postgres(t).NewDatabase(t)
-	repoDir := testEnv(t)
-	t.Setenv("PGHOST", pg.Host)
-	t.Setenv("PGPORT", strconv.Itoa(pg.Port))
-	t.Setenv("PGUSER", pg.User)
+	pg, repoDir := postgresEnv(t)
 	pg.Exec(t, `CREATE TABLE issues (id int PRIMARY KEY, title text); INSERT INTO issues SELECT i, 'issue ' || i FROM generate_series(1, 5000) i;`)
 	work := t.TempDir()
 	files := filepath.Join(work, "files")
