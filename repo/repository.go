@@ -498,6 +498,13 @@ func (r *Repository) ReadPack(ctx context.Context, id chunk.ID) ([]byte, error) 
 	return r.readObject(ctx, PackName(id), id)
 }
 
+// ReadPackSize is ReadPack for a pack listed with size bytes: it reads into
+// one buffer of that size, dst's if it has the room, instead of growing one
+// (which allocates two to three times the pack; prune's repack peaked so).
+func (r *Repository) ReadPackSize(ctx context.Context, id chunk.ID, size int64, dst []byte) ([]byte, error) {
+	return r.readObjectSize(ctx, PackName(id), id, size, dst)
+}
+
 // ReadPackHeader decrypts and parses the blob table of a pack of size bytes.
 func (r *Repository) ReadPackHeader(rd io.ReaderAt, size int64) ([]pack.Blob, error) {
 	return pack.ReadHeader(&r.key, rd, size)

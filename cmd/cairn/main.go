@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
@@ -50,6 +51,7 @@ type globals struct {
 	json         bool
 	quiet        bool
 	cpuProfile   string
+	memProfile   string
 	caFile       string
 	configPath   string
 	config       *app.Config // loaded from --config, if given
@@ -103,6 +105,8 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.StringArrayVar(&g.sets, "set", nil, "override a key of the config file for this run: KEY=VALUE, KEY a dotted path (components.NAME.KEY), VALUE YAML (repeatable)")
 	pf.StringVar(&g.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")
+	pf.StringVar(&g.memProfile, "mem-profile", "", "write a heap profile (every allocation sampled) to this file at exit (for performance work)")
+	_ = pf.MarkHidden("mem-profile")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if g.quiet && !g.json && !printsData[cmd.Name()] {
 			// -q: a command that reports what it did prints nothing when
@@ -113,6 +117,9 @@ func newRootCmd(g *globals) *cobra.Command {
 		cmd.SetContext(g.abortCtx)
 		if err := g.loadConfig(); err != nil {
 			return err
+		}
+		if g.memProfile != "" {
+			runtime.MemProfileRate = 1
 		}
 		if g.cpuProfile == "" {
 			return nil
@@ -126,6 +133,12 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.PersistentPostRun = func(*cobra.Command, []string) {
 		if g.cpuProfile != "" {
 			pprof.StopCPUProfile()
+		}
+		if g.memProfile != "" {
+			if f, err := os.Create(g.memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
 		}
 	}
 	root.AddCommand(
