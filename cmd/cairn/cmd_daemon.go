@@ -91,7 +91,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 	var f daemonFlags
 	cmd := &cobra.Command{
 		Use:   "daemon",
-		Short: "Run applications' backups, retention and prune on their schedules",
+		Short: "Run applications' backups, retention, prune and restore drills on their schedules",
 		Long:  daemonLong,
 		Example: `  cairn daemon --config /etc/cairn/alm.yaml --config /etc/cairn/pcb.yaml
   cairn daemon --config-dir /etc/cairn/apps --listen 127.0.0.1:9750 --log-format json`,
