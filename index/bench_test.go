@@ -29,7 +29,8 @@ const (
 )
 
 // getBenchIndex builds (once per size) an index of n entries from index files
-// of benchBlobsPerFile blobs in packs of benchBlobsPerPack.
+// of benchBlobsPerFile blobs in packs of benchBlobsPerPack, decoded by a
+// Loader as LoadIndex does.
 func getBenchIndex(b *testing.B, n int) *benchIndex {
 	benchMu.Lock()
 	defer benchMu.Unlock()
@@ -40,7 +41,8 @@ func getBenchIndex(b *testing.B, n int) *benchIndex {
 	clear(benchIndexes)
 	r := rand.New(rand.NewPCG(uint64(n), 1))
 	bi := &benchIndex{ix: New(), ids: make([]chunk.ID, 0, n)}
-	var files []*File
+	var files [][]byte
+	var total int64
 	for len(bi.ids) < n {
 		f := &File{}
 		for nf := 0; nf < benchBlobsPerFile && len(bi.ids) < n; {
@@ -53,11 +55,23 @@ func getBenchIndex(b *testing.B, n int) *benchIndex {
 			f.Packs = append(f.Packs, PackBlobs{Pack: randID(r), Blobs: blobs})
 			nf += len(blobs)
 		}
-		files = append(files, f)
+		enc, err := f.MarshalBinary()
+		if err != nil {
+			b.Fatal(err)
+		}
+		files = append(files, enc)
+		total += int64(len(enc))
 	}
+	// As LoadIndex builds it.
 	start := time.Now()
-	bi.ix.AddFiles(files)
-	b.Logf("AddFiles: loaded %d entries from %d files in %v: MemoryBytes %d, %.1f bytes/entry",
+	l := NewLoader(total)
+	for i, enc := range files {
+		if _, err := l.Add(i, enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+	l.AddTo(bi.ix, nil)
+	b.Logf("Loader: loaded %d entries from %d files in %v: MemoryBytes %d, %.1f bytes/entry",
 		bi.ix.Len(), len(files), time.Since(start), bi.ix.MemoryBytes(), float64(bi.ix.MemoryBytes())/float64(bi.ix.Len()))
 	benchIndexes[n] = bi
 	return bi
@@ -170,4 +184,61 @@ func BenchmarkMerge(b *testing.B) {
 		bi.ix.ClearPending(bi.ix.Pending())
 		b.StartTimer()
 	}
+}
+
+// BenchmarkLoad loads 5M entries from encoded index files of
+// benchBlobsPerFile blobs, as a repository opens its index: the old way
+// (Decode every file, then AddFiles) and with a Loader (what LoadIndex
+// uses). One op is a whole load; run with -benchtime=1x or a few x.
+// B/op is everything allocated, garbage included.
+func BenchmarkLoad(b *testing.B) {
+	const n = 5_000_000
+	r := rand.New(rand.NewPCG(uint64(n), 2))
+	var data [][]byte
+	var total int64
+	for left := n; left > 0; {
+		f := &File{}
+		for nf := 0; nf < benchBlobsPerFile && left > 0; {
+			blobs := make([]pack.Blob, min(benchBlobsPerPack, left))
+			for i := range blobs {
+				blobs[i] = randBlob(r)
+			}
+			f.Packs = append(f.Packs, PackBlobs{Pack: randID(r), Blobs: blobs})
+			nf += len(blobs)
+			left -= len(blobs)
+		}
+		enc, err := f.MarshalBinary()
+		if err != nil {
+			b.Fatal(err)
+		}
+		data = append(data, enc)
+		total += int64(len(enc))
+	}
+	b.Run("DecodeAddFiles", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			files := make([]*File, len(data))
+			for i, d := range data {
+				f, err := Decode(d)
+				if err != nil {
+					b.Fatal(err)
+				}
+				files[i] = f
+			}
+			ix := New()
+			ix.AddFiles(files)
+		}
+	})
+	b.Run("Loader", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			l := NewLoader(total)
+			for i, d := range data {
+				if _, err := l.Add(i, d); err != nil {
+					b.Fatal(err)
+				}
+			}
+			l.AddTo(New(), nil)
+		}
+	})
 }

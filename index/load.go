@@ -192,28 +192,37 @@ func compareFull(a, b *entry) int {
 }
 
 // sortEntries sorts m in place by compareFull. IDs are uniformly spread
-// keyed hashes, so an in-place counting pass on the leading radixBits bits
-// (American flag sort) leaves parts of a few entries each, which sort fast;
-// extra memory is the 2^radixBits counters only.
+// keyed hashes, so in-place counting passes on the leading ID bits
+// (American flag sort), 8 bits at a time, leave parts of a few entries
+// each, which sort fast. 8 bits a pass, not 16 in one: a pass swaps
+// entries into 256 parts whose next free slots stay in the CPU cache,
+// where 65536 parts made every swap a cache miss (2.5 s for 5M entries,
+// against 1.1 s for the whole load now).
 func sortEntries(m []entry) {
-	cmpFn := func(a, b entry) int { return compareFull(&a, &b) }
-	if len(m) < 1<<radixBits {
-		slices.SortFunc(m, cmpFn)
+	flagSort(m, 64-8)
+}
+
+// flagSortMin is the part size below which flagSort leaves the rest to a
+// comparison sort.
+const flagSortMin = 256
+
+func flagSort(m []entry, shift uint) {
+	if len(m) < flagSortMin || shift > 64 {
+		slices.SortFunc(m, func(a, b entry) int { return compareFull(&a, &b) })
 		return
 	}
-	digit := func(e *entry) int { return int(hi8(&e.id) >> (64 - radixBits)) }
-	start := make([]int, 1<<radixBits+1)
+	var start, next [257]int
 	for i := range m {
-		start[digit(&m[i])+1]++
+		start[hi8(&m[i].id)>>shift&0xff+1]++
 	}
 	for p := 1; p < len(start); p++ {
 		start[p] += start[p-1]
 	}
-	next := slices.Clone(start[:1<<radixBits])
-	for p := range 1 << radixBits {
+	copy(next[:], start[:256])
+	for p := range 256 {
 		end := start[p+1]
 		for next[p] < end {
-			d := digit(&m[next[p]])
+			d := int(hi8(&m[next[p]].id) >> shift & 0xff)
 			if d == p {
 				next[p]++
 				continue
@@ -223,9 +232,11 @@ func sortEntries(m []entry) {
 			next[d]++
 		}
 	}
-	for p := range 1 << radixBits {
+	for p := range 256 {
 		if part := m[start[p]:start[p+1]]; len(part) > 1 {
-			slices.SortFunc(part, cmpFn)
+			// Past the first 64 bits (never, for distinct random IDs) the
+			// comparison sort takes over.
+			flagSort(part, shift-8)
 		}
 	}
 }
