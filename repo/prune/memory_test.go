@@ -157,11 +157,17 @@ func TestPruneMemoryIsBoundedByTheIndex(t *testing.T) {
 	for ph, v := range phasePeak {
 		t.Logf("  %-40s %.1f MiB", ph, float64(v)/(1<<20))
 	}
-	// Measured 2.6-2.9 × since LoadIndex decodes into the index's array
-	// (its own peak is about 1.2 ×, TestLoadIndexMemory; here the index is
-	// small beside fixed costs: memstore copies each object read, the
-	// walker's buffers, the new index's files); 3.5 × before.
-	if ratio > 3.3 {
-		t.Fatalf("prune's heap peaked at %.2f × the index; it was 3.5 ×, then 2.6-2.9 ×", ratio)
+	// Loading the index (marks, locks, snapshots, LoadIndex, pack list)
+	// peaked at 18.7 MiB = 2.4 × in every run since LoadIndex decodes into
+	// the index's array (LoadIndex alone: about 1.2 ×, TestLoadIndexMemory;
+	// here the index is small beside fixed costs such as memstore copying
+	// each object read); it was the whole 3.5 × before.
+	if load := float64(phasePeak["loading the index"]) / float64(indexBytes); load > 2.8 {
+		t.Fatalf("loading the index peaked at %.2f × the index; it was 3.5 ×, then 2.4 ×", load)
+	}
+	// The walk's peak varies with when collections fall (19-28 MiB over
+	// runs, 2.6-3.7 × in all), so the whole run keeps its old bound.
+	if ratio > 4 {
+		t.Fatalf("prune's heap peaked at %.2f × the index; it was 3.5 ×", ratio)
 	}
 }
