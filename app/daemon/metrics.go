@@ -29,6 +29,7 @@ type Metrics struct {
 	drillTTR    *prometheus.GaugeVec
 	snapshots   *prometheus.GaugeVec
 	replicaLag  *prometheus.GaugeVec
+	repoBytes   *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics in a registry of their own (with the
@@ -66,6 +67,7 @@ func NewMetrics() *Metrics {
 	m.replicaLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "cairn", Name: "replica_lag_seconds",
 		Help: "How far each replica's newest snapshot of the application is behind the repository's."}, []string{"app", "target"})
 	reg.MustRegister(m.replicaLag)
+	m.repoBytes = gauge("repository_bytes", "Bytes of packs in the application's repository (shared with any other application in it), from the store listing after each run.")
 	return m
 }
 
@@ -116,6 +118,9 @@ func (m *Metrics) repositories(app string, o Outcome) {
 		return
 	}
 	m.snapshots.WithLabelValues(app).Set(float64(o.Snapshots))
+	if o.RepositoryBytes > 0 {
+		m.repoBytes.WithLabelValues(app).Set(float64(o.RepositoryBytes))
+	}
 	m.replicaLag.DeletePartialMatch(prometheus.Labels{"app": app})
 	for target, lag := range o.ReplicaLag {
 		m.replicaLag.WithLabelValues(app, target).Set(lag.Seconds())

@@ -46,6 +46,9 @@ type Outcome struct {
 	// in its repository and each replica's lag behind its newest.
 	Snapshots  int                      `json:"-"`
 	ReplicaLag map[string]time.Duration `json:"-"`
+	// RepositoryBytes is the size of the packs in the app's repository
+	// (0: not read).
+	RepositoryBytes int64 `json:"-"`
 }
 
 // maxStateFile bounds what ReadState reads: a state file is a few hundred

@@ -293,6 +293,9 @@ func (j *childJob) run(ctx context.Context, cfg *app.Config, step string) (daemo
 		var st []statusJSON
 		if json.Unmarshal(stdout.Bytes(), &st) == nil && len(st) == 1 {
 			out.Snapshots, out.ReplicaLag = st[0].Snapshots, map[string]time.Duration{}
+			if b := st[0].RepositoryBytes; b != nil {
+				out.RepositoryBytes = int64(*b)
+			}
 			for _, rp := range st[0].Replicas {
 				if rp.LagSeconds != nil {
 					out.ReplicaLag[rp.Repository] = secs(*rp.LagSeconds)

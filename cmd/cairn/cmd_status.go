@@ -9,6 +9,7 @@ import (
 	"github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/app/daemon"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/stats"
 	"github.com/spf13/cobra"
 )
 
@@ -107,9 +108,12 @@ func appStatus(ctx context.Context, g *globals, c *app.Config, dir string, now t
 	if s.LastDrill = dr; dr != nil && !dr.OK {
 		s.Problems = append(s.Problems, fmt.Sprintf("last restore drill (%s, snapshot %s) failed: %s", dr.Time.Local().Format(time.DateTime), dr.Snapshot, dr.Error))
 	}
-	latest, count, err := newestOf(ctx, g, c.Repository, func() (string, error) {
+	latest, count, size, err := newestOf(ctx, g, c.Repository, func() (string, error) {
 		return readPassword(c.PasswordFile, "CAIRN_PASSWORD_FILE", "CAIRN_PASSWORD", "password_file in the config")
-	}, c.App)
+	}, c.App, true)
+	if err == nil {
+		s.RepositoryBytes = &size
+	}
 	switch {
 	case err != nil:
 		s.Problems = append(s.Problems, fmt.Sprintf("repository %s: %v", c.Repository, err))
@@ -125,9 +129,9 @@ func appStatus(ctx context.Context, g *globals, c *app.Config, dir string, now t
 	}
 	for _, rp := range c.Replicate {
 		rs := replicaStatusJSON{Repository: rp.Repository}
-		rl, _, err := newestOf(ctx, g, rp.Repository, func() (string, error) {
+		rl, _, _, err := newestOf(ctx, g, rp.Repository, func() (string, error) {
 			return readPassword(rp.PasswordFile, "CAIRN_TO_PASSWORD_FILE", "CAIRN_TO_PASSWORD", "password_file in replicate")
-		}, c.App)
+		}, c.App, false)
 		switch {
 		case err != nil:
 			rs.Error = err.Error()
@@ -152,16 +156,23 @@ func appStatus(ctx context.Context, g *globals, c *app.Config, dir string, now t
 }
 
 // newestOf is app's newest snapshot in the repository at loc (nil if
-// none) and how many snapshots of app it holds.
-func newestOf(ctx context.Context, g *globals, loc string, password func() (string, error), appName string) (*repo.SnapshotEntry, int, error) {
+// none), how many snapshots of app it holds and, with size, the bytes of
+// its packs (from the store listing).
+func newestOf(ctx context.Context, g *globals, loc string, password func() (string, error), appName string, size bool) (*repo.SnapshotEntry, int, uint64, error) {
 	r, release, err := g.openRepoAt(ctx, loc, password, false, "status")
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	defer release()
 	all, err := r.Snapshots(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
+	}
+	var bytes uint64
+	if size {
+		if bytes, err = stats.PackBytes(ctx, r.Store()); err != nil {
+			return nil, 0, 0, err
+		}
 	}
 	var newest *repo.SnapshotEntry
 	n := 0
@@ -175,7 +186,7 @@ func newestOf(ctx context.Context, g *globals, loc string, password func() (stri
 			newest = e
 		}
 	}
-	return newest, n, nil
+	return newest, n, bytes, nil
 }
 
 func printStatus(w io.Writer, s statusJSON, now time.Time) {
@@ -190,6 +201,9 @@ func printStatus(w io.Writer, s statusJSON, now time.Time) {
 			secs(l.AgeSeconds).Round(time.Second), rpo, secs(l.SkewSeconds).Round(time.Millisecond))
 	} else {
 		fmt.Fprintf(w, "  newest snapshot  none (rpo %s)\n", rpo)
+	}
+	if s.RepositoryBytes != nil {
+		fmt.Fprintf(w, "  repository       %s of packs\n", humanBytes(*s.RepositoryBytes))
 	}
 	for _, r := range s.Replicas {
 		switch {

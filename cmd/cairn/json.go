@@ -412,18 +412,21 @@ func originalOf(e repo.SnapshotEntry) string {
 
 // statusJSON is one application in `cairn status --json`.
 type statusJSON struct {
-	App        string              `json:"app"`
-	Config     string              `json:"config"`
-	Repository string              `json:"repository"`
-	State      string              `json:"state"` // "ok" or "attention"
-	RPOSeconds float64             `json:"rpo_seconds"`
-	Snapshots  int                 `json:"snapshots"` // the app's, in its repository
-	Latest     *snapshotStatusJSON `json:"latest"`
-	Replicas   []replicaStatusJSON `json:"replicas"`
-	LastRun    *runStatusJSON      `json:"last_run"`
-	NextRun    *time.Time          `json:"next_run"`
-	LastDrill  *daemon.Drill       `json:"last_drill"`
-	Problems   []string            `json:"problems"`
+	App        string  `json:"app"`
+	Config     string  `json:"config"`
+	Repository string  `json:"repository"`
+	State      string  `json:"state"` // "ok" or "attention"
+	RPOSeconds float64 `json:"rpo_seconds"`
+	Snapshots  int     `json:"snapshots"` // the app's, in its repository
+	// RepositoryBytes is the size of the packs in the app's repository
+	// (shared with any other app in it); null when it cannot be read.
+	RepositoryBytes *uint64             `json:"repository_bytes"`
+	Latest          *snapshotStatusJSON `json:"latest"`
+	Replicas        []replicaStatusJSON `json:"replicas"`
+	LastRun         *runStatusJSON      `json:"last_run"`
+	NextRun         *time.Time          `json:"next_run"`
+	LastDrill       *daemon.Drill       `json:"last_drill"`
+	Problems        []string            `json:"problems"`
 }
 
 type snapshotStatusJSON struct {

@@ -92,7 +92,7 @@ func TestJSONShapes(t *testing.T) {
 			latest := time.Date(2026, 11, 30, 20, 7, 43, 91e6, time.UTC)
 			next := time.Date(2026, 12, 1, 0, 7, 43, 16e6, time.UTC)
 			lag := 0.0
-			return []statusJSON{{App: "alm", Config: "/etc/cairn/apps/alm.yaml", Repository: "/var/backups/cairn", State: "attention", RPOSeconds: 21600, Snapshots: 42,
+			return []statusJSON{{App: "alm", Config: "/etc/cairn/apps/alm.yaml", Repository: "/var/backups/cairn", State: "attention", RPOSeconds: 21600, Snapshots: 42, RepositoryBytes: ptr(uint64(9540000)),
 				Latest:   &snapshotStatusJSON{ID: "c543d7ae", Time: latest, AgeSeconds: 25211.4, SkewSeconds: 0.0095},
 				Replicas: []replicaStatusJSON{{Repository: "s3:https://backup.example.com/alm", Latest: "11f8ac44", LatestTime: &latest, LagSeconds: &lag}},
 				LastRun:  &runStatusJSON{Started: time.Date(2026, 11, 30, 20, 7, 43, 16e6, time.UTC), DurationSeconds: 0.16, Result: "ok"},

@@ -4,6 +4,7 @@ package stats
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/pack"
@@ -85,11 +86,24 @@ func Compute(ctx context.Context, r *repo.Repository, snaps []repo.SnapshotEntry
 			DedupRatio: ratio(w.logical, w.raw), CompressionRatio: ratio(w.raw, w.stored),
 		})
 	}
-	err := r.Store().List(ctx, "data/", func(fi store.Info) error {
-		st.RepositoryBytes += uint64(fi.Size)
+	var err error
+	st.RepositoryBytes, err = PackBytes(ctx, r.Store())
+	return st, err
+}
+
+// PackBytes is the size of all packs in the store, from its listing
+// alone (no pack is read): nearly all of a repository's bytes, the index
+// and snapshot files being a small fraction.
+func PackBytes(ctx context.Context, s store.Store) (uint64, error) {
+	var n uint64
+	err := s.List(ctx, "data/", func(fi store.Info) error {
+		n += uint64(fi.Size)
 		return nil
 	})
-	return st, err
+	if err != nil {
+		return 0, fmt.Errorf("list packs: %w", err)
+	}
+	return n, nil
 }
 
 func ratio(a, b uint64) float64 {
