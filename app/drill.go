@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	es "github.com/cairn-backup/cairn/sources/elasticsearch"
 )
 
 // Drill is a `drill:` block: how `cairn drill` proves a snapshot can be
@@ -29,6 +32,34 @@ type Drill struct {
 	Components map[string]DrillComponent `yaml:"components"`
 	// Probes run after everything is restored; each must exit 0.
 	Probes []Probe `yaml:"probes"`
+	// Elasticsearch, when set, restores each Elasticsearch component's
+	// indices into a cluster under renamed names instead of only
+	// verifying its repository files.
+	Elasticsearch *DrillElasticsearch `yaml:"elasticsearch"`
+}
+
+// DrillElasticsearch restores the snapshot's indices under IndexPrefix
+// (the live indices are never closed or touched), counts their documents,
+// and deletes them and unregisters the scratch repository afterwards.
+type DrillElasticsearch struct {
+	// IndexPrefix is put before every restored index's name (default
+	// "cairn-drill-"). The drill refuses to start when an index with the
+	// prefix already exists, since it deletes every such index after.
+	IndexPrefix string `yaml:"index_prefix"`
+	// URL is a scratch cluster to restore into instead of the component's
+	// own (its path.repo must include the parent of the component's
+	// location, where the repository files are put for the restore).
+	URL string `yaml:"url"`
+}
+
+// DefaultDrillIndexPrefix is drill.elasticsearch.index_prefix's default.
+const DefaultDrillIndexPrefix = "cairn-drill-"
+
+func (de *DrillElasticsearch) prefix() string {
+	if de.IndexPrefix == "" {
+		return DefaultDrillIndexPrefix
+	}
+	return de.IndexPrefix
 }
 
 // DrillComponent puts one stream component into a scratch database. In
@@ -63,6 +94,16 @@ func (d *Drill) check(cfg *Config, p *Problems) {
 	for i, pr := range d.Probes {
 		if len(pr.Command) == 0 {
 			p.add(0, "drill: probes[%d] (%s): command is missing", i, pr.Name)
+		}
+	}
+	if de := d.Elasticsearch; de != nil {
+		if err := es.CheckIndexPrefix(de.prefix()); err != nil {
+			p.add(0, "drill: elasticsearch: index_prefix: %v", err)
+		}
+		if de.URL != "" {
+			if u, err := url.Parse(de.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				p.add(0, "drill: elasticsearch: url %q: want http(s)://host:port", de.URL)
+			}
 		}
 	}
 	if d.Every < 0 {
@@ -144,9 +185,15 @@ func RunDrill(ctx context.Context, r *repo.Repository, cfg *Config, sn repo.Snap
 	}
 	rep.Scratch = scratch
 	var cleanups [][]string
+	esd := &esDrill{seen: map[string]bool{}}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
+		for _, f := range esd.cleanups {
+			if err := f(cctx); err != nil {
+				rep.Cleanup = append(rep.Cleanup, err.Error())
+			}
+		}
 		for i := len(cleanups) - 1; i >= 0; i-- {
 			if _, err := runArgv(cctx, cleanups[i]); err != nil {
 				rep.Cleanup = append(rep.Cleanup, fmt.Sprintf("%s: %v", strings.Join(cleanups[i], " "), err))
@@ -163,6 +210,15 @@ func RunDrill(ctx context.Context, r *repo.Repository, cfg *Config, sn repo.Snap
 		t0 := time.Now()
 		req := RestoreRequest{Components: []string{c.Name}, Target: scratch}
 		dc, viaCommand := d.Components[c.Name]
+		if cc := cfg.Component(c.Name); d.Elasticsearch != nil && cc != nil && cc.Elasticsearch != nil {
+			res.Into, res.Err = esd.restore(ctx, r, sn, cc, d.Elasticsearch)
+			res.Took = time.Since(t0)
+			rep.Components = append(rep.Components, res)
+			if ctx.Err() != nil {
+				return rep, ctx.Err()
+			}
+			continue
+		}
 		if viaCommand {
 			res.Into = strings.Join(dc.Restore, " ")
 			if len(dc.Cleanup) > 0 {
@@ -206,6 +262,97 @@ func RunDrill(ctx context.Context, r *repo.Repository, cfg *Config, sn repo.Snap
 		return rep, fmt.Errorf("%w: snapshot %s", ErrDrillFailed, sn.ID.Short())
 	}
 	return rep, nil
+}
+
+// esDrill is the Elasticsearch part of one drill: the clusters it checked
+// for indices under the prefix, and the cleanups (deleting the drill's
+// indices) RunDrill runs at the end, after the probes.
+type esDrill struct {
+	seen     map[string]bool
+	cleanups []func(context.Context) error
+}
+
+// restore restores c's repository files (verified) into a fresh directory
+// next to its location, restores the ES snapshot from there under de's
+// prefix, and counts the restored indices' documents; it fails when all of
+// them are empty, since such a drill proves nothing. The scratch
+// repository is unregistered at once (es.Restore does that); the renamed
+// indices are deleted by a cleanup, whatever happened. It returns what the
+// report shows as Into.
+func (d *esDrill) restore(ctx context.Context, r *repo.Repository, sn repo.SnapshotEntry, c *Component, de *DrillElasticsearch) (into string, err error) {
+	ec, err := c.Elasticsearch.config()
+	if err != nil {
+		return "elasticsearch", err
+	}
+	if de.URL != "" {
+		ec.URL = de.URL
+	}
+	prefix := de.prefix()
+	into = fmt.Sprintf("elasticsearch %s under %s*", ec.URL, prefix)
+	var name string
+	for _, sc := range sn.Components {
+		if sc.Name == c.Name {
+			name = sc.Meta["snapshot"]
+		}
+	}
+	if name == "" {
+		return into, fmt.Errorf("component %s records no Elasticsearch snapshot name", c.Name)
+	}
+	if !d.seen[ec.URL] {
+		if pre, err := es.IndicesWithPrefix(ctx, ec, prefix); err != nil {
+			return into, err
+		} else if len(pre) > 0 {
+			return into, fmt.Errorf("indices %s already exist under the drill prefix %q; the drill deletes every such index afterwards, so delete them or choose another index_prefix", strings.Join(pre, ", "), prefix)
+		}
+		d.seen[ec.URL] = true
+		d.cleanups = append(d.cleanups, func(ctx context.Context) error {
+			if _, err := es.DeleteIndicesWithPrefix(ctx, ec, prefix); err != nil {
+				return fmt.Errorf("delete the drill's indices %s* at %s: %w", prefix, ec.URL, err)
+			}
+			return nil
+		})
+	}
+	dir, err := es.NewRestoreDir(ec)
+	if err != nil {
+		return into, err
+	}
+	defer os.RemoveAll(dir)
+	plan, err := PlanRestore(sn, RestoreRequest{Components: []string{c.Name}, Target: dir})
+	if err != nil {
+		return into, err
+	}
+	if res, err := plan.Run(ctx, r, RunOptions{Verify: true}); err != nil {
+		return into, err
+	} else if len(res.Errors) > 0 {
+		return into, fmt.Errorf("%d paths not restored or not as stored, first %v", len(res.Errors), res.Errors[0])
+	}
+	res, err := es.Restore(ctx, ec, es.RestoreOptions{
+		Dir:               filepath.Join(dir, c.Name),
+		RepoName:          "cairn-drill-" + filepath.Base(dir),
+		Snapshot:          name,
+		Indices:           c.Elasticsearch.Indices,
+		Partial:           c.Elasticsearch.AllowPartial,
+		RenamePattern:     "^(.+)$",
+		RenameReplacement: prefix + "$1",
+	})
+	if err != nil {
+		return into, err
+	}
+	counts, err := es.CountDocs(ctx, ec, res.Indices)
+	if err != nil {
+		return into, err
+	}
+	var total int64
+	parts := make([]string, 0, len(res.Indices))
+	for _, ix := range res.Indices {
+		total += counts[ix]
+		parts = append(parts, fmt.Sprintf("%s %d docs", ix, counts[ix]))
+	}
+	into = fmt.Sprintf("elasticsearch %s: %s", ec.URL, strings.Join(parts, ", "))
+	if total == 0 {
+		return into, fmt.Errorf("the restored indices %s hold no documents", strings.Join(res.Indices, ", "))
+	}
+	return into, nil
 }
 
 // maxProbeOutput bounds what a probe's or setup's output is kept of.

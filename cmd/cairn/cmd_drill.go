@@ -27,6 +27,9 @@ restore commands into a scratch database; its cleanup command runs at the
 end in every case. Probes are commands that must exit 0; with
 require_output they must also print something (a query that must return
 rows). {scratch} in any of these commands is the scratch directory.
+With drill.elasticsearch, an Elasticsearch component's indices are also
+restored into the cluster (or drill.elasticsearch.url) under
+index_prefix (default cairn-drill-), counted, and deleted afterwards.
 
   drill:
     every: 168h                    # cairn daemon drills weekly

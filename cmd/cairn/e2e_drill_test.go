@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/cairn-backup/cairn/app/daemon"
+	"github.com/cairn-backup/cairn/internal/esemu"
+	es8 "github.com/elastic/go-elasticsearch/v8"
 )
 
 type drillOut struct {
@@ -127,5 +130,119 @@ drill:
 			t.Errorf("drill over a corrupted pack: %v", r)
 		}
 		leftovers(t)
+	})
+}
+
+// TestDrillElasticsearch restores an Elasticsearch component's indices into
+// the emulator under the drill prefix, counts them, and cleans up: no drill
+// index and no scratch repository left, the live indices open and
+// unchanged. A _restore the cluster refuses, or whose answer is lost after
+// it ran, fails the drill and is cleaned up just the same.
+func TestDrillElasticsearch(t *testing.T) {
+	testEnv(t)
+	emu := esemu.Start(t, esemu.Options{})
+	client, err := es8.NewClient(es8.Config{Addresses: []string{emu.URL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		putDoc(t, client, "mqm_sp1001_issues", strconv.Itoa(i), fmt.Sprintf(`{"title":"issue %d"}`, i))
+	}
+	putDoc(t, client, "other_index", "1", `{"keep":"out of the pattern"}`)
+	work := t.TempDir()
+	stateDir := filepath.Join(work, "state")
+	cfg := filepath.Join(work, "alm.yaml")
+	write(t, cfg, []byte(fmt.Sprintf(`app: alm
+components:
+  - name: search
+    elasticsearch:
+      url: %s
+      repository: cairn
+      location: %s
+      indices: "mqm_sp1001*"
+drill:
+  scratch: %s
+  elasticsearch: {}
+  probes:
+    - name: restored index answers
+      command: [curl, -fsS, "%s/cairn-drill-mqm_sp1001_issues/_count"]
+`, emu.URL(), emu.RepoDir("cairn"), work, emu.URL())), 0o644)
+	mustCairn(t, nil, "--config", cfg, "backup")
+	live, _ := emu.Index("mqm_sp1001_issues")
+
+	clean := func(t *testing.T) {
+		t.Helper()
+		for _, ix := range emu.Indices() {
+			if strings.HasPrefix(ix, "cairn-drill-") {
+				t.Errorf("drill index %s left behind", ix)
+			}
+		}
+		res, err := client.Snapshot.GetRepository()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := string(b); strings.Contains(body, "cairn-drill-") {
+			t.Errorf("scratch repository left registered: %s", body)
+		}
+		if ents, _ := os.ReadDir(emu.PathRepo()); len(ents) != 1 {
+			t.Errorf("path.repo holds %v, want only the backup repository", ents)
+		}
+		now, ok := emu.Index("mqm_sp1001_issues")
+		if !ok || !now.Open || now.Docs != 20 || now.UUID != live.UUID {
+			t.Errorf("live index touched: %+v, was %+v", now, live)
+		}
+		if o, ok := emu.Index("other_index"); !ok || !o.Open || o.Docs != 1 {
+			t.Errorf("other index touched: %+v", o)
+		}
+	}
+
+	t.Run("good", func(t *testing.T) {
+		r := cairn(t, nil, "--config", cfg, "drill", "--json", "--state-dir", stateDir)
+		d := decodeJSON[drillOut](t, r)
+		if r.code != 0 || !d.OK || len(d.Components) != 1 || len(d.Probes) != 1 {
+			t.Fatalf("drill: %v", r)
+		}
+		if !strings.Contains(d.Components[0].Into, "cairn-drill-mqm_sp1001_issues 20 docs") {
+			t.Errorf("component: %+v", d.Components[0])
+		}
+		clean(t)
+	})
+
+	for _, tc := range []struct {
+		name, want string
+		fault      func()
+	}{
+		{"restore refused", "injected restore failure", func() {
+			emu.RespondStatus("POST", "/_snapshot/cairn-drill-", 500, "", "injected restore failure", -1)
+		}},
+		{"restore answer lost", "restore snapshot", func() { emu.Hangup("POST", "/_snapshot/cairn-drill-", -1, true) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fault()
+			defer emu.ClearFaults()
+			r := cairn(t, nil, "--config", cfg, "drill", "--json", "--state-dir", stateDir)
+			d := decodeJSON[drillOut](t, r)
+			if r.code != 1 || d.OK || len(d.Components) != 1 || !strings.Contains(d.Components[0].Error, tc.want) {
+				t.Errorf("drill with a failing restore: %v", r)
+			}
+			clean(t)
+		})
+	}
+
+	t.Run("prefix in use", func(t *testing.T) {
+		putDoc(t, client, "cairn-drill-mine", "1", `{}`)
+		r := cairn(t, nil, "--config", cfg, "drill", "--json", "--state-dir", stateDir)
+		d := decodeJSON[drillOut](t, r)
+		if r.code != 1 || len(d.Components) != 1 || !strings.Contains(d.Components[0].Error, "cairn-drill-mine already exist") {
+			t.Errorf("drill with an index under the prefix: %v", r)
+		}
+		if _, ok := emu.Index("cairn-drill-mine"); !ok {
+			t.Error("an index the drill did not make was deleted")
+		}
 	})
 }

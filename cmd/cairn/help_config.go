@@ -99,6 +99,11 @@ drill: (cairn help drill)
     - name: NAME
       command: [argv]        {scratch} is the scratch directory
       require_output: false  must also print something (a query that returns rows)
+  elasticsearch:           restore ES components' indices into a cluster, renamed:
+    index_prefix: cairn-drill-  put before each restored index's name; the drill
+                             refuses to start if such an index exists and deletes
+                             every one afterwards
+    url: URL                 a scratch cluster (default the component's own url)
 `
 
 func newConfigHelpTopic() *cobra.Command {
