@@ -21,19 +21,30 @@ func TestDrillElasticsearchConfig(t *testing.T) {
 		{name: "unknown key", yaml: "{prefix: x}", err: "prefix"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse("c.yaml", []byte("repository: /r\napp: alm\ndrill:\n  elasticsearch: "+tc.yaml+"\ncomponents:\n  - {name: f, tree: /srv}\n"))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want %q", err, tc.err)
-				}
+			cfg := parseBlock(t, "drill:\n  elasticsearch: "+tc.yaml, tc.err)
+			if cfg == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := cfg.Drill.Elasticsearch.prefix(); got != tc.prefix {
 				t.Errorf("prefix %q, want %q", got, tc.prefix)
 			}
 		})
 	}
+}
+
+// parseBlock parses a config of one tree component and block. With wantErr
+// it checks that parsing fails with an error containing it and returns nil.
+func parseBlock(t *testing.T, block, wantErr string) *Config {
+	t.Helper()
+	cfg, err := Parse("c.yaml", []byte("repository: /r\napp: alm\n"+block+"\ncomponents:\n  - {name: f, tree: /srv}\n"))
+	switch {
+	case wantErr != "":
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error %v, want %q", err, wantErr)
+		}
+		return nil
+	case err != nil:
+		t.Fatal(err)
+	}
+	return cfg
 }

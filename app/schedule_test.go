@@ -1,7 +1,6 @@
 package app
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -27,15 +26,9 @@ func TestSchedule(t *testing.T) {
 		{name: "unknown key", yaml: "{every: 1h, jiter: 1m}", err: "jiter"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse("c.yaml", []byte("repository: /r\napp: alm\nschedule: "+tc.yaml+"\ncomponents:\n  - {name: f, tree: /srv}\n"))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want %q", err, tc.err)
-				}
+			cfg := parseBlock(t, "schedule: "+tc.yaml, tc.err)
+			if cfg == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			s := cfg.Schedule
 			if got := s.Interval(); got != tc.interval {
