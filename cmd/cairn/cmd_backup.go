@@ -91,7 +91,7 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 	}
 	// Dump commands still running when a backup fails elsewhere are
 	// killed and reaped here; Finish is never reached for them.
-	warn := func(s string) { fmt.Fprintf(g.stderr, "cairn: warning: %s\n", s) }
+	warn := func(s string) { g.log.Warn(s) }
 	var streams []io.Closer
 	defer func() {
 		for _, st := range streams {
@@ -161,7 +161,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // runConfiguredBackup takes the application the config file describes,
 // then copies the new snapshot to each configured replication target.
 func runConfiguredBackup(cmd *cobra.Command, g *globals, opts archive.Options, wait time.Duration) error {
-	warn := func(s string) { fmt.Fprintf(g.stderr, "cairn: warning: %s\n", s) }
+	warn := func(s string) { g.log.Warn(s) }
 	return doBackup(cmd, g, opts, func(ctx context.Context, r *repo.Repository) (*archive.Result, error) {
 		unlock, err := g.lockRun(ctx, r, "backup", wait)
 		if err != nil {
@@ -184,7 +184,8 @@ func runConfiguredBackup(cmd *cobra.Command, g *globals, opts archive.Options, w
 		}
 		if !g.quiet && !g.json {
 			for _, d := range done {
-				fmt.Fprintf(g.stderr, "replicated snapshot %s to %s: sent %s (%s)\n", sn.ID.Short(), d.Replica.Repository, humanBytes(d.Result.Bytes), d.Result.Mode)
+				g.log.Info(fmt.Sprintf("replicated snapshot %s to %s: sent %s (%s)", sn.ID.Short(), d.Replica.Repository, humanBytes(d.Result.Bytes), d.Result.Mode),
+					"snapshot", sn.ID.Short(), "replica", d.Replica.Repository, "bytes", d.Result.Bytes, "mode", d.Result.Mode)
 			}
 		}
 		return res, err
@@ -206,13 +207,13 @@ func doBackup(cmd *cobra.Command, g *globals, opts archive.Options, backup func(
 	pp.Stop()
 	if res != nil {
 		for _, sk := range res.Skipped {
-			fmt.Fprintf(g.stderr, "cairn: skipped %v\n", sk)
+			g.log.Info(fmt.Sprintf("skipped %v", sk))
 		}
 		for _, fe := range res.FileErrors {
 			if fe.Stored {
-				fmt.Fprintf(g.stderr, "cairn: changed while read: %v\n", fe)
+				g.log.Warn(fmt.Sprintf("changed while read: %v", fe), "err", fe)
 			} else {
-				fmt.Fprintf(g.stderr, "cairn: cannot read %v\n", fe)
+				g.log.Warn(fmt.Sprintf("cannot read %v", fe), "err", fe)
 			}
 		}
 	}

@@ -28,7 +28,7 @@ func newCheckCmd(g *globals) *cobra.Command {
 			marked, err := prune.MarkedPacks(ctx, r)
 			if err != nil {
 				// Check goes on: unreadable marks are for prune to refuse.
-				fmt.Fprintf(g.stderr, "cairn: warning: prune marks: %v\n", err)
+				g.log.Warn(fmt.Sprintf("prune marks: %v", err), "err", err)
 			}
 			rep, err := check.Check(ctx, r, check.Options{ReadData: readData, Progress: prog, Marked: marked})
 			pp.Stop()

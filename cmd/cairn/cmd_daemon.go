@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -52,8 +51,7 @@ func (f *appsFlags) load() (string, []*app.Config, error) {
 
 type daemonFlags struct {
 	appsFlags
-	listen    string
-	logFormat string
+	listen string
 }
 
 const daemonLong = `Run each application's schedule until stopped: at each tick a backup of the
@@ -103,7 +101,6 @@ func newDaemonCmd(g *globals) *cobra.Command {
 	fl := cmd.Flags()
 	f.register(fl)
 	fl.StringVar(&f.listen, "listen", "", "serve /metrics and /healthz on this address (e.g. 127.0.0.1:9750; default: off)")
-	fl.StringVar(&f.logFormat, "log-format", "", "log format on stderr: text or json (default text)")
 	return cmd
 }
 
@@ -161,22 +158,8 @@ func loadConfigs(files []string, dir string) ([]*app.Config, error) {
 	return cfgs, daemon.Check(cfgs)
 }
 
-// newLogger makes the slog logger for --log-format.
-func newLogger(w io.Writer, format string) (*slog.Logger, error) {
-	switch format {
-	case "", "text":
-		return slog.New(slog.NewTextHandler(w, nil)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: use text or json", format)
-}
-
 func runDaemon(ctx context.Context, g *globals, f daemonFlags) error {
-	log, err := newLogger(g.stderr, f.logFormat)
-	if err != nil {
-		return err
-	}
+	log := g.log
 	dir, cfgs, err := f.load()
 	if err != nil {
 		return err

@@ -85,12 +85,12 @@ func runDrill(cmd *cobra.Command, g *globals, f drillFlags) error {
 	if g.config.App != "" {
 		if dir, derr := stateDir(f.stateDir); derr == nil {
 			if werr := daemon.WriteDrill(dir, g.config.App, out.record()); werr != nil {
-				fmt.Fprintf(g.stderr, "cairn: warning: %v\n", werr)
+				g.log.Warn(werr.Error(), "err", werr)
 			}
 		}
 	}
 	for _, c := range rep.Cleanup {
-		fmt.Fprintf(g.stderr, "cairn: warning: cleanup: %s\n", c)
+		g.log.Warn("cleanup: "+c, "cleanup", c)
 	}
 	if g.json {
 		if perr := printJSON(g.stdout, out); perr != nil {

@@ -71,7 +71,7 @@ tar -x -C PARENT puts it back where it was.`,
 				return err
 			}
 			for _, s := range res.Skipped {
-				fmt.Fprintf(g.stderr, "cairn: %s: left out, a %s archive cannot hold it\n", s, format)
+				g.log.Warn(fmt.Sprintf("%s: left out, a %s archive cannot hold it", s, format), "path", s, "format", format)
 			}
 			return w.Flush()
 		},

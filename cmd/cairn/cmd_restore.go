@@ -145,7 +145,7 @@ selected in the live directory and removes nothing else.`,
 			}
 			if res != nil {
 				for _, e := range res.Errors {
-					fmt.Fprintf(g.stderr, "cairn: not restored: %v\n", e)
+					g.log.Warn(fmt.Sprintf("not restored: %v", e), "err", e)
 				}
 			}
 			el := time.Since(start)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,12 +37,19 @@ func TestDamagedIndexFile(t *testing.T) {
 		t.Errorf("prune went on without an index file:\n%v", r)
 	}
 	r = mustCairn(t, nil, "backup", "--tree", "files="+src)
-	if !strings.Contains(r.stderr, "damaged index file") {
+	if !strings.Contains(r.stderr, "cairn: warning: damaged index file "+filepath.Base(idx[0])[:8]) {
 		t.Errorf("backup gave no warning:\n%v", r)
 	}
 	// The second backup stored the blobs again: latest restores whole.
+	// With --log-format json the same warning is a JSON record naming the
+	// index file.
 	out := t.TempDir()
-	mustCairn(t, nil, "restore", "--snapshot", "latest", "--target", out)
+	r = mustCairn(t, nil, "restore", "--snapshot", "latest", "--target", out, "--log-format", "json")
+	var rec struct{ Level, Msg, Index string }
+	if err := json.Unmarshal([]byte(strings.SplitN(r.stderr, "\n", 2)[0]), &rec); err != nil || rec.Level != "WARN" ||
+		!strings.HasPrefix(rec.Msg, "damaged index file") || rec.Index != filepath.Base(idx[0]) {
+		t.Errorf("restore --log-format json: want a JSON warning naming %s first on stderr (%v):\n%v", filepath.Base(idx[0]), err, r)
+	}
 	compareTrees(t, want, captureTree(t, filepath.Join(out, "files")))
 
 	r = mustCairn(t, nil, "repair", "index")

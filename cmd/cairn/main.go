@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -70,6 +71,9 @@ type globals struct {
 	stdout   io.Writer
 	stderr   io.Writer
 	stdin    io.Reader
+	// log carries warnings and notices to stderr (--log-format).
+	log       *slog.Logger
+	logFormat string
 }
 
 // exitError carries a specific exit code up to main.
@@ -101,6 +105,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.BoolVar(&g.noCache, "no-cache", false, "do not keep a local cache of a remote repository's index and manifests")
 	pf.StringVar(&g.cacheDir, "cache-dir", "", "directory for the cache of remote repositories (default $CAIRN_CACHE_DIR, else the user cache directory)")
 	pf.DurationVar(&g.progressInterval, "progress-interval", defaultProgressInterval, "print progress this often when stderr is not a terminal (logs, cron, systemd) and, as JSON lines, with --json")
+	pf.StringVar(&g.logFormat, "log-format", "", "warnings, notices and the daemon's log on stderr: text or json (default text)")
 	pf.StringVar(&g.configPath, "config", os.Getenv("CAIRN_CONFIG"), "application config file, cairn.yaml (env CAIRN_CONFIG)")
 	pf.StringArrayVar(&g.sets, "set", nil, "override a key of the config file for this run: KEY=VALUE, KEY a dotted path (components.NAME.KEY), VALUE YAML (repeatable)")
 	pf.StringVar(&g.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
@@ -113,6 +118,11 @@ func newRootCmd(g *globals) *cobra.Command {
 			// it succeeds; errors and warnings still go to stderr.
 			g.stdout = io.Discard
 		}
+		log, err := newLogger(g.stderr, g.logFormat, cmd.Name() != "daemon")
+		if err != nil {
+			return err
+		}
+		g.log = log
 		g.abortCtx, g.abort = context.WithCancelCause(cmd.Context())
 		cmd.SetContext(g.abortCtx)
 		if err := g.loadConfig(); err != nil {
@@ -172,6 +182,7 @@ var printsData = map[string]bool{"dump": true, "ls": true, "snapshots": true, "s
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	out := &countingWriter{w: stdout}
 	g := &globals{stdout: out, stderr: stderr, stdin: stdin}
+	g.log, _ = newLogger(stderr, "", true)
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

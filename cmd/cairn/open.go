@@ -166,7 +166,8 @@ func (g *globals) openRepoAt(ctx context.Context, loc string, password func() (s
 		// restore the files it names (reported). Prune cannot: it would
 		// take the packs that file named for garbage. Check reports it.
 		r.TolerateDamagedIndex(func(d repo.IndexDamage) {
-			fmt.Fprintf(g.stderr, "cairn: warning: damaged index file %s ignored (%v); blobs only it lists look absent until 'cairn repair index' rebuilds the index from the packs\n", d.ID.Short(), d.Err)
+			g.log.Warn(fmt.Sprintf("damaged index file %s ignored (%v); blobs only it lists look absent until 'cairn repair index' rebuilds the index from the packs", d.ID.Short(), d.Err),
+				"index", d.ID.String(), "err", d.Err)
 		})
 	}
 	kind := repo.LockShared
@@ -216,7 +217,7 @@ func (g *globals) watchLock(lock *repo.Lock) func() {
 	return func() {
 		close(released)
 		if err := lock.Unlock(); err != nil {
-			fmt.Fprintf(g.stderr, "cairn: warning: %v\n", err)
+			g.log.Warn(err.Error(), "err", err)
 		}
 	}
 }
@@ -226,7 +227,7 @@ func (g *globals) watchLock(lock *repo.Lock) func() {
 func (g *globals) lockRun(ctx context.Context, r *repo.Repository, purpose string, wait time.Duration) (func(), error) {
 	lock, err := app.LockRun(ctx, r, g.config, purpose, wait, func(holder error) {
 		if !g.quiet {
-			fmt.Fprintf(g.stderr, "cairn: waiting up to %s: %v\n", wait, holder)
+			g.log.Info(fmt.Sprintf("waiting up to %s: %v", wait, holder), "wait", wait, "holder", holder)
 		}
 	})
 	if err != nil {
@@ -255,7 +256,7 @@ func (g *globals) withCache(st store.Store, repoID string) store.Store {
 	}
 	c, err := cache.New(st, filepath.Join(base, repoID))
 	if err != nil {
-		fmt.Fprintf(g.stderr, "cairn: warning: no metadata cache: %v\n", err)
+		g.log.Warn(fmt.Sprintf("no metadata cache: %v", err), "err", err)
 		return st
 	}
 	return c
