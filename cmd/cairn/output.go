@@ -38,8 +38,9 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// progressPrinter shows a running count on stderr. On a terminal the
-// line rewrites itself once a second; elsewhere (logs, cron mail, systemd)
+// progressPrinter shows a running count on stderr. On a terminal an mpb
+// line (bar, percent and ETA when the total is known) is updated once a
+// second; elsewhere (logs, cron mail, systemd)
 // it prints a line every --progress-interval (default 10 s) so a stuck run
 // shows; with --json it prints a progressJSON object per line at that
 // interval instead.
@@ -66,6 +67,10 @@ func startProgress(g *globals, verb string, p *repo.Progress, total uint64) *pro
 		every = time.Second
 	}
 	start := time.Now()
+	var bars *barRenderer
+	if tty {
+		bars = newBarRenderer(g.stderr, 150*time.Millisecond, 0)
+	}
 	pp.wg.Add(1)
 	go func() {
 		defer pp.wg.Done()
@@ -74,8 +79,10 @@ func startProgress(g *globals, verb string, p *repo.Progress, total uint64) *pro
 		for {
 			select {
 			case <-pp.stop:
-				if tty {
-					fmt.Fprint(g.stderr, "\r\033[K")
+				if bars != nil {
+					// The lines stay with the final figures.
+					bars.show(verb, p, total, time.Since(start))
+					bars.stop()
 				}
 				return
 			case <-t.C:
@@ -84,8 +91,8 @@ func startProgress(g *globals, verb string, p *repo.Progress, total uint64) *pro
 				case g.json:
 					b, _ := json.Marshal(st)
 					fmt.Fprintf(g.stderr, "%s\n", b)
-				case tty:
-					fmt.Fprintf(g.stderr, "\r\033[K%s", st.line())
+				case bars != nil:
+					bars.show(verb, p, total, time.Since(start))
 				default:
 					fmt.Fprintln(g.stderr, st.line())
 				}
@@ -116,16 +123,23 @@ func (st progressJSON) line() string {
 	el := secs(st.ElapsedSeconds)
 	line := fmt.Sprintf("%s: %d files, %s, %.1f MB/s, %s", st.Command, st.Files, humanBytes(st.Bytes),
 		mbPerSec(st.Bytes, el), el.Truncate(time.Second))
+	return line + st.tail()
+}
+
+// tail is the end of a progress line: percent and ETA when the total is
+// known, errors when there are any.
+func (st progressJSON) tail() string {
+	var s string
 	if st.Percent != nil {
-		line += fmt.Sprintf(", %.0f%%", *st.Percent)
+		s += fmt.Sprintf(", %.0f%%", *st.Percent)
 	}
 	if st.ETASeconds != nil {
-		line += fmt.Sprintf(", ETA %s", secs(*st.ETASeconds).Round(time.Second))
+		s += fmt.Sprintf(", ETA %s", secs(*st.ETASeconds).Round(time.Second))
 	}
 	if st.Errors > 0 {
-		line += fmt.Sprintf(", %d errors", st.Errors)
+		s += fmt.Sprintf(", %d errors", st.Errors)
 	}
-	return line
+	return s
 }
 
 func (pp *progressPrinter) Stop() {

@@ -268,7 +268,7 @@ func backup(ctx context.Context, r *repo.Repository, comps []ComponentSource, pa
 		done := make([]snapshot.Component, len(comps))
 		err := runInOrder(ctx, comps, func(ctx context.Context, i int, fixed func()) error {
 			c := comps[i]
-			a := &archiver{r: r, s: s, opts: &opts, name: c.Name}
+			a := &archiver{r: r, s: s, opts: &opts, name: c.Name, prog: opts.Progress.Component(c.Name)}
 			archs[i] = a
 			comp, err := a.component(ctx, c, parents, fixed)
 			if err != nil {
@@ -447,6 +447,7 @@ type archiver struct {
 	s     *repo.Saver
 	opts  *Options
 	name  string
+	prog  *repo.Progress // the component's, counting on the job's too
 	added atomic.Uint64
 
 	mu      sync.Mutex
@@ -460,7 +461,7 @@ func (a *archiver) fileError(p string, err error) {
 	a.mu.Lock()
 	a.errs = append(a.errs, FileError{Component: a.name, Path: p, Err: err})
 	a.mu.Unlock()
-	a.opts.Progress.Errors.Add(1)
+	a.prog.Add(0, 0, 0, 1)
 }
 
 func (a *archiver) finish(c *snapshot.Component, started time.Time, root chunk.ID) {
@@ -484,7 +485,7 @@ func (a *archiver) stream(ctx context.Context, c ComponentSource, started time.T
 	node := snapshot.Node{Name: c.Name, Type: snapshot.File, Mode: 0o600, ModTime: started.Truncate(time.Second), Size: size, Content: content}
 	a.files.Add(1)
 	a.size.Add(size)
-	a.opts.Progress.Files.Add(1)
+	a.prog.Add(1, 0, 0, 0)
 	root, err := a.saveTree(ctx, &snapshot.Tree{Nodes: []snapshot.Node{node}})
 	if err != nil {
 		return comp, err
@@ -526,8 +527,7 @@ func (a *archiver) chunkStream(ctx context.Context, fr *fileReader, r io.Reader)
 		id := a.r.Hasher().Sum(data)
 		content = append(content, id)
 		size += uint64(len(data))
-		a.opts.Progress.ReadBytes.Add(uint64(len(data)))
-		a.opts.Progress.Bytes.Add(uint64(len(data)))
+		a.prog.Add(0, uint64(len(data)), uint64(len(data)), 0)
 		if a.s.Reserve(pack.DataBlob, id) {
 			// The chunker reuses buf; the saver keeps data until encoded.
 			if err := a.s.Save(ctx, pack.DataBlob, id, slices.Clone(data), &a.added); err != nil {
@@ -660,8 +660,7 @@ func (w *walker) dir(ctx context.Context, dirPath string, self snapshot.Node, no
 				n.Content = prev.Content
 				w.a.files.Add(1)
 				w.a.size.Add(n.Size)
-				w.a.opts.Progress.Files.Add(1)
-				w.a.opts.Progress.Bytes.Add(n.Size)
+				w.a.prog.Add(1, n.Size, 0, 0)
 				futures = append(futures, ready(n))
 				continue
 			}
@@ -801,11 +800,11 @@ func (a *archiver) readFile(ctx context.Context, fsys FS, fr *fileReader, job fi
 		a.mu.Lock()
 		a.errs = append(a.errs, FileError{Component: a.name, Path: job.path, Err: changed, Stored: true})
 		a.mu.Unlock()
-		a.opts.Progress.Errors.Add(1)
+		a.prog.Add(0, 0, 0, 1)
 	}
 	a.files.Add(1)
 	a.size.Add(size)
-	a.opts.Progress.Files.Add(1)
+	a.prog.Add(1, 0, 0, 0)
 	job.out <- result{node: n}
 	return nil
 }
