@@ -27,7 +27,20 @@ func TestBarRenderer(t *testing.T) {
 	backup.Component("db").Add(1, 4<<20, 4<<20, 0)
 	backup.Component("files").Add(5, 2<<20, 1<<20, 0)
 	r.show("backup", &backup, 0, 2*time.Second)
+	// A warning while the lines are drawn is printed above them, whole.
+	var stderr syncBuffer
+	sink := &logSink{w: &stderr}
+	sink.divert(r.p)
+	log, err := newLogger(sink, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Warn("hook said something")
+	sink.divert(nil)
 	r.stop()
+	if stderr.String() != "" || strings.Count(buf.String(), "cairn: warning: hook said something\n") != 1 {
+		t.Errorf("warning went to stderr %q, not once above the lines:\n%s", stderr.String(), buf.String())
+	}
 
 	out := stripANSI(buf.String())
 	restoreRE := regexp.MustCompile(`restore: .*\]\s+3 files, 50\.0 MiB of 100\.0 MiB, 5\.2 MB/s, 50%, ETA 10s`)

@@ -28,6 +28,38 @@ func newLogger(w io.Writer, format string, human bool) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }
 
+// logSink is where the logger writes: stderr, or while the terminal's
+// progress lines are drawn, above them (mpb prints what it is given there
+// at its next redraw), so a warning is neither overwritten nor splits the
+// lines.
+type logSink struct {
+	mu    sync.Mutex
+	w     io.Writer
+	above io.Writer // guarded by mu
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	w := s.w
+	if s.above != nil {
+		w = s.above
+	}
+	s.mu.Unlock()
+	n, err := w.Write(p)
+	if err != nil && w != s.w {
+		// The lines were stopped between the two: stderr it is.
+		return s.w.Write(p)
+	}
+	return n, err
+}
+
+// divert sends what is logged to w until divert(nil).
+func (s *logSink) divert(w io.Writer) {
+	s.mu.Lock()
+	s.above = w
+	s.mu.Unlock()
+}
+
 // humanHandler writes a record as one line, "cairn: " and, for a warning
 // or worse, "warning: " before the message. The message carries what a
 // person needs; attributes are for the JSON form and left out here.

@@ -73,6 +73,7 @@ type globals struct {
 	stdin    io.Reader
 	// log carries warnings and notices to stderr (--log-format).
 	log       *slog.Logger
+	logOut    *logSink
 	logFormat string
 }
 
@@ -118,7 +119,7 @@ func newRootCmd(g *globals) *cobra.Command {
 			// it succeeds; errors and warnings still go to stderr.
 			g.stdout = io.Discard
 		}
-		log, err := newLogger(g.stderr, g.logFormat, cmd.Name() != "daemon")
+		log, err := newLogger(g.logOut, g.logFormat, cmd.Name() != "daemon")
 		if err != nil {
 			return err
 		}
@@ -181,8 +182,8 @@ var printsData = map[string]bool{"dump": true, "ls": true, "snapshots": true, "s
 // run executes the CLI and returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	out := &countingWriter{w: stdout}
-	g := &globals{stdout: out, stderr: stderr, stdin: stdin}
-	g.log, _ = newLogger(stderr, "", true)
+	g := &globals{stdout: out, stderr: stderr, stdin: stdin, logOut: &logSink{w: stderr}}
+	g.log, _ = newLogger(g.logOut, "", true)
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

@@ -70,6 +70,7 @@ func startProgress(g *globals, verb string, p *repo.Progress, total uint64) *pro
 	var bars *barRenderer
 	if tty {
 		bars = newBarRenderer(g.stderr, 150*time.Millisecond, 0)
+		g.logOut.divert(bars.p)
 	}
 	pp.wg.Add(1)
 	go func() {
@@ -82,6 +83,7 @@ func startProgress(g *globals, verb string, p *repo.Progress, total uint64) *pro
 				if bars != nil {
 					// The lines stay with the final figures.
 					bars.show(verb, p, total, time.Since(start))
+					g.logOut.divert(nil)
 					bars.stop()
 				}
 				return
