@@ -8,24 +8,13 @@ import (
 
 	"github.com/cairn-backup/cairn/internal/faulty"
 	"github.com/cairn-backup/cairn/internal/memstore"
+	"github.com/cairn-backup/cairn/internal/poll"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // fastLocks ages locks in a fraction of a second.
 var fastLocks = repo.LockTiming{Refresh: 20 * time.Millisecond, Stale: 400 * time.Millisecond, Margin: 100 * time.Millisecond}
-
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // A lock whose refreshes fail is lost before another host could see it
 // stale, and a snapshot is not written under it. Before the fix the
@@ -43,7 +32,7 @@ func TestLockRefreshFailureIsFatal(t *testing.T) {
 	defer l.Unlock()
 	// Healthy: the lock is refreshed and stays fresh past the stale limit.
 	start := time.Now()
-	waitFor(t, "three stale periods", func() bool { return time.Since(start) > 3*fastLocks.Stale })
+	poll.Until(t, "three stale periods", func() bool { return time.Since(start) > 3*fastLocks.Stale })
 	if err := l.Fresh(fastLocks.Refresh); err != nil {
 		t.Fatalf("a refreshed lock is not fresh: %v", err)
 	}
@@ -90,7 +79,7 @@ func TestSaveSnapshotNeedsFreshLock(t *testing.T) {
 	}
 	defer l.Unlock()
 	fs.FailPut(faulty.Prefix("locks/"), 0, nil)
-	waitFor(t, "the lock to age", func() bool { return l.Fresh(slow.Refresh) != nil })
+	poll.Until(t, "the lock to age", func() bool { return l.Fresh(slow.Refresh) != nil })
 	if _, err := r.SaveSnapshot(t.Context(), &snapshot.Snapshot{Time: time.Now(), Host: "h"}); !errors.Is(err, repo.ErrLockLost) {
 		t.Fatalf("SaveSnapshot under an aging lock: %v, want ErrLockLost", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/app"
+	"github.com/cairn-backup/cairn/internal/poll"
 )
 
 // fakeClock moves only when the test advances it.
@@ -267,13 +268,7 @@ func TestReload(t *testing.T) {
 	// Removing alm stops it: an hour later only pcb runs.
 	d.Reload([]*app.Config{config(t, "pcb", "{every: 1h}")})
 	waitPlanned(t, clk, dir, "pcb", t0.Add(time.Hour))
-	deadline := time.Now().Add(10 * time.Second)
-	for d.loopCount() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d loops after removing one of two", d.loopCount())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, "one loop left after removing one of two", func() bool { return d.loopCount() == 1 })
 	clk.Advance(time.Hour)
 	expectCall(t, job, "pcb/backup")
 	expectCall(t, job, "pcb/forget")

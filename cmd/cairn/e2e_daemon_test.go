@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-backup/cairn/app/daemon"
 	"github.com/cairn-backup/cairn/internal/dbtest"
+	"github.com/cairn-backup/cairn/internal/poll"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
@@ -156,7 +157,7 @@ components:
 
 	var addr string
 	addrRE := regexp.MustCompile(`"msg":"serving metrics","addr":"([^"]+)"`)
-	waitFor(t, "metrics address logged", func() bool {
+	poll.Until(t, "metrics address logged", func() bool {
 		m := addrRE.FindStringSubmatch(stderr.String())
 		if m != nil {
 			addr = m[1]
@@ -173,7 +174,7 @@ components:
 
 	// Several ticks: snapshots appear, each run ok.
 	seen := map[string]bool{}
-	waitFor(t, "four good runs", func() bool {
+	poll.Until(t, "four good runs", func() bool {
 		if s := state().Outcome.Snapshot; s != "" {
 			seen[s] = true
 		}
@@ -218,7 +219,7 @@ components:
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the reloaded schedule planned", func() bool {
+	poll.Until(t, "the reloaded schedule planned", func() bool {
 		st := state()
 		return st.NextRun.Sub(st.LastAttempt) > 30*time.Minute
 	})
@@ -246,7 +247,7 @@ components:
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "two failed runs in a row", func() bool { return state().Failures >= 2 })
+	poll.Until(t, "two failed runs in a row", func() bool { return state().Failures >= 2 })
 	st := state()
 	if st.LastResult != "failed" || !strings.Contains(st.LastError, "no_such_database") {
 		t.Errorf("state after failures: %+v", st)
@@ -271,7 +272,7 @@ components:
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a dump running", func() bool {
+	poll.Until(t, "a dump running", func() bool {
 		_, err := os.Stat(guard)
 		return err == nil
 	})

@@ -14,18 +14,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-)
 
-// waitFor polls cond until it holds, failing the test after a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
+	"github.com/cairn-backup/cairn/internal/poll"
+)
 
 // almConfig is the ALM shared-space config of newAppEnv with the vendor's
 // procedure as hooks: backup hooks around the backup only, and a restore
@@ -369,7 +360,7 @@ components:
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the first run's before hook", func() bool { _, err := os.Stat(started); return err == nil })
+	poll.Until(t, "the first run's before hook", func() bool { _, err := os.Stat(started); return err == nil })
 
 	r := cairn(t, nil, "--config", cfg, "backup", "--tag", "fail-fast")
 	if r.code != 13 || !strings.Contains(r.stderr, "application design is already running") {

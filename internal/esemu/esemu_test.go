@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/internal/esemu"
+	"github.com/cairn-backup/cairn/internal/poll"
 	es8 "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 )
@@ -670,13 +671,13 @@ func TestInProgress(t *testing.T) {
 	e.fails(e.try(e.es.Snapshot.Create("r", "slow")), 400, "snapshot_name_already_in_use_exception", "already in-progress")
 	e.fails(e.try(e.es.Indices.Close([]string{"mqm_a"})), 400, "snapshot_in_progress_exception", "Cannot close indices that are being snapshotted")
 	e.fails(e.try(e.es.Snapshot.DeleteRepository([]string{"r"})), 409, "repository_conflict_exception", "currently used")
-	waitFor(t, "the snapshot to finish", func() bool {
+	poll.Until(t, "the snapshot to finish", func() bool {
 		return strings.Contains(e.ok(e.es.Snapshot.Get("r", []string{"slow"})), `"state":"SUCCESS"`)
 	})
 	// Deleting a running snapshot aborts it.
 	e.ok(e.es.Snapshot.Create("r", "aborted"))
 	e.ok(e.es.Snapshot.Delete("r", []string{"aborted"}))
-	waitFor(t, "the aborted snapshot to stop", func() bool { return len(e.emu.Running()) == 0 })
+	poll.Until(t, "the aborted snapshot to stop", func() bool { return len(e.emu.Running()) == 0 })
 	e.fails(e.try(e.es.Snapshot.Get("r", []string{"aborted"})), 404, "snapshot_missing_exception", "[r:aborted] is missing")
 }
 
@@ -691,25 +692,12 @@ func TestPostFinalizeCleanup(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(loc, "index-0")); err != nil {
 		t.Fatal("index-0 deleted before the answer")
 	}
-	waitFor(t, "the delayed cleanup of index-0 and the old shard generation", func() bool {
+	poll.Until(t, "the delayed cleanup of index-0 and the old shard generation", func() bool {
 		root, _ := filepath.Glob(filepath.Join(loc, "index-[0-9]*"))
 		shard, _ := filepath.Glob(filepath.Join(loc, "indices", "*", "0", "index-*"))
 		return len(root) == 1 && len(shard) == 1
 	})
 	checkLayout(t, loc) // exactly one generation, no superseded shard generation
-}
-
-// waitFor polls cond until it holds, failing the test after 10 s (the
-// conditions here take milliseconds; the bound only stops a hung test).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestRepositoryRegistration(t *testing.T) {
