@@ -44,10 +44,12 @@ demo: build
 	bash scripts/demo.sh $(BIN)
 	GO=$(GO) bash scripts/demo-app.sh $(BIN)
 
-# cairn against restic and borg on the same generated data; see bench/README.md.
+# cairn against restic and borg (and kopia / a newer restic when KOPIA_BIN /
+# RESTIC_BIN name binaries) on the same data, medians of 3 runs, with the
+# targets of issue 12; see bench/README.md.
 bench: build
 	bash scripts/bench-deps.sh
-	$(GO) run ./bench -cairn ./$(BIN) -md bench-results.md $(BENCHFLAGS)
+	$(GO) run ./bench -cairn ./$(BIN) -repeat 3 -md bench-results.md $(BENCHFLAGS)
 
 # gofmt, vet and staticcheck (the pinned version scripts/install-staticcheck.sh
 # installs with go install; its default checks, no config).

@@ -195,7 +195,11 @@ backup)
   else cp -a "${3#*=}" "$repo/data/${3%%=*}"; fi ;;
 restore)
   cp -a "$repo/data/." "$5/"
-  if [ -n "$CORRUPT" ]; then for f in "$5"/db "$5"/files/*; do if [ -f "$f" ]; then echo x >> "$f"; fi; done; fi ;;
+  if [ -n "$CORRUPT" ]; then find "$5" -type f | head -n 3 | while read -r f; do echo x >> "$f"; done; fi ;;
+check)
+  [ "$2" = "--read-data" ] && [ -d "$repo/data" ] || { echo "check: usage or no data" >&2; exit 2; }
+  if [ -n "$BAD_REPO" ]; then echo "pack damaged" >&2; exit 1; fi
+  echo "no errors found" ;;
 copy)
   target=$(loc "$3"); cp -a "$repo/data" "$target/"
   mode=rewrite; if [ -f "$target/replica" ]; then mode=packs; fi
@@ -218,13 +222,22 @@ func TestProtocolWithFakeCairn(t *testing.T) {
 	b := &bench{ctx: t.Context(), l: l, timeout: time.Minute, logf: t.Logf}
 	for _, ds := range []*dataset{dumpDataset(l, st), treeDataset(l, st)} {
 		res := b.run(cairnTool{bin}, ds, 1)
-		if res.Error != "" || !res.RestoreVerified || len(res.Steps) != 3 {
+		if res.Error != "" || !res.RestoreVerified || len(res.Steps) != 4 {
 			t.Fatalf("%s: %+v", ds.name, res)
 		}
 		if s := res.step(stepBackup2); s.RepoAfter <= 0 || s.MBps <= 0 {
 			t.Errorf("%s: implausible backup 2: %+v", ds.name, s)
 		}
+		// The check reads the whole repository: its input is the repository.
+		if s := res.step(stepCheck); s == nil || s.InputBytes != s.RepoAfter || s.InputBytes <= 0 || !strings.HasSuffix(s.Command, " check --read-data") {
+			t.Errorf("%s: implausible check: %+v", ds.name, s)
+		}
 	}
+	t.Setenv("BAD_REPO", "1")
+	if res := b.run(cairnTool{bin}, dumpDataset(l, st), 1); !strings.Contains(res.Error, "pack damaged") || !res.RestoreVerified || res.RestoreWrong {
+		t.Fatalf("a failing check did not fail the run: %+v", res)
+	}
+	os.Unsetenv("BAD_REPO")
 	t.Setenv("CORRUPT", "1")
 	for _, ds := range []*dataset{dumpDataset(l, st), treeDataset(l, st)} {
 		res := b.run(cairnTool{bin}, ds, 1)
@@ -329,7 +342,7 @@ func TestS3ProtocolWithFakeCairn(t *testing.T) {
 	var runs []runResult
 	for _, ds := range []*dataset{dumpDataset(l, st), treeDataset(l, st)} {
 		res := b.run(cairnTool{bin}, ds, 1)
-		if res.Error != "" || !res.RestoreVerified || len(res.Steps) != 6 {
+		if res.Error != "" || !res.RestoreVerified || len(res.Steps) != 7 {
 			t.Fatalf("%s: %+v", ds.name, res)
 		}
 		bk := res.step(stepS3Backup)

@@ -40,6 +40,9 @@ type config struct {
 	minioBin    string // its binary
 	minioFound  bool   // whether one was found (the default of -s3)
 	retention   int    // snapshots in the retention history
+	pgScale     int    // pgbench scale of the pgdump data set
+	smallFiles  int    // files of the smallfiles data set
+	smallDirs   int    // and their directories
 }
 
 func parseFlags() (config, error) {
@@ -48,15 +51,20 @@ func parseFlags() (config, error) {
 	if defDir == "" {
 		defDir = filepath.Join(os.TempDir(), "cairn-bench")
 	}
-	var tools, datasets, cairnBin, resticBin, borgBin string
+	var tools, datasets, cairnBin, resticBin, borgBin, restic2Bin, kopiaBin string
 	defMinio := findMinio()
 	c.minioFound = defMinio != ""
 	flag.StringVar(&c.dir, "dir", defDir, "work dir for data, repositories and results (default $CAIRN_BENCH_DIR or /tmp/cairn-bench)")
 	flag.IntVar(&c.dumpMiB, "dump-mib", 500, "size of the SQL dump in MiB")
 	flag.IntVar(&c.treeMiB, "tree-mib", 300, "size of the file tree in MiB")
 	flag.Uint64Var(&c.seed, "seed", 1, "data generator seed (same seed and sizes = same bytes)")
-	flag.StringVar(&tools, "tools", "cairn,restic,borg", "comma-separated tools to run")
-	flag.StringVar(&datasets, "datasets", "dump,tree,retention", "comma-separated data sets to run (retention: a history of 4-hourly snapshots, then forget --prune; cairn and restic)")
+	flag.StringVar(&tools, "tools", strings.Join(allTools, ","), "comma-separated tools to run (restic2 and kopia only when -restic2 / -kopia or $RESTIC_BIN / $KOPIA_BIN name a binary)")
+	flag.StringVar(&datasets, "datasets", strings.Join(allDatasets, ","), "comma-separated data sets to run (pgdump: pg_dump of a throwaway PostgreSQL; smallfiles: many small files; retention: a history of 4-hourly snapshots, then forget --prune; cairn and restic)")
+	flag.IntVar(&c.pgScale, "pg-scale", 20, "pgbench scale of the pgdump data set (20: about 2M accounts + 400k application rows, a 330 MB dump; 40: about 650 MB)")
+	flag.IntVar(&c.smallFiles, "small-files", 200000, "files of the smallfiles data set (3.8 KiB on average)")
+	flag.IntVar(&c.smallDirs, "small-dirs", 2000, "directories of the smallfiles data set")
+	flag.StringVar(&restic2Bin, "restic2", os.Getenv("RESTIC_BIN"), "a second (newer) restic, its own column restic2 (default $RESTIC_BIN; none: skipped)")
+	flag.StringVar(&kopiaBin, "kopia", os.Getenv("KOPIA_BIN"), "kopia binary (default $KOPIA_BIN; none: skipped)")
 	flag.IntVar(&c.retention, "retention-snapshots", 540, "snapshots in the retention history (540 = 90 days of 4-hourly backups)")
 	flag.StringVar(&cairnBin, "cairn", "./bin/cairn", "cairn binary")
 	flag.StringVar(&resticBin, "restic", "restic", "restic binary")
@@ -78,15 +86,18 @@ func parseFlags() (config, error) {
 	if c.dumpMiB < 1 || c.treeMiB < 1 {
 		return c, errors.New("-dump-mib and -tree-mib must be at least 1")
 	}
-	c.bins = map[string]string{"cairn": cairnBin, "restic": resticBin, "borg": borgBin}
+	if c.pgScale < 1 || c.smallFiles < 1 || c.smallDirs < 1 || c.smallDirs > c.smallFiles {
+		return c, errors.New("-pg-scale, -small-files and -small-dirs must be at least 1, and -small-dirs at most -small-files")
+	}
+	c.bins = map[string]string{"cairn": cairnBin, "restic": resticBin, "borg": borgBin, "restic2": restic2Bin, "kopia": kopiaBin}
 	var err error
-	if c.tools, err = parseList(tools, []string{"cairn", "restic", "borg"}); err != nil {
+	if c.tools, err = parseList(tools, allTools); err != nil {
 		return c, fmt.Errorf("-tools: %w", err)
 	}
 	if c.retention < 2 {
 		return c, errors.New("-retention-snapshots must be at least 2")
 	}
-	if c.datasets, err = parseList(datasets, []string{dsDump, dsTree, dsRetention}); err != nil {
+	if c.datasets, err = parseList(datasets, allDatasets); err != nil {
 		return c, fmt.Errorf("-datasets: %w", err)
 	}
 	if c.dir, err = filepath.Abs(c.dir); err != nil {
@@ -120,6 +131,9 @@ func parseList(s string, known []string) ([]string, error) {
 	return out, nil
 }
 
+// allDatasets is every data set, in the order they run.
+var allDatasets = []string{dsDump, dsTree, dsPGDump, dsSmallFiles, dsRetention}
+
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
 }
@@ -131,6 +145,12 @@ func resolveTools(ctx context.Context, c config) ([]tool, []toolInfo, error) {
 	var ts []tool
 	var infos []toolInfo
 	for _, name := range c.tools {
+		if env, ok := peerEnv[name]; ok && c.bins[name] == "" {
+			msg := fmt.Sprintf("$%s is not set: point it (or -%s) at a %s binary to add its column (none is downloaded)", env, name, strings.TrimSuffix(name, "2"))
+			logf("SKIPPING %s: %s", name, msg)
+			infos = append(infos, toolInfo{Name: name, Skipped: msg})
+			continue
+		}
 		bin, err := exec.LookPath(c.bins[name])
 		if err == nil {
 			bin, err = filepath.Abs(bin) // borg runs in the restore dir
@@ -140,6 +160,9 @@ func resolveTools(ctx context.Context, c config) ([]tool, []toolInfo, error) {
 				return nil, nil, fmt.Errorf("cairn binary %q not found (%v): build it first (make build), pass -cairn PATH, or leave it out with -tools restic,borg", c.bins[name], err)
 			}
 			msg := fmt.Sprintf("binary %q not found (%v); install it (apt-get install %s) or pass -%s PATH", c.bins[name], err, debPackage(name), name)
+			if env, ok := peerEnv[name]; ok {
+				msg = fmt.Sprintf("binary %q ($%s or -%s) not found (%v)", c.bins[name], env, name, err)
+			}
 			logf("SKIPPING %s: %s", name, msg)
 			infos = append(infos, toolInfo{Name: name, Skipped: msg})
 			continue
@@ -236,6 +259,23 @@ func run(c config) error {
 	if err != nil {
 		return fmt.Errorf("prepare data: %w", err)
 	}
+	var pgSt *pgStamp
+	var smallSt *smallStamp
+	var skipped []string // data sets that cannot run here, with the reason
+	if slices.Contains(c.datasets, dsPGDump) {
+		pgSt, _, err = preparePGDump(ctx, l, pgParams{Version: pgGenVersion, Seed: c.seed, Scale: c.pgScale}, logf)
+		if errors.Is(err, errNoPostgres) {
+			logf("SKIPPING data set pgdump: %v", err)
+			skipped = append(skipped, "pgdump skipped: "+err.Error())
+		} else if err != nil {
+			return err
+		}
+	}
+	if slices.Contains(c.datasets, dsSmallFiles) {
+		if smallSt, _, err = prepareSmallFiles(l, smallParams{Version: smallGenVersion, Seed: c.seed, Files: c.smallFiles, Dirs: c.smallDirs}, logf); err != nil {
+			return fmt.Errorf("prepare smallfiles: %w", err)
+		}
+	}
 	if c.genOnly {
 		return nil
 	}
@@ -256,6 +296,7 @@ func run(c config) error {
 		b.minio = m
 		logf("minio: %s serving at %s (data in %s)", s3.Version, m.Endpoint, m.Dir)
 	}
+	datasets := slices.DeleteFunc(slices.Clone(c.datasets), func(ds string) bool { return ds == dsPGDump && pgSt == nil })
 	var runs []runResult
 	// Repetitions go round all tools, so a slow spell of the machine does
 	// not hit one tool's runs only.
@@ -263,10 +304,12 @@ func run(c config) error {
 		if c.repeat > 1 {
 			logf("== run %d of %d ==", rep, c.repeat)
 		}
-		for _, name := range c.datasets {
+		for _, name := range datasets {
 			if name == dsRetention {
 				for _, t := range ts {
-					if rt, ok := t.(retentionTool); ok {
+					// The history is long (540 backups): the retention row
+					// compares cairn with Debian's restic only.
+					if rt, ok := t.(retentionTool); ok && t.name() != "restic2" {
 						runs = append(runs, b.runRetention(rt, c.retention, c.seed, rep))
 					}
 					if ctx.Err() != nil {
@@ -275,9 +318,16 @@ func run(c config) error {
 				}
 				continue
 			}
-			ds := dumpDataset(l, st)
-			if name == dsTree {
+			var ds *dataset
+			switch name {
+			case dsDump:
+				ds = dumpDataset(l, st)
+			case dsTree:
 				ds = treeDataset(l, st)
+			case dsPGDump:
+				ds = pgDumpDataset(l, pgSt)
+			case dsSmallFiles:
+				ds = smallFilesDataset(l, smallSt)
 			}
 			for _, t := range ts {
 				runs = append(runs, b.run(t, ds, rep))
@@ -285,15 +335,24 @@ func run(c config) error {
 					return ctx.Err()
 				}
 			}
+			if ds.v2Dir != "" {
+				runs = append(runs, b.cpReference(ds, rep))
+			}
 		}
 	}
 	var ran []string
 	for _, t := range ts {
 		ran = append(ran, t.name())
 	}
+	if slices.Contains(datasets, dsTree) || slices.Contains(datasets, dsSmallFiles) {
+		ran = append(ran, cpTool)
+	}
+	table := buildTable(datasets, ran, runs)
 	res := &results{
 		Started: started, Repeat: c.repeat, Host: host(), Params: params, Dump: st.Dump, Tree: st.Tree,
-		DataReused: reused, Tools: infos, S3: s3, Runs: runs, Table: buildTable(c.datasets, ran, runs), Notes: notes,
+		PGDump: pgSt, SmallFiles: smallSummary(smallSt),
+		DataReused: reused, Tools: infos, S3: s3, Runs: runs, Table: table, Targets: evalTargets(table, infos),
+		Notes: append(slices.Clip(notes), skipped...),
 	}
 	if s3 != nil {
 		res.Notes = append(slices.Clip(res.Notes), s3Notes...)

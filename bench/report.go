@@ -19,11 +19,14 @@ import (
 var notes = []string{
 	"Data is warm in the page cache for all tools alike: the input was written just before each backup and the repository just before each restore; caches are not dropped.",
 	"MB/s = bytes of the whole input (also for backup 2) / wall seconds, MB = 10^6 bytes. Sizes are MiB = 2^20 bytes.",
-	"cairn reads the dump on stdin (as with `pg_dump | cairn backup --stdin db`); restic and borg read the dump file by path.",
+	"cairn reads the dumps (dump, pgdump) on stdin (as with `pg_dump | cairn backup --stdin db`); restic, borg and kopia read the dump file by path.",
 	"Each tool and data set gets its own fresh repository and cache; the cache is not counted in the repository size (apparent size of the files in the repo dir).",
 	"Backup 2 runs on the same path as backup 1 after an in-place mutation, so each tool's change detection / parent snapshot applies.",
 	"Peak RSS is ru_maxrss of the tool's process (started through a ~3 MiB spawner, which is the floor). Restore times exclude writeback of the restored files unless the tool syncs them itself.",
 	"Every restore of the second snapshot is compared byte for byte (SHA-256) with v2; a wrong restore fails the run.",
+	"check --read-data: cairn check --read-data, restic check --read-data, borg check --verify-data, kopia snapshot verify --verify-files-percent=100, run after the restore on the repository with both snapshots; its MB/s is over that tool's own repository size, so compare the times.",
+	"cp -a column: cp -a of the v2 tree into an empty directory, timed like a restore and verified the same way: the reference for tree restores.",
+	"pgdump: plain pg_dump of a throwaway PostgreSQL (pgbench -i -s N plus an application table), v2 after N×1000 pgbench transactions, 1% of the application rows updated and 0.5% added; smallfiles: backup 2 of the same, unchanged tree.",
 	"retention rows: a history of 4-hourly snapshots (backup --time; -retention-snapshots, 540 = 90 days) of a changing application (10 MiB static, an 8 MiB dump a twentieth of which changes per snapshot, 64 KiB of uploads added per snapshot), then one forget --keep-hourly 6 --keep-daily 14 --keep-weekly 8 --keep-monthly 12 --prune (both tools default to 5% max unused); the newest snapshot is restored and compared afterwards. borg takes no part.",
 }
 
@@ -81,6 +84,9 @@ var metrics = []metric{
 	stepMetric("peak RSS restore", "MiB", false, rssMiB, stepRestore),
 	stepMetric("CPU time backup 1", "s", false, cpuSec, stepBackup1),
 	stepMetric("CPU time backup 2", "s", false, cpuSec, stepBackup2),
+	stepMetric("check --read-data time", "s", false, func(s *stepResult) float64 { return s.WallSec }, stepCheck),
+	stepMetric("check --read-data throughput", "MB/s", true, mbps, stepCheck),
+	stepMetric("peak RSS check --read-data", "MiB", false, rssMiB, stepCheck),
 	s3Metric(stepMetric("backup to MinIO throughput", "MB/s", true, mbps, stepS3Backup)),
 	s3Metric(stepMetric("peak RSS backup to MinIO", "MiB", false, rssMiB, stepS3Backup)),
 	s3Metric(stepMetric("copy to MinIO (replica, packs)", "MB/s", true, mbps, stepCopyReplica, stepCopy)),
@@ -126,19 +132,36 @@ type hostInfo struct {
 
 // results is the JSON document written to results.json.
 type results struct {
-	Started     time.Time   `json:"started"`
-	Repeat      int         `json:"repeat"`
-	WallSeconds float64     `json:"wall_seconds"`
-	Host        hostInfo    `json:"host"`
-	Params      dataParams  `json:"data_params"`
-	Dump        dumpStats   `json:"dump"`
-	Tree        treeStats   `json:"tree"`
-	DataReused  bool        `json:"data_reused"`
-	Tools       []toolInfo  `json:"tools"`
-	S3          *s3Info     `json:"s3,omitempty"`
-	Runs        []runResult `json:"runs"`
-	Table       []tableRow  `json:"table"`
-	Notes       []string    `json:"notes"`
+	Started     time.Time      `json:"started"`
+	Repeat      int            `json:"repeat"`
+	WallSeconds float64        `json:"wall_seconds"`
+	Host        hostInfo       `json:"host"`
+	Params      dataParams     `json:"data_params"`
+	Dump        dumpStats      `json:"dump"`
+	Tree        treeStats      `json:"tree"`
+	PGDump      *pgStamp       `json:"pgdump,omitempty"`
+	SmallFiles  *smallInfo     `json:"smallfiles,omitempty"`
+	DataReused  bool           `json:"data_reused"`
+	Tools       []toolInfo     `json:"tools"`
+	S3          *s3Info        `json:"s3,omitempty"`
+	Runs        []runResult    `json:"runs"`
+	Table       []tableRow     `json:"table"`
+	Targets     []targetResult `json:"targets"`
+	Notes       []string       `json:"notes"`
+}
+
+// smallInfo is the smallfiles stamp without its manifest, for the report.
+type smallInfo struct {
+	Params     smallParams `json:"params"`
+	Bytes      int64       `json:"bytes"`
+	GenSeconds float64     `json:"generation_seconds"`
+}
+
+func smallSummary(st *smallStamp) *smallInfo {
+	if st == nil {
+		return nil
+	}
+	return &smallInfo{Params: st.Params, Bytes: st.Bytes, GenSeconds: st.GenSeconds}
 }
 
 // buildTable computes the metric rows from the runs: the median over the
@@ -316,6 +339,7 @@ func writeText(w io.Writer, res *results, tools []string) {
 	} else {
 		fmt.Fprintln(bw, "cairn did not run: no ratios.")
 	}
+	writeTargets(bw, res.Targets)
 	for _, n := range res.Notes {
 		fmt.Fprintln(bw, "note: "+n)
 	}
@@ -335,6 +359,14 @@ func writeDataSummary(w io.Writer, res *results) {
 	if rows > 0 {
 		fmt.Fprintf(w, "dump: v1 %.1f MiB, %d rows; v2 %.1f MiB: %d rows edited (%.2f%%), %d inserted (%.2f%%)\n",
 			float64(d.V1Bytes)/mib, rows, float64(d.V2Bytes)/mib, edited, 100*float64(edited)/float64(rows), inserted, 100*float64(inserted)/float64(rows))
+	}
+	if p := res.PGDump; p != nil {
+		fmt.Fprintf(w, "pgdump: %s, pgbench scale %d + %d application rows; v1 %.1f MiB, v2 %.1f MiB after %d pgbench transactions, %d application rows updated, %d inserted\n",
+			p.Server, p.Params.Scale, p.AppRows, float64(p.V1Bytes)/mib, float64(p.V2Bytes)/mib, p.Transactions, p.AppUpdated, p.AppInserted)
+	}
+	if s := res.SmallFiles; s != nil {
+		fmt.Fprintf(w, "smallfiles: %d files in %d dirs, %.1f MiB (%.1f KiB on average), unchanged between the two backups\n",
+			s.Params.Files, s.Params.Dirs, float64(s.Bytes)/mib, float64(s.Bytes)/1024/float64(s.Params.Files))
 	}
 	if t.V1Files > 0 {
 		m := t.Mutation
@@ -394,6 +426,7 @@ func writeMarkdown(path string, res *results, tools []string) error {
 		fmt.Fprintln(w, "cairn/X = cairn's value / X's value: for MB/s >1 means cairn is faster; for MiB and s <1 means cairn uses less.")
 		fmt.Fprintln(w)
 	}
+	writeTargetsMarkdown(w, res.Targets)
 	for _, n := range res.Notes {
 		fmt.Fprintf(w, "- %s\n", n)
 	}

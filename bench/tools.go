@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -17,9 +18,15 @@ const benchPassword = "cairn-bench-password"
 
 // Dataset names; they also name the snapshot components and archives.
 const (
-	dsDump = "dump"
-	dsTree = "tree"
+	dsDump       = "dump"
+	dsTree       = "tree"
+	dsPGDump     = "pgdump"     // a real pg_dump of a throwaway PostgreSQL (pgdump.go)
+	dsSmallFiles = "smallfiles" // many small files, backed up twice unchanged (smallfiles.go)
 )
+
+// isStream says whether a data set is one file that cairn reads on stdin, as
+// behind pg_dump; the other data sets are directory trees.
+func isStream(ds string) bool { return ds == dsDump || ds == dsPGDump }
 
 // tool adapts one backup program to the protocol. gen is 1 for the first
 // backup and 2 for the second; restores always restore generation 2.
@@ -38,6 +45,14 @@ type tool interface {
 	restore(repo, ds, target string) (args []string, dir string)
 	// restored is where the restore puts the data backed up from src.
 	restored(ds, target, src string) string
+	// checkArgs verifies every byte of the repository: cairn and restic
+	// check --read-data, borg check --verify-data.
+	checkArgs(repo string) []string
+}
+
+// postIniter is a tool that needs more commands after init (not timed).
+type postIniter interface {
+	postInit(repo string) [][]string
 }
 
 // newTool returns the adapter for a tool name and its binary.
@@ -46,11 +61,15 @@ func newTool(name, bin string) (tool, error) {
 	case "cairn":
 		return cairnTool{bin}, nil
 	case "restic":
-		return resticTool{bin}, nil
+		return resticTool{bin: bin}, nil
 	case "borg":
 		return &borgTool{bin: bin}, nil
+	case "restic2":
+		return resticTool{bin: bin, label: name}, nil
+	case "kopia":
+		return &kopiaTool{bin: bin, src: map[string]string{}}, nil
 	}
-	return nil, fmt.Errorf("unknown tool %q (want cairn, restic or borg)", name)
+	return nil, fmt.Errorf("unknown tool %q (want one of %s)", name, strings.Join(allTools, ", "))
 }
 
 // firstLine runs bin args and returns the first line of its output.
@@ -70,7 +89,7 @@ func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "RESTIC_") || strings.HasPrefix(k, "BORG_") || strings.HasPrefix(k, "CAIRN_") || strings.HasPrefix(k, "AWS_") || k == "XDG_CACHE_HOME" {
+		if strings.HasPrefix(k, "RESTIC_") || strings.HasPrefix(k, "BORG_") || strings.HasPrefix(k, "CAIRN_") || strings.HasPrefix(k, "AWS_") || strings.HasPrefix(k, "KOPIA_") || k == "XDG_CACHE_HOME" {
 			continue
 		}
 		env = append(env, kv)
@@ -107,7 +126,7 @@ func (t cairnTool) env(repo, cache string) []string {
 func (t cairnTool) initArgs(string) []string { return []string{"init"} }
 
 func (t cairnTool) backup(_, ds, src string, _ int) ([]string, string) {
-	if ds == dsDump {
+	if isStream(ds) {
 		return []string{"backup", "--stdin", "db"}, src
 	}
 	return []string{"backup", "--tree", "files=" + src}, ""
@@ -118,17 +137,23 @@ func (t cairnTool) restore(_, _, target string) ([]string, string) {
 }
 
 func (t cairnTool) restored(ds, target, _ string) string {
-	if ds == dsDump {
+	if isStream(ds) {
 		return filepath.Join(target, "db")
 	}
 	return filepath.Join(target, "files")
 }
 
-// restic: defaults (repository format 2, compression "auto", i.e. zstd at its
-// default level).
-type resticTool struct{ bin string }
+func (t cairnTool) checkArgs(string) []string { return []string{"check", "--read-data"} }
 
-func (t resticTool) name() string { return "restic" }
+// restic: defaults (repository format 2, compression "auto", i.e. zstd at its
+// default level). label is "restic2" for the second, newer restic of
+// $RESTIC_BIN, shown as a column of its own; "" for Debian's.
+type resticTool struct {
+	bin   string
+	label string
+}
+
+func (t resticTool) name() string { return cmp.Or(t.label, "restic") }
 func (t resticTool) path() string { return t.bin }
 func (t resticTool) settings() string {
 	return "defaults (compression auto = zstd default level); backs up the dump file by path"
@@ -154,6 +179,8 @@ func (t resticTool) restore(_, _, target string) ([]string, string) {
 
 // restic recreates the absolute path below the target.
 func (t resticTool) restored(_, target, src string) string { return filepath.Join(target, src) }
+
+func (t resticTool) checkArgs(string) []string { return []string{"check", "--read-data"} }
 
 // borg: zstd level 3 (borg's default is lz4; zstd,3 is close to what restic
 // and cairn use), repokey-blake2 encryption.
@@ -212,6 +239,9 @@ func (t *borgTool) restore(repo, ds, target string) ([]string, string) {
 func (t *borgTool) restored(_, target, src string) string {
 	return filepath.Join(target, strings.TrimPrefix(src, "/"))
 }
+
+// borg's --verify-data decrypts and checks every chunk, like --read-data.
+func (t *borgTool) checkArgs(repo string) []string { return []string{"check", "--verify-data", repo} }
 
 // parseMajorMinor parses "1.2.4"-like versions.
 func parseMajorMinor(v string) (int, int, bool) {

@@ -1,6 +1,7 @@
 // Package dbtest starts throwaway database servers — PostgreSQL and MariaDB,
 // the real binaries from the machine's packages — for tests of the dump
-// sources. It is imported by tests only.
+// sources. It is imported by tests, and by the benchmark (bench/), which
+// takes real pg_dump output from a server it starts with LaunchPostgres.
 //
 // Each server lives in a temporary directory, listens on a free port on
 // 127.0.0.1 with its socket next to its data, and is stopped when the test
