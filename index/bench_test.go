@@ -77,7 +77,7 @@ func getBenchIndex(b *testing.B, n int) *benchIndex {
 	return bi
 }
 
-var benchSizes = []int{1_000_000, 5_000_000}
+var benchSizes = []int{1_000_000, 5_000_000, 10_000_000}
 
 func BenchmarkLookup(b *testing.B) {
 	for _, n := range benchSizes {

@@ -8,15 +8,24 @@
 //
 // # In-memory design
 //
-// An Index keeps fixed-size 52-byte entries (blob ID, pack number, offset,
-// length, raw length, type, flags) with no pointers, so the garbage collector
-// never scans them. Pack IDs are stored once, in a table indexed by the
-// entry's pack number. At 5 million entries the whole index takes about 53
-// bytes per entry.
+// An Index keeps fixed-size entries with no pointers, so the garbage
+// collector never scans them. Pack IDs are stored once, in a table indexed
+// by the entry's pack number. An entry of the sorted main array takes 46
+// bytes (type packed): 31 ID bytes, the first being implied by where the
+// entry sits (a 257-entry table, lead, records where each first byte's
+// entries start), a 32-bit offset, 29-bit stored and raw lengths, a 28-bit
+// pack number and two flag bits. The narrow fields lose nothing a reader
+// accepts: no blob is larger than 256 MiB (pack.MaxRawLength), stored
+// 2^28 + 2^22 + 1064 bytes at worst, under MaxLength = 2^29 - 1; 2^28
+// packs of 16 MiB are 4 PiB. Anything beyond (an index file may hold
+// 32-bit lengths) is refused with ErrLimit, never truncated. At 10 million
+// entries the whole index takes 47.1 bytes per entry (BenchmarkLookup,
+// 500 blobs a pack), where 52-byte entries took 53.1; docs/SCALING.md has
+// the arithmetic.
 //
 // Entries live in two places:
 //
-//   - main: a slice sorted by (ID, type), with a bucket table of offsets
+//   - main: a slice of packed entries sorted by (ID, type), with a bucket table of offsets
 //     into it keyed by the first k bits of the ID, k chosen so that a bucket
 //     holds 2 to 4 entries (k = 21 at 5 million entries: an 8 MiB table,
 //     1.7 bytes per entry). IDs are keyed hashes and so uniformly spread: a
@@ -47,10 +56,12 @@
 // radix pass on the leading ID bits before sorting). It holds the decoded
 // Files, the run, sort keys and the merged array at once: 3.5 × the index.
 // A Loader (what a repository's LoadIndex uses) decodes index files
-// straight into one entry array sized from the files' lengths, sorts it in
-// place (an in-place radix pass, then each part) and hands it to the index
-// as main: loading allocates 1.06 × the index in all (TestLoaderMemory),
-// and LoadIndex's heap peaks at about 1.2 × (repo's TestLoadIndexMemory).
+// straight into one packed entry array sized from the files' lengths, with
+// the first ID bytes on the side (1 byte an entry, dropped once sorted),
+// sorts it in place (an in-place radix pass, then each part) and hands it
+// to the index as main: loading allocates about 1.1 × the index in all
+// (TestLoaderMemory), and LoadIndex's heap peaks at about 1.2 × (repo's
+// TestLoadIndexMemory).
 //
 // main is never modified in place: a merge or RemovePacks builds a new
 // slice. This lets Each and Files work on a snapshot without holding the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
+	"fmt"
 	"slices"
 	"sync"
 	"unsafe"
@@ -18,23 +19,10 @@ type Location struct {
 	Blob pack.Blob
 }
 
-// entry is one blob in the index. 32+4*4+2 bytes, padded to 52.
-type entry struct {
-	id     chunk.ID
-	pack   uint32 // index into Index.packs
-	offset uint32
-	length uint32
-	rawLen uint32
-	typ    pack.BlobType
-	flags  uint8
-}
-
 const (
-	entrySize      = int(unsafe.Sizeof(entry{}))
-	flagCompressed = 1 << 0
-
 	// The bucket table has 2^bits+1 entries, about one per
-	// entriesPerBucket entries of main.
+	// entriesPerBucket entries of main. At least 8 bits, so that every
+	// bucket holds entries of one first ID byte (packed relies on it).
 	minBucketBits    = 8
 	maxBucketBits    = 24
 	entriesPerBucket = 4
@@ -56,8 +44,12 @@ type Index struct {
 	mu sync.RWMutex
 
 	// main is sorted by (id, typ), ties in insertion order. Never modified
-	// in place.
-	main []entry
+	// in place. Its entries do not store the first ID byte: lead[b] is the
+	// index of the first entry whose ID starts with a byte >= b (257
+	// elements when main is not empty, else none), so the entries of
+	// main[lead[b]:lead[b+1]] start with b.
+	main []packed
+	lead []uint32
 	// buckets[p] is the index of the first entry in main whose first
 	// 32-shift ID bits, read big-endian, are >= p. It has 2^(32-shift)+1
 	// elements when main is not empty, else none.
@@ -82,6 +74,9 @@ type Index struct {
 	// valid. Every pack in it has at least one entry.
 	packs   []chunk.ID
 	packNum map[chunk.ID]uint32
+	// packLimit is the most packs the index numbers: MaxPacks, lowered by
+	// tests.
+	packLimit int
 
 	// pending lists blobs added by AddPack and not yet cleared.
 	pending []PackBlobs
@@ -89,53 +84,23 @@ type Index struct {
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{packNum: make(map[chunk.ID]uint32)}
+	return &Index{packNum: make(map[chunk.ID]uint32), packLimit: MaxPacks}
 }
 
-func newEntry(packNum uint32, b *pack.Blob) entry {
-	e := entry{
-		id:     b.ID,
-		pack:   packNum,
-		offset: b.Offset,
-		length: b.Length,
-		rawLen: b.RawLength,
-		typ:    b.Type,
+// firstByte returns the first ID byte of main[i], with lead main's lead
+// table: a binary search over 256 values that stay in the CPU cache.
+func firstByte(lead []uint32, i int) byte {
+	lo, hi := 0, 256 // lead[lo] <= i < lead[hi]
+	for hi-lo > 1 {
+		m := (lo + hi) / 2
+		if int(lead[m]) <= i {
+			lo = m
+		} else {
+			hi = m
+		}
 	}
-	if b.Compressed {
-		e.flags |= flagCompressed
-	}
-	return e
+	return byte(lo)
 }
-
-func (e *entry) blob() pack.Blob {
-	return pack.Blob{
-		Type:       e.typ,
-		Compressed: e.flags&flagCompressed != 0,
-		ID:         e.id,
-		Offset:     e.offset,
-		Length:     e.length,
-		RawLength:  e.rawLen,
-	}
-}
-
-func location(packs []chunk.ID, e *entry) Location {
-	return Location{Pack: packs[e.pack], Blob: e.blob()}
-}
-
-// compareEntries orders entries by (id, typ).
-func compareEntries(a, b *entry) int {
-	if c := cmp.Compare(hi8(&a.id), hi8(&b.id)); c != 0 {
-		return c
-	}
-	if c := bytes.Compare(a.id[8:], b.id[8:]); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.typ, b.typ)
-}
-
-// hi8 returns the first eight bytes of id as a big-endian integer, which
-// orders like the bytes.
-func hi8(id *chunk.ID) uint64 { return binary.BigEndian.Uint64(id[:8]) }
 
 // bucketOf returns the bucket of id in a table of 2^(32-shift) buckets: the
 // first 32-shift bits of the ID.
@@ -146,20 +111,37 @@ func bucketOf(id *chunk.ID, shift uint8) int {
 // searchMain returns the index of the first main entry with key (id, t), or
 // -1 if there is none.
 func (ix *Index) searchMain(t pack.BlobType, id *chunk.ID) int {
+	i, _ := ix.searchMainEnd(t, id)
+	return i
+}
+
+// searchMainEnd is searchMain, also returning the end of id's bucket: the
+// entries with key (id, t) are main[i:j] for the j < end where they stop.
+// Entries past the bucket end may hold id's last 31 bytes with another
+// first byte, so a caller scanning for more copies must stop there.
+func (ix *Index) searchMainEnd(t pack.BlobType, id *chunk.ID) (int, int) {
 	if len(ix.main) == 0 {
-		return -1
+		return -1, 0
 	}
 	p := bucketOf(id, ix.shift)
-	lo, hi := int(ix.buckets[p]), int(ix.buckets[p+1])
-	// Compare the first eight bytes as an integer before the rest.
-	want := hi8(id)
+	lo, end := int(ix.buckets[p]), int(ix.buckets[p+1])
+	hi := end
+	// Every entry in the bucket has id's first byte (at least 8 bucket
+	// bits): compare bytes 1-8 as an integer before the rest.
+	want := binary.BigEndian.Uint64(id[1:9])
+	tree := uint8(0)
+	if t == pack.TreeBlob {
+		tree = 1
+	} else if t != pack.DataBlob {
+		return -1, end
+	}
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
 		e := &ix.main[m]
-		c := cmp.Compare(hi8(&e.id), want)
+		c := cmp.Compare(phi8(e), want)
 		if c == 0 {
-			if c = bytes.Compare(e.id[8:], id[8:]); c == 0 {
-				c = cmp.Compare(e.typ, t)
+			if c = bytes.Compare(e.id[8:], id[9:]); c == 0 {
+				c = cmp.Compare(e.tree(), tree)
 			}
 		}
 		if c < 0 {
@@ -168,10 +150,10 @@ func (ix *Index) searchMain(t pack.BlobType, id *chunk.ID) int {
 			hi = m
 		}
 	}
-	if lo < len(ix.main) && ix.main[lo].id == *id && ix.main[lo].typ == t {
-		return lo
+	if lo < end && ix.main[lo].hasID(id) && ix.main[lo].tree() == tree {
+		return lo, end
 	}
-	return -1
+	return -1, end
 }
 
 // searchTail returns the index of the first tail entry with key (id, t), or
@@ -195,10 +177,12 @@ func (ix *Index) Lookup(t pack.BlobType, id chunk.ID) (Location, bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if i := ix.searchMain(t, &id); i >= 0 {
-		return location(ix.packs, &ix.main[i]), true
+		e := &ix.main[i]
+		return Location{Pack: ix.packs[e.packNum()], Blob: e.blob(&id)}, true
 	}
 	if i := ix.searchTail(t, &id); i >= 0 {
-		return location(ix.packs, &ix.tail[i]), true
+		e := &ix.tail[i]
+		return Location{Pack: ix.packs[e.pack], Blob: e.blob()}, true
 	}
 	return Location{}, false
 }
@@ -219,14 +203,15 @@ func (ix *Index) LookupAll(t pack.BlobType, id chunk.ID) []Location {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	var locs []Location
-	if i := ix.searchMain(t, &id); i >= 0 {
-		for ; i < len(ix.main) && ix.main[i].id == id && ix.main[i].typ == t; i++ {
-			locs = append(locs, location(ix.packs, &ix.main[i]))
+	if i, end := ix.searchMainEnd(t, &id); i >= 0 {
+		for ; i < end && ix.main[i].hasID(&id) && ix.main[i].typ() == t; i++ {
+			e := &ix.main[i]
+			locs = append(locs, Location{Pack: ix.packs[e.packNum()], Blob: e.blob(&id)})
 		}
 	}
 	for i := ix.searchTail(t, &id); i >= 0; i = ix.tailNext[i] {
-		if ix.tail[i].id == id && ix.tail[i].typ == t {
-			locs = append(locs, location(ix.packs, &ix.tail[i]))
+		if e := &ix.tail[i]; e.id == id && e.typ == t {
+			locs = append(locs, Location{Pack: ix.packs[e.pack], Blob: e.blob()})
 		}
 	}
 	return locs
@@ -254,47 +239,90 @@ func (ix *Index) Packs() []chunk.ID {
 // identical to an entry the index already has for the same pack (the same
 // pack added twice) are skipped. An empty blobs is a no-op.
 //
-// AddPack does not validate blobs and does not retain the slice.
-func (ix *Index) AddPack(packID chunk.ID, blobs []pack.Blob) {
+// AddPack checks only what the index needs to represent blobs: a blob of
+// unknown type or beyond MaxLength, or a pack beyond MaxPacks, is refused
+// with an error wrapping ErrLimit, and nothing is added. It does not retain
+// the slice.
+func (ix *Index) AddPack(packID chunk.ID, blobs []pack.Blob) error {
 	if len(blobs) == 0 {
-		return
+		return nil
+	}
+	if err := checkBlobs(blobs); err != nil {
+		return fmt.Errorf("add pack %s: %w", packID.Short(), err)
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	if _, ok := ix.packNum[packID]; !ok && len(ix.packs) >= ix.packLimit {
+		return fmt.Errorf("add pack %s: %w", packID.Short(), errTooManyPacks(ix.packLimit))
+	}
 	added := ix.addPackLocked(packID, blobs, true)
 	if len(added) > 0 {
 		ix.pending = append(ix.pending, PackBlobs{Pack: packID, Blobs: added})
 	}
 	ix.maybeMergeLocked()
+	return nil
+}
+
+// checkBlobs returns checkEntryBlob's error for the first blob that has one.
+func checkBlobs(blobs []pack.Blob) error {
+	for i := range blobs {
+		if err := checkEntryBlob(&blobs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AddFile adds every pack listed in f, skipping entries identical to one the
 // index already has (as AddPack does). It does not mark them pending, and
 // ignores f.Supersedes: choosing which files to load is the caller's job.
+// It refuses what AddPack refuses, adding nothing.
 //
 // To load many files, AddFiles is faster than calling AddFile for each.
-func (ix *Index) AddFile(f *File) {
-	ix.AddFiles([]*File{f})
+func (ix *Index) AddFile(f *File) error {
+	return ix.AddFiles([]*File{f})
 }
 
 // AddFiles adds every pack listed in files, like AddFile for each file. Large
 // batches (more blobs than the tail may hold) are sorted and merged into the
 // main array in one pass: loading a repository's whole index this way costs
-// one O(n log n) sort instead of a series of merges.
-func (ix *Index) AddFiles(files []*File) {
-	n := 0
+// one O(n log n) sort instead of a series of merges. On an error (wrapping
+// ErrLimit) nothing is added.
+func (ix *Index) AddFiles(files []*File) error {
+	n, listed := 0, 0
 	for _, f := range files {
 		n += f.NumBlobs()
+		listed += len(f.Packs)
+		for i := range f.Packs {
+			if err := checkBlobs(f.Packs[i].Blobs); err != nil {
+				return fmt.Errorf("add pack %s: %w", f.Packs[i].Pack.Short(), err)
+			}
+		}
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	if len(ix.packs)+listed > ix.packLimit {
+		// Count exactly only when the cheap bound fails.
+		fresh := map[chunk.ID]struct{}{}
+		for _, f := range files {
+			for i := range f.Packs {
+				pb := &f.Packs[i]
+				if _, ok := ix.packNum[pb.Pack]; !ok && len(pb.Blobs) > 0 {
+					fresh[pb.Pack] = struct{}{}
+				}
+			}
+		}
+		if len(ix.packs)+len(fresh) > ix.packLimit {
+			return errTooManyPacks(ix.packLimit)
+		}
+	}
 	if len(ix.tail)+n <= ix.tailLimit() {
 		for _, f := range files {
 			for i := range f.Packs {
 				ix.addPackLocked(f.Packs[i].Pack, f.Packs[i].Blobs, false)
 			}
 		}
-		return
+		return nil
 	}
 	// The tail entries are older than the new ones, so they go first into
 	// the run; mergeRunLocked keeps that order among equal keys.
@@ -314,10 +342,12 @@ func (ix *Index) AddFiles(files []*File) {
 	}
 	ix.resetTailLocked()
 	ix.mergeRunLocked(run)
+	return nil
 }
 
 // packNumLocked returns the number of pack id, registering it if new. The
-// caller must add at least one entry for a new pack.
+// caller must add at least one entry for a new pack, and have checked
+// packLimit.
 func (ix *Index) packNumLocked(id chunk.ID) uint32 {
 	num, ok := ix.packNum[id]
 	if !ok {
@@ -330,7 +360,8 @@ func (ix *Index) packNumLocked(id chunk.ID) uint32 {
 
 // addPackLocked appends the blobs of one pack to the tail, skipping exact
 // duplicates of existing entries of the same pack. If collect is set it
-// returns the blobs it added.
+// returns the blobs it added. The caller has checked the blobs and the
+// pack limit.
 func (ix *Index) addPackLocked(packID chunk.ID, blobs []pack.Blob, collect bool) []pack.Blob {
 	if len(blobs) == 0 {
 		return nil
@@ -361,12 +392,13 @@ func (ix *Index) addPackLocked(packID chunk.ID, blobs []pack.Blob, collect bool)
 
 // inMainLocked reports whether main holds an entry identical to e.
 func (ix *Index) inMainLocked(e *entry) bool {
-	i := ix.searchMain(e.typ, &e.id)
+	i, end := ix.searchMainEnd(e.typ, &e.id)
 	if i < 0 {
 		return false
 	}
-	for ; i < len(ix.main) && ix.main[i].id == e.id && ix.main[i].typ == e.typ; i++ {
-		if ix.main[i] == *e {
+	p := e.compact()
+	for ; i < end && ix.main[i].hasID(&e.id) && ix.main[i].typ() == e.typ; i++ {
+		if ix.main[i] == p {
 			return true
 		}
 	}
@@ -428,43 +460,62 @@ func (ix *Index) resetTailLocked() {
 // added; an entry identical to one already present is dropped.
 func (ix *Index) mergeRunLocked(run []entry) {
 	keys := sortRun(run)
-	old := ix.main
-	merged := make([]entry, len(old)+len(run))
+	old, oldLead := ix.main, ix.lead
+	merged := make([]packed, len(old)+len(run))
+	var count [256]int // entries written to merged, by first ID byte
+	ob := 0            // the first ID byte of old[i]
 	i, j, k := 0, 0, 0
 	for j < len(keys) {
+		e := &run[keys[j].pos]
 		// On equal keys the main entry is older and goes first.
 		if i < len(old) {
-			var mainFirst bool
-			if h := hi8(&old[i].id); h != keys[j].hi {
-				mainFirst = h < keys[j].hi
-			} else {
-				mainFirst = compareEntries(&old[i], &run[keys[j].pos]) <= 0
+			for int(oldLead[ob+1]) <= i {
+				ob++
 			}
-			if mainFirst {
+			if comparePackedEntry(byte(ob), &old[i], e) <= 0 {
 				merged[k] = old[i]
+				count[ob]++
 				i++
 				k++
 				continue
 			}
 		}
-		e := &run[keys[j].pos]
-		h := keys[j].hi
 		j++
-		// Entries with e's key that are already out are right before k.
+		p, b := e.compact(), e.id[0]
+		// Entries with e's key that are already out are right before k,
+		// among the count[b] that start with e's first byte.
 		dup := false
-		for q := k - 1; q >= 0 && hi8(&merged[q].id) == h && merged[q].id == e.id && merged[q].typ == e.typ; q-- {
-			if merged[q] == *e {
+		for q := k - 1; q >= k-count[b] && merged[q].hasID(&e.id) && merged[q].typ() == e.typ; q-- {
+			if merged[q] == p {
 				dup = true
 				break
 			}
 		}
 		if !dup {
-			merged[k] = *e
+			merged[k] = p
+			count[b]++
 			k++
 		}
 	}
-	k += copy(merged[k:], old[i:])
-	ix.setMainLocked(merged[:k:k])
+	if i < len(old) {
+		for b := range 256 {
+			if n := int(oldLead[b+1]) - max(int(oldLead[b]), i); n > 0 {
+				count[b] += n
+			}
+		}
+		k += copy(merged[k:], old[i:])
+	}
+	ix.setMainLocked(merged[:k:k], leadOf(&count))
+}
+
+// leadOf returns the lead table of an array with count[b] entries whose
+// ID starts with b.
+func leadOf(count *[256]int) []uint32 {
+	lead := make([]uint32, 257)
+	for b, n := range count {
+		lead[b+1] = lead[b] + uint32(n)
+	}
+	return lead
 }
 
 // sortKey stands for run[pos] while sorting a run: sorting these 16-byte
@@ -523,25 +574,32 @@ func sortRun(run []entry) []sortKey {
 	return out
 }
 
-// setMainLocked installs a new sorted main slice and rebuilds the bucket
-// table.
-func (ix *Index) setMainLocked(m []entry) {
+// setMainLocked installs a new sorted main slice with its lead table and
+// rebuilds the bucket table.
+func (ix *Index) setMainLocked(m []packed, lead []uint32) {
 	ix.main = m
 	if len(m) == 0 {
-		ix.buckets = nil
+		ix.buckets, ix.lead = nil, nil
 		return
 	}
+	ix.lead = lead
 	bits := bucketBits(len(m))
 	if len(ix.buckets) != 1<<bits+1 {
 		ix.buckets = make([]uint32, 1<<bits+1)
 	}
 	ix.shift = uint8(32 - bits)
-	j := 0
-	for p := range 1 << bits {
-		for j < len(m) && bucketOf(&m[j].id, ix.shift) < p {
-			j++
+	// The buckets of first byte b are b's 2^sub sub-buckets, keyed by the
+	// next sub bits, which are the top bits of the stored ID bytes.
+	sub := bits - 8
+	for b := range 256 {
+		j, end := int(lead[b]), int(lead[b+1])
+		base := b << sub
+		for q := range 1 << sub {
+			for j < end && int(uint32(m[j].id[0])<<16|uint32(m[j].id[1])<<8|uint32(m[j].id[2]))>>(24-sub) < q {
+				j++
+			}
+			ix.buckets[base+q] = uint32(j)
 		}
-		ix.buckets[p] = uint32(j)
 	}
 	ix.buckets[1<<bits] = uint32(len(m))
 }
@@ -556,13 +614,20 @@ func bucketBits(n int) int {
 	return bits
 }
 
-// snapshot merges the tail and returns main and the pack table, which stay
-// valid and unchanged however the index is modified afterwards.
-func (ix *Index) snapshot() ([]entry, []chunk.ID) {
+// view is main, its lead table and the pack table at one moment: they
+// stay valid and unchanged however the index is modified afterwards.
+type view struct {
+	main  []packed
+	lead  []uint32
+	packs []chunk.ID
+}
+
+// snapshot merges the tail and returns a view of the index.
+func (ix *Index) snapshot() view {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.mergeLocked()
-	return ix.main, ix.packs
+	return view{ix.main, ix.lead, ix.packs}
 }
 
 // Each calls fn for every entry in order of (ID, type), entries with equal
@@ -570,10 +635,17 @@ func (ix *Index) snapshot() ([]entry, []chunk.ID) {
 // iterates over a snapshot taken when it is called, without holding the
 // lock, so fn may call any method of ix; changes made meanwhile are not seen.
 func (ix *Index) Each(fn func(Location) bool) {
-	m, packs := ix.snapshot()
-	for i := range m {
-		if !fn(location(packs, &m[i])) {
-			return
+	v := ix.snapshot()
+	if len(v.main) == 0 {
+		return
+	}
+	for b := range 256 {
+		for i := v.lead[b]; i < v.lead[b+1]; i++ {
+			e := &v.main[i]
+			id := e.fullID(byte(b))
+			if !fn(Location{Pack: v.packs[e.packNum()], Blob: e.blob(&id)}) {
+				return
+			}
 		}
 	}
 }
@@ -585,11 +657,19 @@ func (ix *Index) PackBlobs(packID chunk.ID) []pack.Blob {
 	num, ok := ix.packNum[packID]
 	var blobs []pack.Blob
 	if ok {
-		for _, part := range [][]entry{ix.main, ix.tail} {
-			for i := range part {
-				if part[i].pack == num {
-					blobs = append(blobs, part[i].blob())
+		if len(ix.main) > 0 {
+			for b := range 256 {
+				for i := ix.lead[b]; i < ix.lead[b+1]; i++ {
+					if e := &ix.main[i]; e.packNum() == num {
+						id := e.fullID(byte(b))
+						blobs = append(blobs, e.blob(&id))
+					}
 				}
+			}
+		}
+		for i := range ix.tail {
+			if ix.tail[i].pack == num {
+				blobs = append(blobs, ix.tail[i].blob())
 			}
 		}
 	}
@@ -648,18 +728,25 @@ func (ix *Index) RemovePacks(set map[chunk.ID]struct{}) {
 		}
 		n := 0
 		for i := range ix.main {
-			if renum[ix.main[i].pack] != gone {
+			if renum[ix.main[i].packNum()] != gone {
 				n++
 			}
 		}
-		m := make([]entry, 0, n)
-		for _, e := range ix.main {
-			if e.pack = renum[e.pack]; e.pack != gone {
-				m = append(m, e)
+		m := make([]packed, 0, n)
+		var count [256]int
+		if len(ix.main) > 0 {
+			for b := range 256 {
+				for _, e := range ix.main[ix.lead[b]:ix.lead[b+1]] {
+					if num := renum[e.packNum()]; num != gone {
+						e.setPackNum(num)
+						m = append(m, e)
+						count[b]++
+					}
+				}
 			}
 		}
 		ix.packs, ix.packNum = packs, packNum
-		ix.setMainLocked(m)
+		ix.setMainLocked(m, leadOf(&count))
 	}
 	ix.pending = slices.DeleteFunc(ix.pending, func(pb PackBlobs) bool {
 		_, ok := set[pb.Pack]
@@ -744,11 +831,12 @@ func (ix *Index) EachFile(maxBlobsPerFile int, skip func(chunk.ID) bool, fn func
 	if maxBlobsPerFile <= 0 {
 		maxBlobsPerFile = int(^uint(0) >> 1)
 	}
-	m, packs := ix.snapshot()
+	v := ix.snapshot()
+	m, packs := v.main, v.packs
 	// Counting sort of entry positions by pack number.
 	start := make([]uint32, len(packs)+1)
 	for i := range m {
-		start[m[i].pack+1]++
+		start[m[i].packNum()+1]++
 	}
 	for p := 1; p < len(start); p++ {
 		start[p] += start[p-1]
@@ -756,7 +844,7 @@ func (ix *Index) EachFile(maxBlobsPerFile int, skip func(chunk.ID) bool, fn func
 	byPack := make([]uint32, len(m))
 	next := slices.Clone(start[:len(packs)])
 	for i := range m {
-		p := m[i].pack
+		p := m[i].packNum()
 		byPack[next[p]] = uint32(i)
 		next[p]++
 	}
@@ -782,7 +870,8 @@ func (ix *Index) EachFile(maxBlobsPerFile int, skip func(chunk.ID) bool, fn func
 		}
 		blobs := make([]pack.Blob, len(positions))
 		for i, pos := range positions {
-			blobs[i] = m[pos].blob()
+			id := m[pos].fullID(firstByte(v.lead, int(pos)))
+			blobs[i] = m[pos].blob(&id)
 		}
 		sortBlobs(blobs)
 		if n > 0 && n+len(blobs) > maxBlobsPerFile {
@@ -814,7 +903,7 @@ func (ix *Index) MemoryBytes() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	n := int(unsafe.Sizeof(*ix))
-	n += cap(ix.main) * entrySize
+	n += cap(ix.main)*packedSize + cap(ix.lead)*4
 	n += cap(ix.buckets) * 4
 	n += cap(ix.tail)*entrySize + cap(ix.tailNext)*4
 	n += len(ix.tailFirst) * tailMapEntryBytes

@@ -18,6 +18,9 @@ func TestEntrySize(t *testing.T) {
 	if entrySize != 52 {
 		t.Fatalf("entry is %d bytes, want 52", entrySize)
 	}
+	if packedSize != 46 {
+		t.Fatalf("packed is %d bytes, want 46", packedSize)
+	}
 }
 
 func blobAt(t pack.BlobType, id chunk.ID, off uint32) pack.Blob {
@@ -587,8 +590,8 @@ func TestMemoryBytes(t *testing.T) {
 	ix.mergeLocked()
 	ix.mu.Unlock()
 	per := float64(ix.MemoryBytes()) / float64(ix.Len())
-	// 52 bytes per entry plus the 256 KiB bucket table over ~100k entries.
-	if per < 52 || per > 60 {
+	// 46 bytes per entry plus the 256 KiB bucket table over ~100k entries.
+	if per < 46 || per > 54 {
 		t.Fatalf("%.1f bytes per entry", per)
 	}
 }

@@ -254,7 +254,9 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	}
 	// One in-place sort for all files: several times faster than adding
 	// them one by one at millions of blobs, and no second copy.
-	loader.AddTo(r.idx, func(i int) bool { return superseded[ids[i]] })
+	if err := loader.AddTo(r.idx, func(i int) bool { return superseded[ids[i]] }); err != nil {
+		return err
+	}
 	r.indexLoaded = true
 	return nil
 }

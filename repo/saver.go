@@ -259,7 +259,9 @@ func (s *Saver) uploadLoop(ctx context.Context) error {
 		// Durable now: make the blobs visible to Reserve through the index
 		// before they leave the in-flight set, so no window lets a
 		// duplicate through.
-		s.r.idx.AddPack(id, p.blobs)
+		if err := s.r.idx.AddPack(id, p.blobs); err != nil {
+			return err
+		}
 		s.mu.Lock()
 		for _, b := range p.blobs {
 			delete(s.inflight, blobKey{b.Type, b.ID})

@@ -66,7 +66,9 @@ func (p *pruner) resurrect(ctx context.Context) (bool, error) {
 	}
 	p.rep.Resurrected += len(revived)
 	for _, pb := range f.Packs {
-		p.r.Index().AddPack(pb.Pack, pb.Blobs)
+		if err := p.r.Index().AddPack(pb.Pack, pb.Blobs); err != nil {
+			return false, err
+		}
 	}
 	// The index changed, and with it the ordinals: walk again.
 	return true, p.walk(ctx)

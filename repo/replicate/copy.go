@@ -310,7 +310,9 @@ func (c *copier) copyPacks(ctx context.Context, sn *snapshot.Snapshot) error {
 			return err
 		}
 		for _, p := range done.Packs {
-			c.dst.Index().AddPack(p.Pack, p.Blobs)
+			if err := c.dst.Index().AddPack(p.Pack, p.Blobs); err != nil {
+				return err
+			}
 		}
 		done = index.File{}
 		return nil
