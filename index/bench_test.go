@@ -242,3 +242,53 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkMemoryPerPack loads 10M entries as LoadIndex does, with as
+// many blobs a pack as a repository of 16 MiB packs holds at 1 MiB stored
+// per blob (16: incompressible chunks), 256 KiB (64: dumps compressing
+// 4:1) and with the 500 of the other benchmarks: the pack table (a pack
+// ID and a map entry per pack) costs per blob what it costs per pack
+// divided by blobs a pack. One op is one load; run with -benchtime=1x.
+func BenchmarkMemoryPerPack(b *testing.B) {
+	const n = 10_000_000
+	for _, perPack := range []int{16, 64, 500} {
+		b.Run(fmt.Sprintf("blobs/pack=%d", perPack), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(uint64(perPack), 3))
+			var files [][]byte
+			var total int64
+			for left := n; left > 0; {
+				f := &File{}
+				for nf := 0; nf < benchBlobsPerFile && left > 0; {
+					blobs := make([]pack.Blob, min(perPack, left))
+					for i := range blobs {
+						blobs[i] = randBlob(r)
+					}
+					f.Packs = append(f.Packs, PackBlobs{Pack: randID(r), Blobs: blobs})
+					nf += len(blobs)
+					left -= len(blobs)
+				}
+				enc, err := f.MarshalBinary()
+				if err != nil {
+					b.Fatal(err)
+				}
+				files = append(files, enc)
+				total += int64(len(enc))
+			}
+			var ix *Index
+			for b.Loop() {
+				ix = New()
+				l := NewLoader(total)
+				for i, enc := range files {
+					if _, err := l.Add(i, enc); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := l.AddTo(ix, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(ix.MemoryBytes())/float64(ix.Len()), "bytes/entry")
+			b.ReportMetric(float64(len(ix.Packs())), "packs")
+		})
+	}
+}
