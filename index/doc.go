@@ -10,7 +10,10 @@
 //
 // An Index keeps fixed-size entries with no pointers, so the garbage
 // collector never scans them. Pack IDs are stored once, in a table indexed
-// by the entry's pack number. An entry of the sorted main array takes 46
+// by the entry's pack number, and found by binary search over their
+// numbers sorted by ID (36 bytes a pack, where a map took about 96:
+// repositories of 16 MiB packs hold 16-64 blobs a pack, so a pack's cost
+// shows per blob). An entry of the sorted main array takes 46
 // bytes (type packed): 31 ID bytes, the first being implied by where the
 // entry sits (a 257-entry table, lead, records where each first byte's
 // entries start), a 32-bit offset, 29-bit stored and raw lengths, a 28-bit

@@ -137,11 +137,11 @@ func (l *Loader) AddTo(ix *Index, drop func(seq int) bool) error {
 		if len(packs) > ix.packLimit {
 			return errTooManyPacks(ix.packLimit)
 		}
-		ix.packs = packs
-		ix.packNum = make(map[chunk.ID]uint32, len(packs))
-		for i, id := range packs {
-			ix.packNum[id] = uint32(i)
+		if cap(packs)-len(packs) > len(packs)/8 {
+			packs = slices.Clone(packs) // packs of superseded files dropped
 		}
+		ix.packs = packs
+		ix.byID = sortedPackNums(packs)
 		ix.setMainLocked(m, lead)
 		return nil
 	}
@@ -149,7 +149,7 @@ func (l *Loader) AddTo(ix *Index, drop func(seq int) bool) error {
 	// ix's pack table and merge as AddFiles does.
 	fresh := 0
 	for _, id := range packs {
-		if _, ok := ix.packNum[id]; !ok {
+		if _, ok := ix.lookupPackLocked(id); !ok {
 			fresh++
 		}
 	}
