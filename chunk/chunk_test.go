@@ -3,6 +3,7 @@ package chunk_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -59,6 +60,33 @@ func TestHasherIsKeyed(t *testing.T) {
 	}
 	if h1.Sum(data) == chunk.ObjectID(data) {
 		t.Fatal("keyed ID equals the unkeyed object ID")
+	}
+}
+
+// An ObjectHasher fed in pieces of any size names an object as ObjectID
+// does over its whole bytes, and Reset starts a new object.
+func TestObjectHasherPieces(t *testing.T) {
+	data := make([]byte, 3<<20+17)
+	for i := range data {
+		data[i] = byte(i*7 + i>>11)
+	}
+	want := chunk.ObjectID(data)
+	h := chunk.NewObjectHasher()
+	for _, piece := range []int{1, 1000, 1 << 10, 8 << 10, 1 << 20, len(data)} {
+		t.Run(fmt.Sprint(piece), func(t *testing.T) {
+			h.Write([]byte("left over from the previous object"))
+			h.Reset()
+			for off := 0; off < len(data); off += piece {
+				h.Write(data[off:min(off+piece, len(data))])
+			}
+			if got := h.Sum(); got != want {
+				t.Fatalf("in pieces of %d: %v, want %v", piece, got, want)
+			}
+		})
+	}
+	h.Reset()
+	if got := h.Sum(); got != chunk.ObjectID(nil) {
+		t.Fatalf("empty object: %v, want %v", got, chunk.ObjectID(nil))
 	}
 }
 

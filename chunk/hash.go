@@ -38,3 +38,26 @@ func (h *Hasher) Sum(data []byte) ID {
 func ObjectID(data []byte) ID {
 	return ID(blake3.Sum256(data))
 }
+
+// ObjectHasher computes an ObjectID over bytes written in pieces, so that a
+// reader can hash an object while it streams in, each piece while it is
+// still in the CPU cache. It is not safe for concurrent use.
+type ObjectHasher struct {
+	h *blake3.Hasher
+}
+
+// NewObjectHasher returns an ObjectHasher ready for the first piece.
+func NewObjectHasher() *ObjectHasher { return &ObjectHasher{h: blake3.New()} }
+
+// Write adds p to the object's bytes; it never fails.
+func (o *ObjectHasher) Write(p []byte) (int, error) { return o.h.Write(p) }
+
+// Sum returns the ObjectID of the bytes written since the last Reset.
+func (o *ObjectHasher) Sum() ID {
+	var id ID
+	o.h.Sum(id[:0])
+	return id
+}
+
+// Reset forgets the bytes written, for the next object.
+func (o *ObjectHasher) Reset() { o.h.Reset() }
