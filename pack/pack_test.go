@@ -374,3 +374,39 @@ func TestFormatExample(t *testing.T) {
 		t.Fatalf("blob: %q, %v", got, err)
 	}
 }
+
+// A Writer reusing a finished pack's storage writes the same bytes as a new
+// one, without allocating a pack buffer.
+func TestWriterReuse(t *testing.T) {
+	key := testKey(3)
+	e := NewEncoder(*key)
+	h := chunk.NewHasher([32]byte{7})
+	add := func(w *Writer, n int) {
+		for i := range n {
+			p := bytes.Repeat([]byte{byte(i)}, 1000+i)
+			id := h.Sum(p)
+			stored, compressed := e.Encode(nil, DataBlob, id, p)
+			w.Add(DataBlob, id, stored, compressed, uint32(len(p)))
+		}
+	}
+	w := NewWriter(key)
+	add(w, 5)
+	first, _ := w.Finish()
+	w.Reuse(first)
+	add(w, 3)
+	second, blobs := w.Finish()
+	if &second[0] != &first[0] {
+		t.Fatal("the second pack did not reuse the first one's storage")
+	}
+	got, err := ReadHeader(key, bytes.NewReader(second), int64(len(second)))
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(blobs) {
+		t.Fatalf("reused pack's header: %v, %v; want %v", got, err, blobs)
+	}
+	w.Add(DataBlob, blobs[0].ID, second[blobs[0].Offset:blobs[0].Offset+blobs[0].Length], blobs[0].Compressed, blobs[0].RawLength)
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Reuse of a Writer holding blobs did not panic")
+		}
+	}()
+	w.Reuse(nil)
+}

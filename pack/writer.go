@@ -119,6 +119,18 @@ func (w *Writer) Finish() (data []byte, blobs []Blob) {
 	return data, blobs
 }
 
+// Reuse makes an empty Writer (new, or after Finish) assemble the next pack
+// in buf's storage: the bytes of a finished pack the caller has stored and
+// no longer needs. A caller writing many packs in a row (prune's repack)
+// then allocates one pack buffer instead of one per pack, each garbage the
+// size of a pack until the next collection.
+func (w *Writer) Reuse(buf []byte) {
+	if len(w.blobs) != 0 || len(w.buf) != 0 {
+		panic("pack: Reuse of a Writer holding blobs")
+	}
+	w.buf = buf[:0]
+}
+
 // appendEntry appends b's 42-byte header entry to dst.
 func appendEntry(dst []byte, b Blob) []byte {
 	var flags byte

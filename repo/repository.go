@@ -500,11 +500,27 @@ func (r *Repository) ReadPack(ctx context.Context, id chunk.ID) ([]byte, error) 
 	return r.readObject(ctx, PackName(id), id)
 }
 
-// ReadPackSize is ReadPack for a pack listed with size bytes: it reads into
-// one buffer of that size, dst's if it has the room, instead of growing one
-// (which allocates two to three times the pack; prune's repack peaked so).
-func (r *Repository) ReadPackSize(ctx context.Context, id chunk.ID, size int64, dst []byte) ([]byte, error) {
-	return r.readObjectSize(ctx, PackName(id), id, size, dst)
+// ReadPackRange reads length bytes of pack id from offset into dst's
+// storage if it has the room. The bytes are not checked against the
+// pack's name (that needs all of them): the caller decodes each blob it
+// takes from them, which authenticates it (DecodeBlob).
+func (r *Repository) ReadPackRange(ctx context.Context, id chunk.ID, offset int64, length int, dst []byte) ([]byte, error) {
+	if offset < 0 || length < 0 {
+		return nil, fmt.Errorf("read %s: range %d+%d", PackName(id), offset, length)
+	}
+	rc, err := r.st.Get(ctx, PackName(id), offset, int64(length))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", PackName(id), err)
+	}
+	defer rc.Close()
+	if cap(dst) < length {
+		dst = make([]byte, length)
+	}
+	dst = dst[:length]
+	if _, err := io.ReadFull(rc, dst); err != nil {
+		return nil, fmt.Errorf("read %s: %d bytes at %d: %w", PackName(id), length, offset, err)
+	}
+	return dst, nil
 }
 
 // ReadPackHeader decrypts and parses the blob table of a pack of size bytes.

@@ -1,0 +1,8 @@
+package prune
+
+// SetRepackWindow sets repackWindow for a test and returns the old value.
+func SetRepackWindow(n int64) int64 {
+	old := repackWindow
+	repackWindow = n
+	return old
+}
