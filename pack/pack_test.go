@@ -138,6 +138,44 @@ func TestTailSize(t *testing.T) {
 	}
 }
 
+// TestWriterBuffer fills a Writer in a reused buffer up to what Fits
+// allows and checks that the pack is built in that buffer, without
+// growing it, and reads back.
+func TestWriterBuffer(t *testing.T) {
+	key := testKey(1)
+	e := NewEncoder(*key)
+	h := chunk.NewHasher([32]byte{7})
+	buf := make([]byte, 123, 4096) // old contents: ignored
+	w := NewWriterBuffer(key, buf)
+	var want [][]byte
+	for i := 0; ; i++ {
+		plain := randomBytes(500, uint64(i))
+		id := h.Sum(plain)
+		stored, compressed := e.Encode(nil, DataBlob, id, plain)
+		if !w.Fits(len(stored)) {
+			if i < 2 {
+				t.Fatalf("only %d blobs of 540 bytes fit in 4096", i)
+			}
+			if w.Size()+len(stored)+HeaderEntrySize <= cap(buf) {
+				t.Fatalf("Fits refused a blob that fits: size %d + %d + entry, cap %d", w.Size(), len(stored), cap(buf))
+			}
+			break
+		}
+		w.Add(DataBlob, id, stored, compressed, uint32(len(plain)))
+		want = append(want, plain)
+	}
+	data, blobs := w.Finish()
+	if &data[0] != &buf[:1][0] || cap(data) != cap(buf) {
+		t.Fatalf("Finish returned another buffer (cap %d, want %d)", cap(data), cap(buf))
+	}
+	for i, b := range blobs {
+		got, err := Decode(key, nil, b, data[b.Offset:b.Offset+b.Length])
+		if err != nil || !bytes.Equal(got, want[i]) {
+			t.Fatalf("blob %d: %v", i, err)
+		}
+	}
+}
+
 // smallPack returns a pack of three short blobs.
 func smallPack(t testing.TB, key *Key) []byte {
 	data, _ := buildPack(t, key, []testBlob{

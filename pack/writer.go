@@ -61,6 +61,14 @@ func NewWriterSize(key *Key, size int) *Writer {
 	return &Writer{key: *key, buf: make([]byte, 0, size)}
 }
 
+// NewWriterBuffer is NewWriter filling buf's storage (from index 0): a
+// caller that uploads many packs passes the buffer of an uploaded one back
+// in, so a backup does not allocate (and the runtime zero) 16 MiB per pack.
+// buf must not be used elsewhere until Finish returns it.
+func NewWriterBuffer(key *Key, buf []byte) *Writer {
+	return &Writer{key: *key, buf: buf[:0]}
+}
+
 // Add appends one stored blob (as made by Encoder.Encode: compressed tells
 // whether it holds a zstd frame, rawLength is the plaintext length) and
 // returns its Blob with its offset in the pack.
@@ -97,6 +105,14 @@ func (w *Writer) Add(t BlobType, id chunk.ID, stored []byte, compressed bool, ra
 // Size returns the length the pack would have if finished now, header and
 // trailer included (exact: the header's size depends only on the count).
 func (w *Writer) Size() int { return len(w.buf) + TailSize(len(w.blobs)) }
+
+// Fits reports whether a stored blob of storedLen bytes, and then the
+// finished pack's header and trailer, fit in the Writer's buffer without
+// growing it. A caller that reuses pack buffers closes the pack first when
+// not, rather than have Add copy the whole pack into a larger buffer.
+func (w *Writer) Fits(storedLen int) bool {
+	return len(w.buf)+storedLen+TailSize(len(w.blobs)+1) <= cap(w.buf)
+}
 
 // Count returns the number of blobs added.
 func (w *Writer) Count() int { return len(w.blobs) }

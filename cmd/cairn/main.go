@@ -236,6 +236,11 @@ func exitCode(err error) int {
 	return exitFailure
 }
 
+// ownProcess is true when this process runs one command line (main, or a
+// test's re-executed binary), so a command may set process-wide runtime
+// knobs such as the garbage collector's; in-process tests leave it false.
+var ownProcess bool
+
 func main() {
 	// The heap is mostly a few large buffers (open packs, chunks in flight,
 	// zstd states), so collecting more often costs little CPU and keeps the
@@ -253,6 +258,7 @@ func main() {
 // complete, and the exit code is non-zero. The process tests' re-executed
 // binary goes through here too.
 func runMain() int {
+	ownProcess = true
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)

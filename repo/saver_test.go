@@ -1,0 +1,117 @@
+package repo_test
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/cairn-backup/cairn/internal/memstore"
+	"github.com/cairn-backup/cairn/pack"
+	"github.com/cairn-backup/cairn/repo"
+)
+
+func TestPackBuffersFor(t *testing.T) {
+	const MiB = 1 << 20
+	tests := []struct {
+		name         string
+		memory       int64
+		wantBuffers  int
+		wantPackSize int
+	}{
+		{"default 88MiB: one pack filled, one uploaded", 88 * MiB, 2, 16 * MiB},
+		{"room for four", 120 * MiB, 4, 16 * MiB},
+		{"at most eight", 1 << 30, 8, 16 * MiB},
+		{"too little for two 16 MiB packs: smaller packs", 64 * MiB, 2, 11 * MiB},
+		{"the minimum: two of the smallest packs", repo.MinMemory, 2, 4 * MiB},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, size := repo.PackBuffersFor(tt.memory, 16*MiB)
+			if b != tt.wantBuffers || size != tt.wantPackSize {
+				t.Errorf("PackBuffersFor(%d MiB) = %d buffers of %d, want %d of %d", tt.memory/MiB, b, size, tt.wantBuffers, tt.wantPackSize)
+			}
+		})
+	}
+}
+
+// TestSaverReusesPackBuffers saves blobs through sessions whose pack
+// buffers are scarce (two, so every pack waits for the upload before the
+// last) and whose blobs often do not fit what is left of the open pack
+// (closed early then), some not even an empty one, with buffers handed
+// back through SaveRelease, and reads every blob back.
+func TestSaverReusesPackBuffers(t *testing.T) {
+	ctx := t.Context()
+	tests := []struct {
+		name string
+		opts repo.SaverOptions
+	}{
+		{"two buffers, one uploader", repo.SaverOptions{PackSize: 64 << 10, PackBuffers: 2, Uploaders: 1, Encoders: 2}},
+		{"three buffers, two uploaders", repo.SaverOptions{PackSize: 64 << 10, PackBuffers: 3, Uploaders: 2, Encoders: 3}},
+		{"from a memory budget", repo.SaverOptions{Memory: repo.MinMemory}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := memstore.New()
+			r := initRepo(t, st)
+			rng := rand.New(rand.NewPCG(uint64(i), 1))
+			var blobs [][]byte
+			for range 300 {
+				n := 1 + rng.IntN(40<<10)
+				if rng.IntN(50) == 0 {
+					n = 1<<20 + 200<<10 // larger than a whole pack buffer of the small packs
+				}
+				b := make([]byte, n)
+				for j := range b {
+					b[j] = byte(rng.IntN(4)) // compressible, so stored sizes vary
+				}
+				blobs = append(blobs, b)
+			}
+			var mu sync.Mutex
+			released := 0
+			stats, err := r.WithSaver(ctx, tt.opts, func(ctx context.Context, s *repo.Saver) error {
+				for _, b := range blobs {
+					id := r.Hasher().Sum(b)
+					if !s.Reserve(pack.DataBlob, id) {
+						continue
+					}
+					buf := bytes.Clone(b)
+					if err := s.SaveRelease(ctx, pack.DataBlob, id, buf, nil, func(got []byte) {
+						mu.Lock()
+						released++
+						mu.Unlock()
+						clear(got) // the saver must be done with it
+					}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int(stats.Blobs) != released {
+				t.Errorf("%d blobs saved, %d buffers released", stats.Blobs, released)
+			}
+			if stats.Packs < 2 {
+				t.Errorf("%d packs; the test wants several", stats.Packs)
+			}
+			r2 := reopen(t, st)
+			if err := r2.LoadIndex(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range blobs {
+				id := r.Hasher().Sum(b)
+				got, err := r2.LoadBlob(ctx, pack.DataBlob, id, nil)
+				if err != nil {
+					t.Fatalf("blob %s: %v", id.Short(), err)
+				}
+				if !bytes.Equal(got, b) {
+					t.Fatalf("blob %s: read back %d different bytes", id.Short(), len(got))
+				}
+			}
+		})
+	}
+}
+
