@@ -20,7 +20,7 @@ func TestPackBuffersFor(t *testing.T) {
 		wantBuffers  int
 		wantPackSize int
 	}{
-		{"default 88MiB: one pack filled, one uploaded", 88 * MiB, 2, 16 * MiB},
+		{"default 80MiB: one pack filled, one uploaded", 80 * MiB, 2, 16 * MiB},
 		{"room for four", 120 * MiB, 4, 16 * MiB},
 		{"at most eight", 1 << 30, 8, 16 * MiB},
 		{"too little for two 16 MiB packs: smaller packs", 64 * MiB, 2, 11 * MiB},
@@ -114,4 +114,3 @@ func TestSaverReusesPackBuffers(t *testing.T) {
 		})
 	}
 }
-
