@@ -233,15 +233,15 @@ func TestEvalTargets(t *testing.T) {
 		got[r.Target+"/"+r.Dataset+"/"+r.Metric] = r.Status + " " + fmtAdv(r.Advantage)
 	}
 	want := map[string]string{
-		"first backup ≥ 2× kopia/dump/backup 1 throughput":                     "NOT MET 1.67x",
-		"first backup ≥ 2× kopia/tree/backup 1 throughput":                     "no data: kopia has no value -",
-		"first backup ≥ 2.4× restic 0.14/dump/backup 1 throughput":             "met 2.50x",
-		"first backup ≥ 2.4× restic 0.14/tree/backup 1 throughput":             "NOT MET 2.00x",
-		"peak RSS ≤ borg's on every phase/dump/peak RSS restore":               "NOT MET 0.89x", // the worse of the two phases
-		"check --read-data ≥ 2× restic 0.14/dump/check --read-data time":       "met 2.40x",
-		"restore streams ≥ 1.5× restic 0.19 (restic2)/dump/restore throughput": "no data: restic2 skipped -",
-		"tree restore within 1.1× of cp -a/tree/restore throughput":            "met 0.95x",
-		"tree restore within 1.1× of cp -a/smallfiles/restore throughput":      "NOT MET 0.50x",
+		"first backup ≥ 2× kopia/dump/backup 1 throughput":                  "NOT MET 1.67x",
+		"first backup ≥ 2× kopia/tree/backup 1 throughput":                  "no data: kopia has no value -",
+		"first backup ≥ 2.4× restic 0.14/dump/backup 1 throughput":          "met 2.50x",
+		"first backup ≥ 2.4× restic 0.14/tree/backup 1 throughput":          "NOT MET 2.00x",
+		"peak RSS ≤ borg's on every phase/dump/peak RSS restore":            "NOT MET 0.89x", // the worse of the two phases
+		"check --read-data ≥ 2× restic 0.14/dump/check --read-data time":    "met 2.40x",
+		"restore streams ≥ 1.5× restic 0.19 (restic2)/-/restore throughput": "no data: restic2 skipped -",
+		"tree restore within 1.1× of cp -a/tree/restore throughput":         "met 0.95x",
+		"tree restore within 1.1× of cp -a/smallfiles/restore throughput":   "NOT MET 0.50x",
 	}
 	for k, w := range want {
 		if got[k] != w {

@@ -51,7 +51,8 @@ type targetResult struct {
 }
 
 // evalTargets checks every target on every data set of the table that has
-// its rows. A peer that was skipped or failed gives "no data" with the reason.
+// its rows. A peer that was skipped (one line for all data sets) or has no
+// value gives "no data" with the reason, never a verdict.
 // The order is the targets', then the table's.
 func evalTargets(table []tableRow, tools []toolInfo) []targetResult {
 	skipped := map[string]string{}
@@ -62,6 +63,12 @@ func evalTargets(table []tableRow, tools []toolInfo) []targetResult {
 	}
 	var out []targetResult
 	for _, tg := range targets {
+		// A skipped peer gives one line, not one per data set.
+		if why := skipped[tg.peer]; why != "" {
+			out = append(out, targetResult{Target: tg.text, Dataset: "-", Metric: strings.Join(tg.metrics, " / "), Peer: tg.peer,
+				Need: tg.need, Status: "no data: " + tg.peer + " skipped"})
+			continue
+		}
 		// A target over several rows (the RSS phases) gives one result per
 		// data set: its worst row, named in Metric.
 		byDS := map[string]int{}
@@ -69,7 +76,7 @@ func evalTargets(table []tableRow, tools []toolInfo) []targetResult {
 			if !slices.Contains(tg.metrics, row.Metric) || tg.datasets != nil && !slices.Contains(tg.datasets, row.Dataset) {
 				continue
 			}
-			r := evalRow(tg, row, skipped)
+			r := evalRow(tg, row)
 			i, seen := byDS[row.Dataset]
 			switch {
 			case !seen:
@@ -92,12 +99,10 @@ func worse(a, b targetResult) bool {
 	return *a.Advantage < *b.Advantage
 }
 
-func evalRow(tg target, row tableRow, skipped map[string]string) targetResult {
+func evalRow(tg target, row tableRow) targetResult {
 	r := targetResult{Target: tg.text, Dataset: row.Dataset, Metric: row.Metric, Peer: tg.peer, Need: tg.need,
 		Cairn: row.Values["cairn"], PeerValue: row.Values[tg.peer]}
 	switch {
-	case skipped[tg.peer] != "":
-		r.Status = "no data: " + tg.peer + " skipped"
 	case r.Cairn == nil || r.PeerValue == nil:
 		r.Status = "no data: " + strings.Join(missing(r, tg.peer), " and ") + " has no value"
 	case *r.Cairn == 0 || *r.PeerValue == 0:
