@@ -22,9 +22,9 @@
 // 2^28 + 2^22 + 1064 bytes at worst, under MaxLength = 2^29 - 1; 2^28
 // packs of 16 MiB are 4 PiB. Anything beyond (an index file may hold
 // 32-bit lengths) is refused with ErrLimit, never truncated. At 10 million
-// entries the whole index takes 47.1 bytes per entry (BenchmarkLookup,
-// 500 blobs a pack), where 52-byte entries took 53.1; docs/SCALING.md has
-// the arithmetic.
+// entries the whole index takes 47.0 bytes per entry at 500 blobs a pack
+// (BenchmarkLookup), where 52-byte entries took 53.1, and 51.2 at 16 blobs
+// a pack (BenchmarkMemoryPerPack); docs/SCALING.md has the arithmetic.
 //
 // Entries live in two places:
 //
