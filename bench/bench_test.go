@@ -342,7 +342,7 @@ func TestS3ProtocolWithFakeCairn(t *testing.T) {
 	var runs []runResult
 	for _, ds := range []*dataset{dumpDataset(l, st), treeDataset(l, st)} {
 		res := b.run(cairnTool{bin}, ds, 1)
-		if res.Error != "" || !res.RestoreVerified || len(res.Steps) != 7 {
+		if res.Error != "" || !res.RestoreVerified || len(res.Steps) != 8 || res.step(stepS3Restore) == nil {
 			t.Fatalf("%s: %+v", ds.name, res)
 		}
 		bk := res.step(stepS3Backup)

@@ -36,6 +36,7 @@ var s3Notes = []string{
 	"backup to MinIO = first backup of v1 into a fresh S3 repository (cairn init --create-bucket; restic init), with a fresh cache; MB/s = v1 bytes / wall seconds.",
 	"copy to MinIO: the local repository the run made (two snapshots) copied into a fresh S3 repository; MB/s = bytes of that tool's local packs (data/ dir) / wall seconds, so each tool is credited with its own repository's size.",
 	"cairn copies into a replica made with init --replica-of LOCAL --same-data-key (whole packs, not decrypted) and into an unrelated repository (re-encrypted); restic has one kind of copy (re-encrypted, target made with init --copy-chunker-params): the same measurement is shown in both copy rows.",
+	"restore from MinIO = the latest snapshot (v2) restored from the copy (cairn: the replica) with an empty cache, compared with v2; MB/s = v2 bytes / wall seconds.",
 }
 
 // metric is one row of the table, read from a run.
@@ -91,6 +92,7 @@ var metrics = []metric{
 	s3Metric(stepMetric("peak RSS backup to MinIO", "MiB", false, rssMiB, stepS3Backup)),
 	s3Metric(stepMetric("copy to MinIO (replica, packs)", "MB/s", true, mbps, stepCopyReplica, stepCopy)),
 	s3Metric(stepMetric("copy to MinIO (unrelated)", "MB/s", true, mbps, stepCopyUnrelated, stepCopy)),
+	s3Metric(stepMetric("restore from MinIO throughput", "MB/s", true, mbps, stepS3Restore)),
 }
 
 // tableRow is one metric of one data set, for every tool.

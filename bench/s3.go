@@ -19,6 +19,7 @@ const (
 	stepCopyReplica   = "copy-replica"   // cairn: local → replica sharing the data key (whole packs)
 	stepCopyUnrelated = "copy-unrelated" // cairn: local → unrelated repository (re-encrypt)
 	stepCopy          = "copy"           // restic's only kind of copy (re-encrypt)
+	stepS3Restore     = "s3-restore"     // restore of the latest snapshot (v2) from the copy marked restoreFrom
 )
 
 // Credentials of the MinIO server the benchmark runs.
@@ -96,6 +97,9 @@ type copyPlan struct {
 	// check judges what the copy printed, given how many snapshots the
 	// local repository has, so a copy that did nothing fails the run.
 	check func(stdout string, snapshots int) error
+	// restoreFrom marks the target the restore from S3 reads: it holds
+	// both snapshots, so the restored v2 is compared like a local restore.
+	restoreFrom bool
 }
 
 // s3Tool is a tool with an S3 backend: it is measured against MinIO too.
@@ -113,6 +117,8 @@ func (t cairnTool) s3InitArgs() []string { return []string{"init", "--create-buc
 
 // cairn copies to a replica sharing the data key (packs are sent whole,
 // never decrypted) and to an unrelated repository (blobs re-encrypted).
+// The restore from S3 reads the replica: its packs are laid out as the
+// backups wrote them, as in a repository backed up to S3 directly.
 func (t cairnTool) copyPlans(local, prefix string, url func(string) string, _ string) []copyPlan {
 	plan := func(step, suffix, mode string, initArgs ...string) copyPlan {
 		target := prefix + suffix
@@ -125,10 +131,9 @@ func (t cairnTool) copyPlans(local, prefix string, url func(string) string, _ st
 			},
 		}
 	}
-	return []copyPlan{
-		plan(stepCopyReplica, "-replica", "packs", "init", "--create-bucket", "--replica-of", local, "--same-data-key"),
-		plan(stepCopyUnrelated, "-copy", "rewrite", "init", "--create-bucket"),
-	}
+	replica := plan(stepCopyReplica, "-replica", "packs", "init", "--create-bucket", "--replica-of", local, "--same-data-key")
+	replica.restoreFrom = true
+	return []copyPlan{replica, plan(stepCopyUnrelated, "-copy", "rewrite", "init", "--create-bucket")}
 }
 
 // checkCairnCopy checks cairn copy --json output (docs/JSON.md) for its one
@@ -164,9 +169,10 @@ func (t resticTool) copyPlans(local, prefix string, url func(string) string, pwF
 	from := []string{"--from-repo", local, "--from-password-file", pwFile}
 	return []copyPlan{{
 		step: stepCopy, target: target,
-		init:  s3Cmd{repo: url(target), args: append([]string{"init", "--copy-chunker-params"}, from...)},
-		copy:  s3Cmd{repo: url(target), args: append([]string{"copy"}, from...)},
-		check: checkResticCopy,
+		init:        s3Cmd{repo: url(target), args: append([]string{"init", "--copy-chunker-params"}, from...)},
+		copy:        s3Cmd{repo: url(target), args: append([]string{"copy"}, from...)},
+		check:       checkResticCopy,
+		restoreFrom: true,
 	}}
 }
 
@@ -186,7 +192,9 @@ const localSnapshots = 2
 // s3Protocol is the S3 part, run after the local protocol left the local
 // repository with its two snapshots: make the live path v1 again, back it up
 // into a fresh repository on MinIO, then copy the local repository's
-// snapshots into fresh S3 repositories in each of the tool's ways.
+// snapshots into fresh S3 repositories in each of the tool's ways, then
+// restore the latest snapshot (v2) from one of those copies with a fresh
+// cache and compare it with v2.
 func (b *bench) s3Protocol(t s3Tool, ds *dataset, res *runResult) error {
 	m := b.minio
 	bucket := t.name() + "-bench"
@@ -231,6 +239,7 @@ func (b *bench) s3Protocol(t s3Tool, ds *dataset, res *runResult) error {
 	if packs == 0 {
 		return fmt.Errorf("local repository %s has no packs in data/", local)
 	}
+	var from string // the copy target the restore reads
 	for _, p := range t.copyPlans(local, prefix, url, pwFile) {
 		if _, err := runCmd(b.ctx, spec(p.init, "")); err != nil {
 			return fmt.Errorf("init copy target %s: %w", url(p.target), err)
@@ -242,8 +251,38 @@ func (b *bench) s3Protocol(t s3Tool, ds *dataset, res *runResult) error {
 		if err := p.check(u.Stdout, localSnapshots); err != nil {
 			return fmt.Errorf("%s: %w", p.step, err)
 		}
+		if p.restoreFrom {
+			from = p.target
+		}
 	}
-	return nil
+	if from == "" {
+		return fmt.Errorf("%s has no copy to restore from", t.name())
+	}
+	return b.s3Restore(t, ds, res, url(from), cache, spec, m.path(bucket, from))
+}
+
+// s3Restore restores the latest snapshot of the S3 repository at url into
+// an empty directory, with an empty cache (every index file and pack comes
+// from MinIO), and checks the result against v2.
+func (b *bench) s3Restore(t s3Tool, ds *dataset, res *runResult, url, cache string, spec func(s3Cmd, string) cmdSpec, objects string) error {
+	target := b.l.restore(t.name(), ds.name+"-s3")
+	for _, d := range []string{cache, target} {
+		if err := os.RemoveAll(d); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	args, _ := t.restore(url, ds.name, target)
+	if _, err := b.timed(res, stepS3Restore, spec(s3Cmd{repo: url, args: args}, ""), objects, ds.v2Bytes); err != nil {
+		return err
+	}
+	if err := ds.verify(t.restored(ds.name, target, ds.src)); err != nil {
+		return fmt.Errorf("%w (restore from MinIO): %v", errRestoreWrong, err)
+	}
+	b.logf("[%s/%s] restore from MinIO verified: identical to v2", t.name(), ds.name)
+	return os.RemoveAll(target)
 }
 
 // s3Version is the first line of minio --version, for the report.
