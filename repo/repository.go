@@ -449,8 +449,8 @@ func (r *Repository) loadBlobAt(ctx context.Context, loc index.Location, dst []b
 	b := loc.Blob
 	// The index is sealed, but a key holder can forge it: its lengths are
 	// checked before they size a read.
-	if limit := r.rawLimit(b.Type); b.RawLength > limit || uint64(b.Length) > maxStoredLength(limit) {
-		return nil, fmt.Errorf("%w: %v blob %v: raw length %d, stored length %d: more than a blob of at most %d bytes takes", pack.ErrCorrupt, b.Type, b.ID.Short(), b.RawLength, b.Length, limit)
+	if err := r.checkBlobLengths(b); err != nil {
+		return nil, err
 	}
 	stored, err := store.ReadRange(ctx, r.st, PackName(loc.Pack), int64(b.Offset), int(b.Length))
 	if err != nil {
