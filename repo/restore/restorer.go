@@ -1,9 +1,48 @@
 // Package restore writes a snapshot's components back into a directory:
-// directories and symlinks first, then files fetched in parallel and written
-// at their offsets, then directory metadata deepest first.
+// directories and symlinks first, then file contents a pack at a time,
+// written at their offsets, then directory metadata deepest first.
+//
+// # How file contents are read
+//
+// The restore plans before it reads. From the index it finds, for every
+// blob occurrence of every selected file, the pack, offset and length of
+// the blob, and groups the occurrences by blob and the blobs by pack: a
+// blob is read once however many files, and places in one file, need it.
+// Packs are taken in the order the walk first needs them, so a file is
+// finished soon after it is started.
+//
+// Workers (Options.Workers) each take one pack at a time and read it once
+// (repo.ReadBlobs): one ranged Get from the first needed blob to the last,
+// streamed, dropping the bytes of unneeded blobs between them; a gap of
+// more than maxReadGap (1 MiB) ends the Get and the next needed blob starts
+// another, so a pack that is mostly unneeded costs a few short Gets, never
+// a byte twice. Each blob is decrypted, checked against its ID and written
+// to every offset that needs it; an all-zero blob leaves a hole. One
+// request per pack instead of one per blob is what an object store needs:
+// on MinIO over loopback a ranged Get costs about a millisecond before its
+// first byte, as much as reading a megabyte (see maxReadGap).
+//
+// Memory: no pack is held whole. A worker holds one stored blob and one
+// or two plaintexts (at most the chunker's largest blob, 8 MiB by
+// default, each) and at most heldFilesPerWorker open files; the plan
+// holds 16 bytes per blob occurrence and one entry per distinct blob.
+//
+// Errors stay with the files that need them: a blob that does not decode,
+// a pack that is missing or a read that breaks is tried from another copy
+// of the blob if the index has one (a second Get, the one case that reads
+// beyond a pack once), and otherwise fails exactly the files that need that
+// blob; they are removed and reported, and the rest is restored.
+//
+// Tree blobs are not part of this: the walk reads each directory's tree
+// with one small Get as it goes (repo.Walker loads 16 ahead).
+//
+// Streams restored into a pipe (a command component's restore command,
+// cairn dump) need their bytes in order and go through repo's DumpFile
+// instead.
 package restore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +56,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/index"
 	"github.com/cairn-backup/cairn/pack"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
@@ -29,6 +69,9 @@ import (
 type Target interface {
 	Mkdir(rel string) error
 	Create(rel string) (*os.File, error)
+	// Reopen opens the file rel, made by Create, for writing, without
+	// truncating it.
+	Reopen(rel string) (*os.File, error)
 	Remove(rel string) error
 	Open(rel string) (*os.File, error)
 	Symlink(rel, target string) error
@@ -77,28 +120,20 @@ type Result struct {
 // ErrIncomplete is returned (wrapped) when some paths failed.
 var ErrIncomplete = errors.New("restore: restore incomplete")
 
-// blobsPerJob is how many blobs of one file one worker restores in a row.
-// Large files are split so that several workers fetch and decode them in
-// parallel and write at their offsets (kopia 5113: one file chunk by chunk
-// in order is slow).
-const blobsPerJob = 8
-
 type restoreFile struct {
 	path    string
 	node    *snapshot.Node
 	offsets []int64 // of each blob, in the file
 
-	once      sync.Once
-	f         *os.File
-	openErr   error
-	remaining atomic.Int32
+	// A file is created at its first blob and open while a worker holds
+	// it (fileHandles); between the packs that fill it, it is closed.
+	mu        sync.Mutex
+	f         *os.File // guarded by mu
+	created   bool     // guarded by mu
+	refs      int      // workers holding f (guarded by mu)
+	remaining int      // blob occurrences not yet delivered (guarded by mu)
 	failed    atomic.Bool
-	closed    atomic.Bool // closeFile ran: complete, or removed
-}
-
-type restoreJob struct {
-	file       *restoreFile
-	start, end int // blob indexes
+	closed    atomic.Bool // finish ran: complete, or removed
 }
 
 type restorer struct {
@@ -426,16 +461,59 @@ func (rs *restorer) makeParents(dir string) bool {
 	return true
 }
 
+// maxReadGap is the largest run of unneeded bytes a pack read goes through
+// rather than ending its Get and starting another: a Get costs a round
+// trip, a gap its bytes. @@GAPMEASURE@@
+const maxReadGap = 1 << 20
+
+// heldFilesPerWorker bounds the files a worker keeps open: the files of
+// the blob it writes and those it wrote last. A file whose other blobs
+// come from other packs is closed between them and reopened, so open
+// files stay at most Workers×heldFilesPerWorker however the snapshot's
+// blobs are spread (a blob shared by the first chunk of every file of a
+// large tree would otherwise open them all at once).
+const heldFilesPerWorker = 32
+
+// blobUse is one blob the restore reads and every place it goes.
+type blobUse struct {
+	loc     index.Location
+	targets []blobTarget
+}
+
+// blobTarget is one occurrence of a blob in a file.
+type blobTarget struct {
+	file *restoreFile
+	i    int // index in file.node.Content
+}
+
+// packJob is one pack and the blobs the restore needs from it, by offset.
+type packJob struct {
+	id   chunk.ID
+	uses []*blobUse
+}
+
+// writeFiles restores rs.files a pack at a time (see the package
+// documentation): plan which blobs of which files each pack serves, then
+// let Workers each read one pack at a time, once, and write its blobs to
+// every offset that needs them.
 func (rs *restorer) writeFiles(ctx context.Context) error {
+	empty, packs := rs.planPacks()
 	g, gctx := errgroup.WithContext(ctx)
-	jobs := make(chan restoreJob)
+	type job struct {
+		pack  *packJob
+		empty *restoreFile
+	}
+	jobs := make(chan job)
 	for range rs.opts.Workers {
 		g.Go(func() error {
-			var buf []byte
+			w := &worker{rs: rs}
+			defer w.releaseAll()
 			for j := range jobs {
-				var err error
-				buf, err = rs.restoreJob(gctx, j, buf)
-				if err != nil {
+				if j.empty != nil {
+					w.emptyFile(j.empty)
+					continue
+				}
+				if err := w.readPack(gctx, j.pack); err != nil {
 					return err
 				}
 			}
@@ -444,21 +522,18 @@ func (rs *restorer) writeFiles(ctx context.Context) error {
 	}
 	g.Go(func() error {
 		defer close(jobs)
-		for _, f := range rs.files {
-			if err := rs.plan(f); err != nil {
-				rs.fail(f.path, err)
-				continue
+		for _, f := range empty {
+			select {
+			case jobs <- job{empty: f}:
+			case <-gctx.Done():
+				return gctx.Err()
 			}
-			n := len(f.node.Content)
-			parts := max(1, (n+blobsPerJob-1)/blobsPerJob)
-			f.remaining.Store(int32(parts))
-			for i := range parts {
-				j := restoreJob{file: f, start: i * blobsPerJob, end: min(n, (i+1)*blobsPerJob)}
-				select {
-				case jobs <- j:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
+		}
+		for _, p := range packs {
+			select {
+			case jobs <- job{pack: p}:
+			case <-gctx.Done():
+				return gctx.Err()
 			}
 		}
 		return nil
@@ -466,61 +541,259 @@ func (rs *restorer) writeFiles(ctx context.Context) error {
 	return g.Wait()
 }
 
-// plan computes each blob's offset from the index.
-func (rs *restorer) plan(f *restoreFile) error {
+// planPacks finds every blob of rs.files in the index and groups their
+// occurrences by blob and the blobs by pack. Packs come in the order the
+// files first need them (walk order), so a file's packs are read close
+// together and it is finished soon after it is started. Files without
+// content are returned apart; a file with a blob the index lacks fails
+// here and reads nothing.
+//
+// Memory: one blobTarget (16 bytes) per blob occurrence and one blobUse
+// per distinct blob, beside the offsets the files keep for verify.
+func (rs *restorer) planPacks() (empty []*restoreFile, packs []*packJob) {
+	uses := map[chunk.ID]*blobUse{}
+	byPack := map[chunk.ID]*packJob{}
+	for _, f := range rs.files {
+		locs, err := rs.plan(f)
+		if err != nil {
+			f.failed.Store(true)
+			rs.fail(f.path, err)
+			continue
+		}
+		if len(locs) == 0 {
+			empty = append(empty, f)
+			continue
+		}
+		f.remaining = len(locs)
+		for i, loc := range locs {
+			u := uses[loc.Blob.ID]
+			if u == nil {
+				u = &blobUse{loc: loc}
+				uses[loc.Blob.ID] = u
+				p := byPack[loc.Pack]
+				if p == nil {
+					p = &packJob{id: loc.Pack}
+					byPack[loc.Pack] = p
+					packs = append(packs, p)
+				}
+				p.uses = append(p.uses, u)
+			}
+			u.targets = append(u.targets, blobTarget{file: f, i: i})
+		}
+	}
+	for _, p := range packs {
+		slices.SortFunc(p.uses, func(a, b *blobUse) int { return cmp.Compare(a.loc.Blob.Offset, b.loc.Blob.Offset) })
+	}
+	return empty, packs
+}
+
+// plan computes each blob's offset, and finds its location, in the index.
+func (rs *restorer) plan(f *restoreFile) ([]index.Location, error) {
 	f.offsets = make([]int64, len(f.node.Content))
+	locs := make([]index.Location, len(f.node.Content))
 	var off int64
 	for i, id := range f.node.Content {
 		loc, ok := rs.r.Index().Lookup(pack.DataBlob, id)
 		if !ok {
-			return &repo.BlobError{Type: pack.DataBlob, ID: id, Err: repo.ErrBlobNotFound}
+			return nil, &repo.BlobError{Type: pack.DataBlob, ID: id, Err: repo.ErrBlobNotFound}
 		}
+		locs[i] = loc
 		f.offsets[i] = off
 		off += int64(loc.Blob.RawLength)
 	}
 	if uint64(off) != f.node.Size {
-		return fmt.Errorf("blobs add up to %d bytes, the snapshot says %d", off, f.node.Size)
+		return nil, fmt.Errorf("blobs add up to %d bytes, the snapshot says %d", off, f.node.Size)
 	}
-	return nil
+	return locs, nil
 }
 
-func (rs *restorer) restoreJob(ctx context.Context, j restoreJob, buf []byte) ([]byte, error) {
-	f := j.file
-	f.once.Do(func() { f.f, f.openErr = rs.t.Create(f.path) })
-	if f.openErr != nil {
-		if f.failed.CompareAndSwap(false, true) {
-			rs.fail(f.path, f.openErr)
+// worker restores packs one at a time. It holds the files it writes open
+// (at most heldFilesPerWorker, least recently written dropped first), and
+// lets go of all of them after each pack. Its buffers are one stored blob
+// and one plaintext (ReadBlobs), and one more plaintext for a blob read
+// from another copy: with the chunker's largest blob (8 MiB by default)
+// at most about 3×8 MiB a worker, and no pack is ever held whole.
+type worker struct {
+	rs   *restorer
+	held []*restoreFile // oldest first
+	buf  []byte         // for blobs read from another copy
+}
+
+func (w *worker) readPack(ctx context.Context, p *packJob) error {
+	defer w.releaseAll()
+	blobs := make([]pack.Blob, len(p.uses))
+	for i, u := range p.uses {
+		blobs[i] = u.loc.Blob
+	}
+	return w.rs.r.ReadBlobs(ctx, p.id, blobs, maxReadGap, func(i int, plain []byte, err error) error {
+		if err := ctx.Err(); err != nil {
+			return err // stop between blobs, not after the pack
 		}
-	} else if !f.failed.Load() {
-		for i := j.start; i < j.end; i++ {
-			plain, err := rs.r.LoadBlob(ctx, pack.DataBlob, f.node.Content[i], buf)
-			if err != nil {
-				if ctx.Err() != nil {
-					return buf, ctx.Err()
-				}
-				if f.failed.CompareAndSwap(false, true) {
-					rs.fail(f.path, err)
-				}
-				break
+		u := p.uses[i]
+		if err != nil {
+			plain, err = w.otherCopy(ctx, u, err)
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			buf = plain[:0]
+		}
+		w.deliver(u, plain, err)
+		return nil
+	})
+}
+
+// otherCopy reads a blob that failed in its pack from another copy, if
+// the index has one (a blob stored twice, after a crash or by concurrent
+// backups), as LoadBlob does; else it returns the first error.
+func (w *worker) otherCopy(ctx context.Context, u *blobUse, first error) ([]byte, error) {
+	for _, loc := range w.rs.r.Index().LookupAll(pack.DataBlob, u.loc.Blob.ID) {
+		if loc.Pack == u.loc.Pack {
+			continue
+		}
+		plain, err := w.rs.r.LoadBlobAt(ctx, loc, w.buf)
+		if err == nil {
+			w.buf = plain[:0]
+			return plain, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	return nil, first
+}
+
+// deliver writes a blob (or its error) to every occurrence.
+func (w *worker) deliver(u *blobUse, plain []byte, err error) {
+	rs := w.rs
+	zero := err == nil && isZero(plain)
+	for _, t := range u.targets {
+		f := t.file
+		switch {
+		case err != nil:
+			rs.failFile(f, err)
+		case f.failed.Load():
+		default:
 			rs.nbytes.Add(uint64(len(plain)))
 			rs.opts.Progress.Bytes.Add(uint64(len(plain)))
-			if isZero(plain) {
-				continue // leave a hole; Truncate sets the length
-			}
-			if _, err := f.f.WriteAt(plain, f.offsets[i]); err != nil {
-				if f.failed.CompareAndSwap(false, true) {
-					rs.fail(f.path, err)
-				}
+			fh, err := w.hold(f)
+			if err != nil {
+				rs.failFile(f, err)
 				break
 			}
+			if zero {
+				break // leave a hole; finish truncates to the length
+			}
+			if _, err := fh.WriteAt(plain, f.offsets[t.i]); err != nil {
+				rs.failFile(f, err)
+			}
+		}
+		w.delivered(f)
+	}
+}
+
+// emptyFile restores a file without content.
+func (w *worker) emptyFile(f *restoreFile) {
+	if _, err := w.hold(f); err != nil {
+		w.rs.failFile(f, err)
+	}
+	f.mu.Lock()
+	f.remaining = 0
+	f.mu.Unlock()
+	w.release(f)
+}
+
+// hold returns f's open handle, creating the file at its first blob and
+// reopening it after a pack that left it closed.
+func (w *worker) hold(f *restoreFile) (*os.File, error) {
+	if i := slices.Index(w.held, f); i >= 0 {
+		w.held = append(append(w.held[:i:i], w.held[i+1:]...), f) // most recent last
+		return f.f, nil
+	}
+	f.mu.Lock()
+	if f.f == nil {
+		var err error
+		if !f.created {
+			f.f, err = w.rs.t.Create(f.path)
+			f.created = err == nil
+		} else {
+			f.f, err = w.rs.t.Reopen(f.path)
+		}
+		if err != nil {
+			f.f = nil
+			f.mu.Unlock()
+			return nil, err
 		}
 	}
-	if f.remaining.Add(-1) == 0 && f.f != nil {
-		rs.closeFile(f)
+	f.refs++
+	fh := f.f
+	f.mu.Unlock()
+	w.held = append(w.held, f)
+	if len(w.held) > heldFilesPerWorker {
+		old := w.held[0]
+		w.held = w.held[1:]
+		w.unref(old)
 	}
-	return buf, nil
+	return fh, nil
+}
+
+// delivered counts one occurrence of f done; after its last one f is let
+// go at once, and finished if no other worker holds it.
+func (w *worker) delivered(f *restoreFile) {
+	f.mu.Lock()
+	f.remaining--
+	last := f.remaining == 0
+	f.mu.Unlock()
+	if !last {
+		return
+	}
+	if slices.Contains(w.held, f) {
+		w.release(f)
+		return
+	}
+	f.mu.Lock()
+	if f.refs == 0 {
+		w.rs.finish(f)
+	}
+	f.mu.Unlock()
+}
+
+// release lets go of f if this worker holds it.
+func (w *worker) release(f *restoreFile) {
+	if i := slices.Index(w.held, f); i >= 0 {
+		w.held = slices.Delete(w.held, i, i+1)
+		w.unref(f)
+		return
+	}
+	f.mu.Lock()
+	if f.refs == 0 && f.remaining == 0 && !f.closed.Load() {
+		w.rs.finish(f)
+	}
+	f.mu.Unlock()
+}
+
+func (w *worker) releaseAll() {
+	for _, f := range w.held {
+		w.unref(f)
+	}
+	w.held = w.held[:0]
+}
+
+// unref drops one hold of f: the last one closes it, and finishes it
+// when all of its blobs are delivered.
+func (w *worker) unref(f *restoreFile) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refs--
+	if f.refs > 0 {
+		return
+	}
+	if f.remaining == 0 {
+		w.rs.finish(f)
+		return
+	}
+	if err := f.f.Close(); err != nil {
+		w.rs.failFile(f, err)
+	}
+	f.f = nil
 }
 
 // linkFiles makes each hard link to the file restored first. A link whose
@@ -569,28 +842,45 @@ func (rs *restorer) linkFiles(ctx context.Context) error {
 // keep their content and metadata.
 func (rs *restorer) removeUnfinished() {
 	for _, f := range rs.files {
-		if f.f != nil && !f.closed.Load() {
-			f.f.Close()
+		if f.created && !f.closed.Load() {
+			if f.f != nil {
+				f.f.Close()
+			}
 			_ = rs.t.Remove(f.path)
 		}
 	}
 }
 
-func (rs *restorer) closeFile(f *restoreFile) {
+// finish ends a file once every blob occurrence was delivered and no
+// worker holds it; f.mu is held.
+func (rs *restorer) finish(f *restoreFile) {
 	defer f.closed.Store(true)
 	if f.failed.Load() {
 		// Content is missing: do not leave a file that has the right size
 		// and mtime and so looks restored to rsync or to the next backup.
-		f.f.Close()
-		if err := rs.t.Remove(f.path); err != nil {
-			rs.fail(f.path, fmt.Errorf("remove incomplete file: %w", err))
+		if f.f != nil {
+			f.f.Close()
+			f.f = nil
+		}
+		if f.created {
+			if err := rs.t.Remove(f.path); err != nil {
+				rs.fail(f.path, fmt.Errorf("remove incomplete file: %w", err))
+			}
 		}
 		return
+	}
+	if f.f == nil { // not reached: a file not failed was held at its last blob
+		var err error
+		if f.f, err = rs.t.Reopen(f.path); err != nil {
+			rs.failFile(f, err)
+			return
+		}
 	}
 	err := f.f.Truncate(int64(f.node.Size))
 	if cerr := f.f.Close(); err == nil {
 		err = cerr
 	}
+	f.f = nil
 	if err == nil {
 		err = rs.t.SetMetadata(f.path, f.node)
 	}
@@ -602,6 +892,13 @@ func (rs *restorer) closeFile(f *restoreFile) {
 		rs.res.Files++
 		rs.mu.Unlock()
 		rs.opts.Progress.Files.Add(1)
+	}
+}
+
+// failFile reports f's first error; its other blobs are then not written.
+func (rs *restorer) failFile(f *restoreFile, err error) {
+	if f.failed.CompareAndSwap(false, true) {
+		rs.fail(f.path, err)
 	}
 }
 

@@ -135,6 +135,21 @@ func (t *Target) Create(rel string) (*os.File, error) {
 	return f, nil
 }
 
+// Reopen opens the file rel, made by Create, for writing again, without
+// truncating it: a restore closes a file between the packs that fill it.
+func (t *Target) Reopen(rel string) (*os.File, error) {
+	r, base, release, err := t.at(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	f, err := r.OpenFile(base, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("tree: %w", err)
+	}
+	return f, nil
+}
+
 // replace removes what is at rel (base in r) so something else can be made
 // there, dropping cached handles of directories at or under it.
 func (t *Target) replace(r *os.Root, rel, base string) error {
