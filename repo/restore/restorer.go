@@ -92,8 +92,9 @@ type Options struct {
 	// Filter); a stream component cannot be filtered, so with either set
 	// every selected component must be a tree.
 	Include, Exclude []string
-	// Workers fetch, decrypt and write blobs in parallel; default
-	// 2×GOMAXPROCS, so I/O waits overlap with decompression.
+	// Workers restore packs in parallel, each one pack at a time (read,
+	// decrypt, write); default 2×GOMAXPROCS, so I/O waits overlap with
+	// decompression.
 	Workers int
 	// Verify re-reads every restored file and checks it against the
 	// snapshot's blob IDs.
