@@ -6,6 +6,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // dirCacheSize bounds the directory handles a Target keeps open. Each
@@ -29,6 +30,10 @@ type dirCache struct {
 	mu  sync.Mutex
 	m   map[string]*list.Element // guarded by mu; values are *dirEntry
 	lru list.List                // guarded by mu; front is the most recent
+
+	// opens counts the directories opened; the deep-tree test holds it
+	// to linear in the depth instead of timing the restore.
+	opens atomic.Int64
 }
 
 type dirEntry struct {
@@ -63,6 +68,7 @@ func (c *dirCache) acquire(dir string) (*os.Root, func(), error) {
 		return nil, nil, err
 	}
 	r, err := parent.OpenRoot(path.Base(dir))
+	c.opens.Add(1)
 	release()
 	if err != nil {
 		return nil, nil, err
