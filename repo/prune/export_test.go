@@ -6,3 +6,10 @@ func SetRepackWindow(n int64) int64 {
 	repackWindow = n
 	return old
 }
+
+// SetRepackBatch sets repackBatch for a test and returns the old value.
+func SetRepackBatch(n int) int {
+	old := repackBatch
+	repackBatch = n
+	return old
+}
