@@ -161,9 +161,9 @@ func (b *bench) run(t tool, ds *dataset, rep int) runResult {
 
 // runRetention runs the retention protocol (retention.go) for one tool,
 // recording a failure in the result like run does.
-func (b *bench) runRetention(t retentionTool, snapshots int, seed uint64, rep int) runResult {
+func (b *bench) runRetention(t retentionTool, h retentionHistory, seed uint64, rep int) runResult {
 	res := runResult{Rep: rep, Tool: t.name(), Dataset: dsRetention}
-	if err := b.retention(t, snapshots, seed, &res); err != nil {
+	if err := b.retention(t, h, seed, &res); err != nil {
 		res.Error = err.Error()
 		res.RestoreWrong = errors.Is(err, errRestoreWrong)
 		b.logf("[%s/%s] FAILED: %v", t.name(), dsRetention, err)

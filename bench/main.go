@@ -40,6 +40,7 @@ type config struct {
 	minioBin    string // its binary
 	minioFound  bool   // whether one was found (the default of -s3)
 	retention   int    // snapshots in the retention history
+	retFiles    int    // files of the retention history's many-files source (0: the application)
 	pgScale     int    // pgbench scale of the pgdump data set
 	smallFiles  int    // files of the smallfiles data set
 	smallDirs   int    // and their directories
@@ -66,6 +67,7 @@ func parseFlags() (config, error) {
 	flag.StringVar(&restic2Bin, "restic2", os.Getenv("RESTIC_BIN"), "a second (newer) restic, its own column restic2 (default $RESTIC_BIN; none: skipped)")
 	flag.StringVar(&kopiaBin, "kopia", os.Getenv("KOPIA_BIN"), "kopia binary (default $KOPIA_BIN; none: skipped)")
 	flag.IntVar(&c.retention, "retention-snapshots", 540, "snapshots in the retention history (540 = 90 days of 4-hourly backups)")
+	flag.IntVar(&c.retFiles, "retention-files", 0, "back up this many small files (a quarter rewritten per snapshot) in the retention history instead of the application: an index large beside fixed memory (80000 with -retention-snapshots 36: 794,000 blobs)")
 	flag.StringVar(&cairnBin, "cairn", "./bin/cairn", "cairn binary")
 	flag.StringVar(&resticBin, "restic", "restic", "restic binary")
 	flag.StringVar(&borgBin, "borg", "borg", "borg binary")
@@ -93,6 +95,9 @@ func parseFlags() (config, error) {
 	var err error
 	if c.tools, err = parseList(tools, allTools); err != nil {
 		return c, fmt.Errorf("-tools: %w", err)
+	}
+	if c.retFiles < 0 {
+		return c, errors.New("-retention-files must not be negative")
 	}
 	if c.retention < 2 {
 		return c, errors.New("-retention-snapshots must be at least 2")
@@ -310,7 +315,7 @@ func run(c config) error {
 					// The history is long (540 backups): the retention row
 					// compares cairn with Debian's restic only.
 					if rt, ok := t.(retentionTool); ok && t.name() != "restic2" {
-						runs = append(runs, b.runRetention(rt, c.retention, c.seed, rep))
+						runs = append(runs, b.runRetention(rt, retentionHistory{Snapshots: c.retention, Files: c.retFiles}, c.seed, rep))
 					}
 					if ctx.Err() != nil {
 						return ctx.Err()

@@ -27,7 +27,7 @@ var notes = []string{
 	"check --read-data: cairn check --read-data, restic check --read-data, borg check --verify-data, kopia snapshot verify --verify-files-percent=100, run after the restore on the repository with both snapshots; its MB/s is over that tool's own repository size, so compare the times.",
 	"cp -a column: cp -a of the v2 tree into an empty directory, timed like a restore and verified the same way: the reference for tree restores.",
 	"pgdump: plain pg_dump of a throwaway PostgreSQL (pgbench -i -s N plus an application table), v2 after N×1000 pgbench transactions, 1% of the application rows updated and 0.5% added; smallfiles: backup 2 of the same, unchanged tree.",
-	"retention rows: a history of 4-hourly snapshots (backup --time; -retention-snapshots, 540 = 90 days) of a changing application (10 MiB static, an 8 MiB dump a twentieth of which changes per snapshot, 64 KiB of uploads added per snapshot), then one forget --keep-hourly 6 --keep-daily 14 --keep-weekly 8 --keep-monthly 12 --prune (both tools default to 5% max unused); the newest snapshot is restored and compared afterwards. borg takes no part.",
+	"retention rows: a history of 4-hourly snapshots (backup --time; -retention-snapshots, 540 = 90 days) of a changing application (10 MiB static, an 8 MiB dump a twentieth of which changes per snapshot, 64 KiB of uploads added per snapshot; with -retention-files N instead N files of 256-1535 random bytes, a quarter rewritten per snapshot), then one forget --keep-hourly 6 --keep-daily 14 --keep-weekly 8 --keep-monthly 12 --prune (both tools default to 5% max unused); the newest snapshot is restored and compared afterwards. borg takes no part.",
 }
 
 // s3Notes are added when the S3 part ran.

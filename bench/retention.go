@@ -52,6 +52,24 @@ func (t resticTool) forgetPrune() []string {
 	return append(append([]string{"forget", "--quiet"}, retentionPolicy...), "--prune")
 }
 
+// retentionHistory is the shape of the retention row's history.
+type retentionHistory struct {
+	Snapshots int // 4-hourly snapshots
+	// Files, when not 0, replaces the application by manyFilesState with
+	// that many files: a history whose index is large beside the tools'
+	// fixed memory (scrypt, runtime, binary), which the application's
+	// (about 2,000 blobs) is not.
+	Files int
+}
+
+// state writes the source as it is at step i into dir.
+func (h retentionHistory) state(dir string, seed uint64, i int) error {
+	if h.Files > 0 {
+		return manyFilesState(dir, seed, h.Files, i)
+	}
+	return appState(dir, seed, i)
+}
+
 // retentionStart is the first snapshot's time; snapshot i is 4i hours later.
 var retentionStart = time.Date(2026, 1, 1, 2, 0, 0, 0, time.UTC)
 
@@ -105,6 +123,51 @@ func appState(dir string, seed uint64, i int) error {
 	return nil
 }
 
+// manyFilesRewrite is the share of manyFilesState's files rewritten per
+// step: each file gets a new version every fourth step, so a version lives
+// in four consecutive snapshots.
+const manyFilesRewrite = 4
+
+// manyFilesState writes a file repository of n small files as it is at
+// step i into dir: files of 256 to 1,535 bytes (random, so incompressible;
+// every tool stores each as one blob) in directories of 200, a quarter of
+// them rewritten at each step (file f at steps i with i%4 == f%4). Each
+// step adds n/4 blobs to a repository, and a version no kept snapshot
+// holds is garbage after forget: n=80,000 over 36 snapshots is 794,436
+// blobs in cairn's index (14,436 of them trees). The same (seed, n, i) gives
+// the same bytes, as long as steps 0..i were written in order into dir.
+func manyFilesState(dir string, seed uint64, n, i int) error {
+	if i == 0 {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	}
+	buf := make([]byte, 1536)
+	for f := range n {
+		if i > 0 && f%manyFilesRewrite != i%manyFilesRewrite {
+			continue
+		}
+		r := rand.New(rand.NewPCG(seed^0x6d616e79, uint64(f)<<32|uint64(i)))
+		b := buf[:256+(f*7919)%1280]
+		for k := 0; k < len(b); k += 8 {
+			v := r.Uint64()
+			for j := 0; j < 8 && k+j < len(b); j++ {
+				b[k+j] = byte(v >> (8 * j))
+			}
+		}
+		path := filepath.Join(dir, fmt.Sprintf("d%04d", f/200), fmt.Sprintf("f%06d.bin", f))
+		if i == 0 && f%200 == 0 {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func writeFile(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -137,7 +200,8 @@ func textBlock(seed, n uint64, size int) []byte {
 // retention runs the retention protocol for one tool: fresh repository,
 // the history, forget+prune (timed), restore of the newest snapshot
 // compared with the application's last state.
-func (b *bench) retention(t retentionTool, snapshots int, seed uint64, res *runResult) error {
+func (b *bench) retention(t retentionTool, h retentionHistory, seed uint64, res *runResult) error {
+	snapshots := h.Snapshots
 	repo, target, env, err := b.freshDirs(t, dsRetention)
 	if err != nil {
 		return err
@@ -152,7 +216,7 @@ func (b *bench) retention(t retentionTool, snapshots int, seed uint64, res *runR
 	hist := stepResult{Step: stepHistory, Command: fmt.Sprintf("%d × %s", snapshots, spec(t.backupAt(src, retentionStart), ""))}
 	var input int64
 	for i := range snapshots {
-		if err := appState(src, seed, i); err != nil {
+		if err := h.state(src, seed, i); err != nil {
 			return fmt.Errorf("application state %d: %w", i, err)
 		}
 		u, err := runCmd(b.ctx, spec(t.backupAt(src, retentionStart.Add(time.Duration(4*i)*time.Hour)), ""))
@@ -163,7 +227,7 @@ func (b *bench) retention(t retentionTool, snapshots int, seed uint64, res *runR
 		hist.UserSec += u.User.Seconds()
 		hist.SysSec += u.Sys.Seconds()
 		hist.MaxRSSKiB = max(hist.MaxRSSKiB, u.MaxRSSKiB)
-		if i%60 == 0 {
+		if i%60 == 0 || h.Files > 0 && i%6 == 0 {
 			b.logf("[%s/%s] history: %d of %d snapshots", t.name(), dsRetention, i, snapshots)
 		}
 	}
