@@ -43,6 +43,12 @@ type backupFlags struct {
 // (3.4-3.6 CPU-s at either).
 const defaultBackupMemory = "80MiB"
 
+// defaultRemoteBackupMemory is --memory's default for an S3 repository:
+// three packs, so that two upload at once while the third fills, as
+// before --memory existed. One upload at a time leaves the encoders
+// waiting on each PUT's latency.
+const defaultRemoteBackupMemory = "100MiB"
+
 func newBackupCmd(g *globals) *cobra.Command {
 	var f backupFlags
 	cmd := &cobra.Command{
@@ -79,7 +85,7 @@ application is running (see --wait).`,
 	fl.StringVar(&f.host, "host", "", "host name to record (default: this host)")
 	fl.StringVar(&f.time, "time", "", "snapshot time, RFC 3339 (default: now)")
 	fl.DurationVar(&f.wait, "wait", 0, "with --config: if another backup or restore of the application runs, wait up to this long for it (default: fail at once, exit code 13)")
-	fl.StringVar(&f.memory, "memory", defaultBackupMemory, "memory to stay within, e.g. 48MiB or 1GiB: sizes the packs held in memory and the garbage collector's limit; more lets more packs upload at once (S3 with latency)")
+	fl.StringVar(&f.memory, "memory", defaultBackupMemory, "memory to stay within, e.g. 64MiB or 1GiB (default "+defaultRemoteBackupMemory+" for an S3 repository): sizes the packs held in memory and the garbage collector's limit; more lets more packs upload at once (S3 with latency)")
 	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "accept a --command or --stdin stream that is empty (refused by default: an empty dump usually means a failed one)")
 	return cmd
 }
@@ -97,12 +103,16 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 		opts.Time = t
 	}
 	opts.MaxSkew = f.maxSkew
-	mem, err := parseSize(f.memory)
+	memory := f.memory
+	if !cmd.Flags().Changed("memory") && strings.HasPrefix(g.repo, "s3:") {
+		memory = defaultRemoteBackupMemory
+	}
+	mem, err := parseSize(memory)
 	if err != nil {
 		return fmt.Errorf("--memory: %w", err)
 	}
 	if mem < repo.MinMemory {
-		return fmt.Errorf("--memory %s: a backup needs at least %s", f.memory, humanBytes(repo.MinMemory))
+		return fmt.Errorf("--memory %s: a backup needs at least %s", memory, humanBytes(repo.MinMemory))
 	}
 	opts.Saver.Memory = mem
 	limitMemory(mem)
