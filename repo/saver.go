@@ -42,21 +42,25 @@ type SaverOptions struct {
 
 const (
 	// fixedMemory is what a backup holds besides its pack buffers,
-	// measured on a first backup of the 300 MiB bench dump at 2 cores:
-	// about 16 MiB of resident program and runtime outside the Go heap
+	// measured on first backups of the bench data at 2 cores: about
+	// 16 MiB of resident program and runtime outside the Go heap
 	// (`cairn --help` alone peaks at 15 MiB), 4 MiB of zstd history and
-	// up to 8 MiB of encoding buffers for two encoders, 6-8 MiB of chunks
-	// between the chunker and the encoders, and room for garbage so the
-	// collector does not run back to back.
-	fixedMemory = 40 << 20
+	// 4.5 MiB of encoding buffers for two encoders, 6-8 MiB of chunks
+	// between the chunker and the encoders, and 16 MiB or more of room
+	// for garbage. Without that room (40 MiB in all, two 16 MiB packs at
+	// 80 MiB) the heap sat at the memory limit and the collector ran
+	// back to back: 160 collections in a backup of the 200 MiB tree, and
+	// 2.6-2.8 CPU-s against 2.2-2.4 with the room (and 12 MiB packs).
+	fixedMemory = 56 << 20
 	// minPackSize is the smallest pack a memory budget shrinks packs to.
 	minPackSize = 4 << 20
 	// MinMemory is the smallest memory budget: the fixed part and two of
 	// the smallest packs.
 	MinMemory = fixedMemory + 2*(minPackSize+packReserve)
 	// packReserve is the room a pack buffer has beyond PackSize: a pack
-	// is closed at the first blob that takes it past PackSize.
-	packReserve = 1 << 20
+	// is closed at the first blob that takes it past PackSize, or before
+	// one that does not fit the buffer.
+	packReserve = 256 << 10
 )
 
 // PackBuffersFor returns how many pack buffers, and of which pack size,
@@ -322,9 +326,11 @@ func (s *Saver) SaveIfNew(ctx context.Context, t pack.BlobType, id chunk.ID, dat
 }
 
 // maxScratch is the largest encoding buffer an encoder keeps for the next
-// blob; the rare larger chunk (up to the chunker's 8 MiB maximum) gets its
-// own, so the rest of the backup does not hold that much per encoder.
-const maxScratch = 4 << 20
+// blob: room for a 2 MiB chunk, most of the default chunker's. A larger
+// chunk (up to the chunker's 8 MiB maximum) gets its own, so the rest of
+// the backup does not hold that much per encoder; keeping up to 4 MiB,
+// the two encoders held 8 MiB of a heap at its memory limit.
+const maxScratch = 2<<20 + 256<<10
 
 func (s *Saver) encodeLoop(ctx context.Context) error {
 	// Blobs are encoded into scratch and copied into the pack: one
@@ -338,11 +344,10 @@ func (s *Saver) encodeLoop(ctx context.Context) error {
 			}
 			continue // drain so senders never block on a dead session
 		}
-		// Room for the stored form (pack.Encoder.Encode's worst case),
-		// in whole MiB so that slightly larger chunks do not each make
-		// a new buffer.
+		// Room for the stored form (pack.Encoder.Encode's worst case):
+		// the most the buffer is kept for, so that it is made once.
 		if need := len(job.data) + len(job.data)>>6 + 4<<10; cap(scratch) < need && need <= maxScratch {
-			scratch = make([]byte, 0, (need+1<<20-1)&^(1<<20-1))
+			scratch = make([]byte, 0, maxScratch)
 		}
 		stored, compressed := s.r.enc.Encode(scratch[:0], job.key.t, job.key.id, job.data)
 		if job.release != nil {

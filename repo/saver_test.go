@@ -20,10 +20,11 @@ func TestPackBuffersFor(t *testing.T) {
 		wantBuffers  int
 		wantPackSize int
 	}{
-		{"default 80MiB: one pack filled, one uploaded", 80 * MiB, 2, 16 * MiB},
-		{"room for four", 120 * MiB, 4, 16 * MiB},
+		{"default 80MiB: two smaller packs, one filled, one uploaded", 80 * MiB, 2, 12*MiB - 256<<10},
+		{"S3 default 112MiB: two uploads while one fills", 112 * MiB, 3, 16 * MiB},
+		{"room for three", 120 * MiB, 3, 16 * MiB},
 		{"at most eight", 1 << 30, 8, 16 * MiB},
-		{"too little for two 16 MiB packs: smaller packs", 64 * MiB, 2, 11 * MiB},
+		{"72MiB: smaller packs still", 72 * MiB, 2, 8*MiB - 256<<10},
 		{"the minimum: two of the smallest packs", repo.MinMemory, 2, 4 * MiB},
 	}
 	for _, tt := range tests {

@@ -36,18 +36,19 @@ type backupFlags struct {
 	memory string
 }
 
-// defaultBackupMemory is --memory's default: two 16 MiB packs (one
-// filled, one uploaded) and the fixed part (repo.PackBuffersFor). A first
-// backup of the 300 MiB bench dump peaked at 83-84 MiB RSS with it, under
-// borg's 87 MiB; at 88MiB it peaked at 86-100 MiB for no less CPU
-// (3.4-3.6 CPU-s at either).
+// defaultBackupMemory is --memory's default: the fixed part and two
+// 11.75 MiB packs, one filled and one uploaded (repo.PackBuffersFor).
+// First backups of the bench data peaked at 74-83 MiB RSS with it, under
+// borg's 78-87 MiB. With two 16 MiB packs in the same 80 MiB the
+// collector ran back to back at the memory limit; at 88MiB the peak
+// reached 86-100 MiB.
 const defaultBackupMemory = "80MiB"
 
 // defaultRemoteBackupMemory is --memory's default for an S3 repository:
-// three packs, so that two upload at once while the third fills, as
-// before --memory existed. One upload at a time leaves the encoders
+// three 16 MiB packs, so that two upload at once while the third fills,
+// as before --memory existed. One upload at a time leaves the encoders
 // waiting on each PUT's latency.
-const defaultRemoteBackupMemory = "100MiB"
+const defaultRemoteBackupMemory = "112MiB"
 
 func newBackupCmd(g *globals) *cobra.Command {
 	var f backupFlags
