@@ -463,13 +463,9 @@ func (rs *restorer) makeParents(dir string) bool {
 }
 
 // maxReadGap is the largest run of unneeded bytes a pack read goes through
-// rather than ending its Get and starting another: a Get costs a round
-// trip, a gap its bytes. Measured through store/s3 on MinIO over loopback
-// (2 loaded cores): a 4 KiB Get takes 1.6-3.4 ms, a 16 MiB Get streams at
-// 755-990 MB/s, so the two cost the same at a gap of 1.5-3.3 MB; against
-// a remote S3 (20-50 ms, 50-100 MB/s) it is 1-5 MB. 1 MiB stays below
-// both, and bytes fetched for nothing also cost egress.
-const maxReadGap = 1 << 20
+// rather than ending its Get and starting another (see repo.MaxReadGap for
+// the measurement).
+const maxReadGap = repo.MaxReadGap
 
 // heldFilesPerWorker bounds the files a worker keeps open: the files of
 // the blob it writes and those it wrote last. A file whose other blobs
