@@ -33,8 +33,10 @@
 // beyond a pack once), and otherwise fails exactly the files that need that
 // blob; they are removed and reported, and the rest is restored.
 //
-// Tree blobs are not part of this: the walk reads each directory's tree
-// with one small Get as it goes (repo.Walker loads 16 ahead).
+// Tree blobs are read before the walk, level by level, grouped by pack
+// (repo.PrefetchTrees): about one Get per pack per level of directories
+// instead of one per directory; a tree that does not read there is read
+// again by the walk, which fails exactly that subtree.
 //
 // Streams restored into a pipe (a command component's restore command,
 // cairn dump) need their bytes in order and go through repo's DumpFile
@@ -341,7 +343,11 @@ func (rs *restorer) checkStream(ctx context.Context, c snapshot.Component) error
 // restore (SIGTERM) stops between directories rather than after the whole
 // tree has been created.
 func (rs *restorer) walk(ctx context.Context, dir string, treeID chunk.ID) error {
-	w := rs.r.NewWalker(repo.WalkOptions{EveryPath: true})
+	trees, err := rs.r.PrefetchTrees(ctx, dir, treeID, func(p string) bool { return rs.filter.Descend(rs.rel(p)) })
+	if err != nil {
+		return err
+	}
+	w := rs.r.NewWalker(repo.WalkOptions{EveryPath: true, Load: trees.Load})
 	return w.Walk(ctx, dir, treeID, repo.Visitor{
 		Enter: func(p string, n *snapshot.Node) (bool, error) {
 			rel := rs.rel(p)
