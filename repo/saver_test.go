@@ -45,12 +45,16 @@ func TestPackBuffersFor(t *testing.T) {
 func TestSaverReusesPackBuffers(t *testing.T) {
 	ctx := t.Context()
 	tests := []struct {
-		name string
-		opts repo.SaverOptions
+		name  string
+		opts  repo.SaverOptions
+		blobs int
 	}{
-		{"two buffers, one uploader", repo.SaverOptions{PackSize: 64 << 10, PackBuffers: 2, Uploaders: 1, Encoders: 2}},
-		{"three buffers, two uploaders", repo.SaverOptions{PackSize: 64 << 10, PackBuffers: 3, Uploaders: 2, Encoders: 3}},
-		{"from a memory budget", repo.SaverOptions{Memory: repo.MinMemory}},
+		{"two buffers, one uploader", repo.SaverOptions{PackSize: 64 << 10, PackBuffers: 2, Uploaders: 1, Encoders: 2}, 300},
+		{"three buffers, two uploaders", repo.SaverOptions{PackSize: 64 << 10, PackBuffers: 3, Uploaders: 2, Encoders: 3}, 300},
+		// The budget's packs are 4 MiB; 300 blobs stored about that much,
+		// so the test got one pack or two depending on the order the
+		// encoders finished in (one in 10 runs). 1,500 make 6.
+		{"from a memory budget", repo.SaverOptions{Memory: repo.MinMemory}, 1500},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,7 +62,7 @@ func TestSaverReusesPackBuffers(t *testing.T) {
 			r := initRepo(t, st)
 			rng := rand.New(rand.NewPCG(uint64(i), 1))
 			var blobs [][]byte
-			for range 300 {
+			for range tt.blobs {
 				n := 1 + rng.IntN(40<<10)
 				if rng.IntN(50) == 0 {
 					n = 1<<20 + 200<<10 // larger than a whole pack buffer of the small packs
@@ -98,6 +102,7 @@ func TestSaverReusesPackBuffers(t *testing.T) {
 			if stats.Packs < 2 {
 				t.Errorf("%d packs; the test wants several", stats.Packs)
 			}
+			t.Logf("%d blobs in %d packs", stats.Blobs, stats.Packs)
 			r2 := reopen(t, st)
 			if err := r2.LoadIndex(ctx); err != nil {
 				t.Fatal(err)
