@@ -95,7 +95,7 @@ func newSharedFixture(t *testing.T) *sharedFixture {
 	}
 	write("b.bin", append(slices.Clone(a), randomData(72, 4<<20)...))
 	write("c.bin", a)
-	write("rep.bin", bytes.Repeat(randomData(73, 3<<20), 4))
+	write("rep.bin", repeatingData(t, fx.r.ChunkerParams(), 73, 3<<20, 4))
 	write("zeros", make([]byte, 1<<20))
 	write("small.txt", textData(74, 5000))
 	write("empty", nil)
@@ -134,6 +134,36 @@ func newSharedFixture(t *testing.T) *sharedFixture {
 	}
 	fx.count.reset()
 	return fx
+}
+
+// repeatingData returns n copies of a random block of size bytes, the
+// first seed from seed on whose block the repository's chunker cuts, so
+// that the copies share chunks. The polynomial is random per repository:
+// a 3 MiB block without a cut point (about one in twelve at 1 MiB average
+// chunks) gave one chunk for the whole file, nothing repeated, and the
+// fixture's shape check failed.
+func repeatingData(t *testing.T, p chunk.Params, seed uint64, size, n int) []byte {
+	t.Helper()
+	for s := seed; s < seed+100; s++ {
+		data := bytes.Repeat(randomData(s, size), n)
+		seen := map[string]bool{}
+		c := chunk.NewChunker(p, bytes.NewReader(data))
+		for {
+			b, err := c.Next(nil)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen[string(b)] {
+				return data
+			}
+			seen[string(b)] = true
+		}
+	}
+	t.Fatalf("no block of %d bytes in 100 seeds repeats a chunk", size)
+	return nil
 }
 
 // packOf returns the pack holding data blob id.
