@@ -708,8 +708,80 @@ func (ix *Index) Each(fn func(Location) bool) {
 	}
 }
 
+// groupByPack is a counting sort of the positions of m's entries by pack
+// number: the entries of pack p are m[byPack[start[p]:start[p+1]]]. It
+// costs 4 bytes per entry and per pack.
+func groupByPack(m []packed, packs int) (start, byPack []uint32) {
+	start = make([]uint32, packs+1)
+	for i := range m {
+		start[m[i].packNum()+1]++
+	}
+	for p := 1; p < len(start); p++ {
+		start[p] += start[p-1]
+	}
+	byPack = make([]uint32, len(m))
+	next := slices.Clone(start[:packs])
+	for i := range m {
+		p := m[i].packNum()
+		byPack[next[p]] = uint32(i)
+		next[p]++
+	}
+	return start, byPack
+}
+
+// blobsAt returns the blobs at positions of v.main, ordered by offset.
+func (v *view) blobsAt(positions []uint32) []pack.Blob {
+	blobs := make([]pack.Blob, len(positions))
+	for i, pos := range positions {
+		id := v.main[pos].fullID(firstByte(v.lead, int(pos)))
+		blobs[i] = v.main[pos].blob(&id)
+	}
+	sortBlobs(blobs)
+	return blobs
+}
+
+// ByPack is a view of the index grouped by pack, for jobs that visit every
+// pack (check, copy). PackBlobs scans the whole index for one pack, so
+// asking it for each of P packs costs P×B entry visits: at 1 M blobs in
+// 30,000 packs, 3·10^10, hours. ByPack costs one pass and 4 bytes per
+// blob and per pack; its Blobs is then a binary search and the pack's own
+// entries.
+type ByPack struct {
+	v      view
+	start  []uint32
+	byPack []uint32
+	nums   []uint32 // pack numbers ordered by pack ID
+}
+
+// ByPack merges the tail and groups the index's entries by pack. The
+// result describes the index as it is now; changes made afterwards are not
+// seen.
+func (ix *Index) ByPack() *ByPack {
+	v := ix.snapshot()
+	start, byPack := groupByPack(v.main, len(v.packs))
+	return &ByPack{v: v, start: start, byPack: byPack, nums: sortedPackNums(v.packs)}
+}
+
+// Blobs returns the blobs the index held for pack packID, ordered by
+// offset, or nil: what PackBlobs returns, without the scan.
+func (bp *ByPack) Blobs(packID chunk.ID) []pack.Blob {
+	i, ok := slices.BinarySearchFunc(bp.nums, packID, func(n uint32, id chunk.ID) int {
+		return bp.v.packs[n].Compare(id)
+	})
+	if !ok {
+		return nil
+	}
+	p := bp.nums[i]
+	positions := bp.byPack[bp.start[p]:bp.start[p+1]]
+	if len(positions) == 0 {
+		return nil
+	}
+	return bp.v.blobsAt(positions)
+}
+
 // PackBlobs returns the blobs the index holds for pack packID, ordered by
-// offset, or nil. It scans the whole index.
+// offset, or nil. It scans the whole index: a job that asks for every pack
+// uses ByPack.
 func (ix *Index) PackBlobs(packID chunk.ID) []pack.Blob {
 	ix.mu.RLock()
 	num, ok := ix.lookupPackLocked(packID)
@@ -897,22 +969,7 @@ func (ix *Index) EachFile(maxBlobsPerFile int, skip func(chunk.ID) bool, fn func
 	}
 	v := ix.snapshot()
 	m, packs := v.main, v.packs
-	// Counting sort of entry positions by pack number.
-	start := make([]uint32, len(packs)+1)
-	for i := range m {
-		start[m[i].packNum()+1]++
-	}
-	for p := 1; p < len(start); p++ {
-		start[p] += start[p-1]
-	}
-	byPack := make([]uint32, len(m))
-	next := slices.Clone(start[:len(packs)])
-	for i := range m {
-		p := m[i].packNum()
-		byPack[next[p]] = uint32(i)
-		next[p]++
-	}
-	next = nil
+	start, byPack := groupByPack(m, len(packs))
 	order := make([]int, len(packs))
 	for i := range order {
 		order[i] = i
@@ -932,12 +989,7 @@ func (ix *Index) EachFile(maxBlobsPerFile int, skip func(chunk.ID) bool, fn func
 		if len(positions) == 0 {
 			continue
 		}
-		blobs := make([]pack.Blob, len(positions))
-		for i, pos := range positions {
-			id := m[pos].fullID(firstByte(v.lead, int(pos)))
-			blobs[i] = m[pos].blob(&id)
-		}
-		sortBlobs(blobs)
+		blobs := v.blobsAt(positions)
 		if n > 0 && n+len(blobs) > maxBlobsPerFile {
 			if err := emit(); err != nil {
 				return err

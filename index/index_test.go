@@ -539,6 +539,47 @@ func TestPackBlobs(t *testing.T) {
 	}
 }
 
+// ByPack answers what PackBlobs does for every pack, in main and in the
+// tail, and keeps describing the index as it was when it was made.
+func TestByPack(t *testing.T) {
+	r := rand.New(rand.NewPCG(62, 63))
+	ix := New()
+	var packs []chunk.ID
+	for range 200 {
+		p := randID(r)
+		blobs := make([]pack.Blob, 1+r.IntN(20))
+		for i := range blobs {
+			blobs[i] = randBlob(r)
+			blobs[i].Offset = uint32(r.IntN(1 << 20))
+		}
+		if err := ix.AddPack(p, blobs); err != nil {
+			t.Fatal(err)
+		}
+		packs = append(packs, p)
+	}
+	fill(ix, r, minTail+1)                                                 // the packs so far go to main
+	if err := ix.AddPack(packs[3], []pack.Blob{randBlob(r)}); err != nil { // and one gets a tail entry
+		t.Fatal(err)
+	}
+	bp := ix.ByPack()
+	for _, p := range ix.Packs() {
+		if got, want := bp.Blobs(p), ix.PackBlobs(p); !reflect.DeepEqual(got, want) {
+			t.Fatalf("ByPack.Blobs(%s) = %d blobs, PackBlobs %d", p.Short(), len(got), len(want))
+		}
+	}
+	if bp.Blobs(randID(r)) != nil {
+		t.Fatal("ByPack.Blobs of an unknown pack")
+	}
+	before := ix.PackBlobs(packs[5])
+	ix.RemovePacks(map[chunk.ID]struct{}{packs[5]: {}})
+	if got := bp.Blobs(packs[5]); !reflect.DeepEqual(got, before) {
+		t.Fatalf("after RemovePacks the earlier ByPack changed: %d blobs, want %d", len(got), len(before))
+	}
+	if ix.ByPack().Blobs(packs[5]) != nil {
+		t.Fatal("a ByPack made after RemovePacks still has the pack")
+	}
+}
+
 func TestEach(t *testing.T) {
 	r := rand.New(rand.NewPCG(70, 71))
 	ix := New()

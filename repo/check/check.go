@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/index"
 	"github.com/cairn-backup/cairn/pack"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
@@ -70,6 +71,8 @@ type checker struct {
 	// notIndexed collects the used blobs the index lacks (walk goroutine
 	// only), to look for them in packs prune marked.
 	notIndexed map[chunk.ID]bool
+	// byPack groups the loaded index by pack: check visits every pack.
+	byPack *index.ByPack
 }
 
 func (c *checker) errorf(format string, args ...any) {
@@ -129,10 +132,11 @@ func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, erro
 	indexed := r.Index().Packs()
 	c.rep.Packs = len(indexed)
 	c.rep.Blobs = r.Index().Len()
+	c.byPack = r.Index().ByPack()
 	damaged := map[chunk.ID]*PackDamage{}
 	for _, id := range indexed {
 		size, ok := sizes[id]
-		blobs := r.Index().PackBlobs(id)
+		blobs := c.byPack.Blobs(id)
 		if !ok {
 			damaged[id] = &PackDamage{Pack: id, Reason: "missing from the store", Blobs: blobIDs(blobs)}
 			continue
@@ -258,7 +262,7 @@ func (c *checker) readPacks(ctx context.Context, ids []chunk.ID, sizes map[chunk
 	})
 	for range runtime.GOMAXPROCS(0) {
 		g.Go(func() error {
-			pr := &packReader{r: c.r, hash: chunk.NewObjectHasher()}
+			pr := &packReader{r: c.r, byPack: c.byPack, hash: chunk.NewObjectHasher()}
 			for id := range work {
 				d := pr.read(gctx, id, sizes[id])
 				prog.Files.Add(1)
@@ -290,17 +294,18 @@ const readPiece = 1 << 20
 // packReader reads packs for one worker; its buffers are reused from pack
 // to pack.
 type packReader struct {
-	r     *repo.Repository
-	hash  *chunk.ObjectHasher
-	buf   []byte // the pack being read
-	plain []byte // the plaintext of the blob being checked
+	r      *repo.Repository
+	byPack *index.ByPack
+	hash   *chunk.ObjectHasher
+	buf    []byte // the pack being read
+	plain  []byte // the plaintext of the blob being checked
 }
 
 // read reads the pack id, listed with size bytes, in full; it returns nil
 // when the pack is sound.
 func (pr *packReader) read(ctx context.Context, id chunk.ID, size int64) *PackDamage {
 	r := pr.r
-	want := r.Index().PackBlobs(id)
+	want := pr.byPack.Blobs(id)
 	name := repo.PackName(id)
 	unreadable := func(err error) *PackDamage {
 		return &PackDamage{Pack: id, Reason: "unreadable: " + err.Error(), Blobs: blobIDs(want)}

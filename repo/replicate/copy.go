@@ -173,6 +173,9 @@ type copier struct {
 	// converted once per run.
 	trees, data map[chunk.ID]chunk.ID
 	rewriter    *repo.Walker // CopyRewrite: visits each source tree once per run
+	// srcPacks groups the source index by pack (CopyPacks; made at the
+	// first pack copied): the source index does not change during a copy.
+	srcPacks *index.ByPack
 	// added counts stored bytes written to the target; the saver's
 	// encoders add to it from their goroutines.
 	added atomic.Uint64
@@ -317,6 +320,9 @@ func (c *copier) copyPacks(ctx context.Context, sn *snapshot.Snapshot) error {
 		done = index.File{}
 		return nil
 	}
+	if c.srcPacks == nil && len(ids) > 0 {
+		c.srcPacks = c.src.Index().ByPack()
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	for _, id := range ids {
@@ -331,7 +337,7 @@ func (c *copier) copyPacks(ctx context.Context, sn *snapshot.Snapshot) error {
 			c.opts.Progress.Bytes.Add(uint64(len(buf)))
 			mu.Lock()
 			defer mu.Unlock()
-			done.Packs = append(done.Packs, index.PackBlobs{Pack: id, Blobs: c.src.Index().PackBlobs(id)})
+			done.Packs = append(done.Packs, index.PackBlobs{Pack: id, Blobs: c.srcPacks.Blobs(id)})
 			c.res.Packs++
 			c.added.Add(uint64(len(buf)))
 			if len(done.Packs) >= every {
