@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/index"
 	"github.com/cairn-backup/cairn/pack"
 	"github.com/cairn-backup/cairn/snapshot"
 	"golang.org/x/sync/errgroup"
@@ -19,7 +20,9 @@ import (
 // on MinIO over loopback, see MaxReadGap), and a 15k-file tree has about
 // 2k directories.
 //
-// Memory: at most prefetchTreeBytes of tree plaintext; trees beyond that
+// Memory: at most prefetchTreeBytes of tree plaintext (including trees
+// of the packs read that the walk turns out not to need, dropped when
+// the prefetch ends); trees beyond that
 // are not prefetched, and Load reads them one by one as before. A tree's
 // bytes are dropped once the walk has taken it at every path it was
 // prefetched for.
@@ -30,7 +33,13 @@ type TreePrefetch struct {
 	mu sync.Mutex
 	// trees is guarded by mu: plaintext and the loads still expected.
 	trees map[chunk.ID]*prefetched
-	bytes int64 // guarded by mu: plaintext held in trees
+	// spare (guarded by mu) holds trees read with a pack's others that no
+	// level has asked for yet; dropped when the prefetch ends.
+	spare map[chunk.ID]*prefetched
+	bytes int64 // guarded by mu: plaintext held in trees and spare
+	// swept holds the packs whose tree blobs have been read (only the
+	// goroutine running PrefetchTrees uses it).
+	swept map[chunk.ID]bool
 }
 
 type prefetched struct {
@@ -60,20 +69,22 @@ type treeAt struct {
 }
 
 // PrefetchTrees reads the trees below root (found at path p) level by
-// level: each level's tree blobs are grouped by the pack that holds them
-// and each pack's are read with ReadBlobs (one ranged Get unless more than
-// MaxReadGap lies between two of them), several packs at once. A
-// directory whose path descend refuses is not read, nor anything below
-// it. So a walk costs about one Get per pack per level instead of one per
-// directory: the trees of one backup are written together into a few
-// packs.
+// level. The packs that hold a level's trees and have not been read yet
+// are read for all their tree blobs (ReadBlobs: one ranged Get unless more
+// than MaxReadGap lies between two of them), several packs at once: the
+// trees of one backup are written together into a few packs, so the
+// deeper levels mostly find theirs already read. A directory whose path
+// descend refuses is not followed. So a walk costs about one Get per
+// cluster of trees in a pack instead of one per directory. Measured on
+// the bench's tree (89 directories, 7 levels, trees in 5 data packs): 21
+// tree Gets; 43 reading only each level's trees; 89 before.
 //
 // A tree that is missing, does not read or does not decode is left out:
 // Load then reads it as LoadTree does and returns the same error, so the
 // walk fails exactly that subtree, as without a prefetch. PrefetchTrees
 // returns an error only when ctx ends.
 func (r *Repository) PrefetchTrees(ctx context.Context, p string, root chunk.ID, descend func(path string) bool) (*TreePrefetch, error) {
-	tp := &TreePrefetch{r: r, trees: map[chunk.ID]*prefetched{}}
+	tp := &TreePrefetch{r: r, trees: map[chunk.ID]*prefetched{}, spare: map[chunk.ID]*prefetched{}, swept: map[chunk.ID]bool{}}
 	level := []treeAt{{p, root}}
 	queued := 1
 	for len(level) > 0 {
@@ -83,6 +94,10 @@ func (r *Repository) PrefetchTrees(ctx context.Context, p string, root chunk.ID,
 		}
 		level, queued = next, queued+len(next)
 	}
+	for _, e := range tp.spare {
+		tp.bytes -= int64(len(e.plain))
+	}
+	tp.spare, tp.swept = nil, nil // other snapshots' trees
 	return tp, nil
 }
 
@@ -116,12 +131,16 @@ func (tp *TreePrefetch) readLevel(ctx context.Context, level []treeAt, descend f
 			}
 		}
 	}
-	byPack := map[chunk.ID][]pack.Blob{}
+	newPacks := map[chunk.ID]bool{}
 	for id, ps := range paths {
 		tp.mu.Lock()
 		have := tp.trees[id]
 		if have != nil {
 			have.uses += len(ps) // also at an earlier level
+		} else if have = tp.spare[id]; have != nil {
+			delete(tp.spare, id) // read with an earlier level's pack
+			have.uses = len(ps)
+			tp.trees[id] = have
 		}
 		tp.mu.Unlock()
 		if have != nil {
@@ -130,13 +149,28 @@ func (tp *TreePrefetch) readLevel(ctx context.Context, level []treeAt, descend f
 			}
 			continue
 		}
-		if locs := tp.r.idx.LookupAll(pack.TreeBlob, id); len(locs) > 0 {
-			byPack[locs[0].Pack] = append(byPack[locs[0].Pack], locs[0].Blob)
+		// A tree of a pack read before did not read or decode there; the
+		// walk reads it again and reports it.
+		if locs := tp.r.idx.LookupAll(pack.TreeBlob, id); len(locs) > 0 && !tp.swept[locs[0].Pack] {
+			newPacks[locs[0].Pack] = true
 		}
+	}
+	// Every tree blob of those packs, not only this level's: the deeper
+	// levels' trees were written beside them (one Each over the index
+	// per level finds them).
+	byPack := map[chunk.ID][]pack.Blob{}
+	if len(newPacks) > 0 {
+		tp.r.idx.Each(func(loc index.Location) bool {
+			if loc.Blob.Type == pack.TreeBlob && newPacks[loc.Pack] {
+				byPack[loc.Pack] = append(byPack[loc.Pack], loc.Blob)
+			}
+			return true
+		})
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(prefetchPacks)
 	for pk, blobs := range byPack {
+		tp.swept[pk] = true
 		slices.SortFunc(blobs, func(a, b pack.Blob) int { return cmp.Compare(a.Offset, b.Offset) })
 		g.Go(func() error {
 			return tp.r.ReadBlobs(gctx, pk, blobs, MaxReadGap, func(i int, plain []byte, err error) error {
@@ -148,14 +182,21 @@ func (tp *TreePrefetch) readLevel(ctx context.Context, level []treeAt, descend f
 					return nil
 				}
 				id := blobs[i].ID
+				ps, needed := paths[id]
 				tp.mu.Lock()
 				full := tp.bytes+int64(len(plain)) > prefetchTreeBytes
-				if !full {
-					tp.trees[id] = &prefetched{plain: slices.Clone(plain), uses: len(paths[id])}
+				known := tp.trees[id] != nil || tp.spare[id] != nil
+				if !full && !known {
+					e := &prefetched{plain: slices.Clone(plain), uses: len(ps)}
+					if needed {
+						tp.trees[id] = e
+					} else {
+						tp.spare[id] = e
+					}
 					tp.bytes += int64(len(plain))
 				}
 				tp.mu.Unlock()
-				if !full {
+				if needed && !full && !known {
 					expand(id, t)
 				}
 				return nil
