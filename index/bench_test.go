@@ -192,20 +192,15 @@ func BenchmarkMerge(b *testing.B) {
 	}
 }
 
-// BenchmarkLoad loads 5M entries from encoded index files of
-// benchBlobsPerFile blobs, as a repository opens its index: the old way
-// (Decode every file, then AddFiles) and with a Loader (what LoadIndex
-// uses). One op is a whole load; run with -benchtime=1x or a few x.
-// B/op is everything allocated, garbage included.
-func BenchmarkLoad(b *testing.B) {
-	const n = 5_000_000
-	r := rand.New(rand.NewPCG(uint64(n), 2))
-	var data [][]byte
+// encodedFiles returns n random blobs in packs of perPack, encoded as index
+// files of benchBlobsPerFile blobs, and their total size.
+func encodedFiles(b *testing.B, r *rand.Rand, n, perPack int) ([][]byte, int64) {
+	var files [][]byte
 	var total int64
 	for left := n; left > 0; {
 		f := &File{}
 		for nf := 0; nf < benchBlobsPerFile && left > 0; {
-			blobs := make([]pack.Blob, min(benchBlobsPerPack, left))
+			blobs := make([]pack.Blob, min(perPack, left))
 			for i := range blobs {
 				blobs[i] = randBlob(r)
 			}
@@ -217,9 +212,20 @@ func BenchmarkLoad(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		data = append(data, enc)
+		files = append(files, enc)
 		total += int64(len(enc))
 	}
+	return files, total
+}
+
+// BenchmarkLoad loads 5M entries from encoded index files of
+// benchBlobsPerFile blobs, as a repository opens its index: the old way
+// (Decode every file, then AddFiles) and with a Loader (what LoadIndex
+// uses). One op is a whole load; run with -benchtime=1x or a few x.
+// B/op is everything allocated, garbage included.
+func BenchmarkLoad(b *testing.B) {
+	const n = 5_000_000
+	data, total := encodedFiles(b, rand.New(rand.NewPCG(uint64(n), 2)), n, benchBlobsPerPack)
 	b.Run("DecodeAddFiles", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -259,27 +265,7 @@ func BenchmarkMemoryPerPack(b *testing.B) {
 	const n = 10_000_000
 	for _, perPack := range []int{16, 64, 500} {
 		b.Run(fmt.Sprintf("blobs/pack=%d", perPack), func(b *testing.B) {
-			r := rand.New(rand.NewPCG(uint64(perPack), 3))
-			var files [][]byte
-			var total int64
-			for left := n; left > 0; {
-				f := &File{}
-				for nf := 0; nf < benchBlobsPerFile && left > 0; {
-					blobs := make([]pack.Blob, min(perPack, left))
-					for i := range blobs {
-						blobs[i] = randBlob(r)
-					}
-					f.Packs = append(f.Packs, PackBlobs{Pack: randID(r), Blobs: blobs})
-					nf += len(blobs)
-					left -= len(blobs)
-				}
-				enc, err := f.MarshalBinary()
-				if err != nil {
-					b.Fatal(err)
-				}
-				files = append(files, enc)
-				total += int64(len(enc))
-			}
+			files, total := encodedFiles(b, rand.New(rand.NewPCG(uint64(perPack), 3)), n, perPack)
 			var ix *Index
 			for b.Loop() {
 				ix = New()
