@@ -152,8 +152,8 @@ func (r *Repository) dumpWindows(content []chunk.ID) iter.Seq[dumpWindow] {
 			}
 			var p chunk.ID
 			b := pack.Blob{Type: pack.DataBlob, ID: id}
-			if locs := r.idx.LookupAll(pack.DataBlob, id); len(locs) > 0 {
-				p, b = locs[0].Pack, locs[0].Blob
+			if loc, ok := r.idx.Lookup(pack.DataBlob, id); ok {
+				p, b = loc.Pack, loc.Blob
 			}
 			if len(cur.refs) > 0 && raw+int64(b.RawLength) > dumpWindowBytes {
 				if !flush() {
@@ -177,7 +177,7 @@ func (win *dumpWindow) sort() {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int {
-		if c := bytes.Compare(win.packs[a][:], win.packs[b][:]); c != 0 {
+		if c := win.packs[a].Compare(win.packs[b]); c != 0 {
 			return c
 		}
 		return cmp.Compare(win.blobs[a].Offset, win.blobs[b].Offset)

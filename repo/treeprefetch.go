@@ -151,8 +151,8 @@ func (tp *TreePrefetch) readLevel(ctx context.Context, level []treeAt, descend f
 		}
 		// A tree of a pack read before did not read or decode there; the
 		// walk reads it again and reports it.
-		if locs := tp.r.idx.LookupAll(pack.TreeBlob, id); len(locs) > 0 && !tp.swept[locs[0].Pack] {
-			newPacks[locs[0].Pack] = true
+		if loc, ok := tp.r.idx.Lookup(pack.TreeBlob, id); ok && !tp.swept[loc.Pack] {
+			newPacks[loc.Pack] = true
 		}
 	}
 	// Every tree blob of those packs, not only this level's: the deeper
