@@ -165,14 +165,20 @@ func TestPruneMemoryIsBoundedByTheIndex(t *testing.T) {
 	// peaked at 18.7 MiB = 2.4 × in every run since LoadIndex decodes into
 	// the index's array (LoadIndex alone: about 1.2 ×, TestLoadIndexMemory;
 	// here the index is small beside fixed costs such as memstore copying
-	// each object read); it was the whole 3.5 × before.
-	if load := float64(phasePeak["loading the index"]) / float64(indexBytes); load > 2.8 {
+	// each object read); it was the whole 3.5 × before. The bounds were
+	// set against index entries of 53 bytes; entries are 47 now, so the
+	// same megabytes are 53/47 = 1.13 times the ratio (18.7-20.0 MiB of a
+	// 6.8 MiB index: 2.75-2.96 ×, and 2.96 failed the old 2.8 in CI). The
+	// bounds below are the old ones scaled by that factor: the same
+	// absolute peaks, still under the 3.5 × before the rewrite for loading.
+	const entryShrink = 53.0 / 47.0
+	if load := float64(phasePeak["loading the index"]) / float64(indexBytes); load > 2.8*entryShrink {
 		t.Fatalf("loading the index peaked at %.2f × the index; it was 3.5 ×, then 2.4 ×", load)
 	}
 	// The walk's peak varied with when collections fell (19-28 MiB over
 	// runs, 2.6-3.7 × in all) until prune set a memory limit: 2.45-2.7 ×
 	// over five runs since.
-	if ratio > 3.3 {
+	if ratio > 3.3*entryShrink {
 		t.Fatalf("prune's heap peaked at %.2f × the index; it was 3.5 ×, then 2.45-2.7 ×", ratio)
 	}
 }
