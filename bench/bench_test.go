@@ -432,4 +432,12 @@ func TestCopyChecks(t *testing.T) {
 	if checkResticCopy(out, 3) == nil {
 		t.Error("accepted 2 saved snapshots for 3")
 	}
+	// restic 0.19 names the source snapshot on the same line.
+	out019 := "snapshot b2ba751a saved, copied from source snapshot c2cb9820\nsnapshot fe381980 saved, copied from source snapshot a0a71e51\n"
+	if err := checkResticCopy(out019, 2); err != nil {
+		t.Error(err)
+	}
+	if checkResticCopy("snapshot b2ba751a saved, but not really\n", 1) == nil {
+		t.Error("accepted a line that is not restic's")
+	}
 }

@@ -176,9 +176,12 @@ func (t resticTool) copyPlans(local, prefix string, url func(string) string, pwF
 	}}
 }
 
-var resticSaved = regexp.MustCompile(`(?m)^snapshot [0-9a-f]+ saved\s*$`)
+// resticSaved matches the line restic copy prints per copied snapshot:
+// "snapshot ID saved" up to 0.18, "snapshot ID saved, copied from source
+// snapshot ID" from 0.19 on.
+var resticSaved = regexp.MustCompile(`(?m)^snapshot [0-9a-f]+ saved(, copied from source snapshot [0-9a-f]+)?\s*$`)
 
-// checkResticCopy counts the "snapshot ID saved" lines restic copy prints.
+// checkResticCopy counts the lines restic copy prints per saved snapshot.
 func checkResticCopy(stdout string, snapshots int) error {
 	if n := len(resticSaved.FindAllString(stdout, -1)); n != snapshots {
 		return fmt.Errorf("copy saved %d snapshots, want %d\n%s", n, snapshots, indentTail(stdout, 10))

@@ -32,6 +32,7 @@ var targets = []target{
 	{text: "check --read-data ≥ 2× restic 0.14", metrics: []string{"check --read-data time"}, peer: "restic", need: 2},
 	{text: "restore streams ≥ 1.5× restic 0.19 (restic2)", metrics: []string{"restore throughput"}, peer: "restic2", need: 1.5,
 		datasets: []string{dsDump, dsPGDump}},
+	{text: "restore from MinIO ≥ 1.5× restic 0.19 (restic2)", metrics: []string{"restore from MinIO throughput"}, peer: "restic2", need: 1.5},
 	{text: "tree restore within 1.1× of cp -a", metrics: []string{"restore throughput"}, peer: cpTool, need: 1 / 1.1,
 		datasets: []string{dsTree, dsSmallFiles}},
 }
