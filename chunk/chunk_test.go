@@ -112,6 +112,19 @@ func TestParamsValidate(t *testing.T) {
 			t.Errorf("case %d: invalid params accepted: %+v", i, q)
 		}
 	}
+	s, err := chunk.DefaultStreamParams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatalf("default stream params invalid: %v", err)
+	}
+	if s.MinSize != 64<<10 || s.AverageBits != 17 || s.MaxSize != 1<<20 {
+		t.Errorf("stream params %+v, want the 64 KiB / 128 KiB / 1 MiB that docs/SCALING.md chose", s)
+	}
+	if s.Polynomial == p.Polynomial {
+		t.Error("stream params share the files' polynomial; each set draws its own")
+	}
 }
 
 func chunks(t *testing.T, p chunk.Params, data []byte) [][]byte {
@@ -135,10 +148,24 @@ func chunks(t *testing.T, p chunk.Params, data []byte) [][]byte {
 // an insertion changes only the chunks around it, and boundaries respect
 // the size bounds.
 func TestChunkerIsContentDefined(t *testing.T) {
-	p, err := chunk.DefaultParams()
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name   string
+		params func() (chunk.Params, error)
+	}{
+		{"files", chunk.DefaultParams},
+		{"streams", chunk.DefaultStreamParams},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := tc.params()
+			if err != nil {
+				t.Fatal(err)
+			}
+			testContentDefined(t, p)
+		})
 	}
+}
+
+func testContentDefined(t *testing.T, p chunk.Params) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	data := make([]byte, 24<<20)
 	for i := range data {
