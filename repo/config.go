@@ -44,6 +44,40 @@ type Config struct {
 
 type secretConfig struct {
 	Chunker chunk.Params `json:"chunker"`
+	// StreamChunker chunks streams (command components); absent in
+	// repositories made before it existed, whose streams use Chunker.
+	StreamChunker *chunk.Params `json:"stream_chunker,omitempty"`
+}
+
+// parseSecretConfig decodes the sealed part of the config and checks both
+// chunker sets. A stream set may not cut larger chunks than the files'
+// set: readers bound a data blob by Chunker.MaxSize (rawLimit), also
+// readers older than the stream set, so a stream blob above it would be
+// refused as corrupt.
+func parseSecretConfig(buf []byte) (secretConfig, error) {
+	var sc secretConfig
+	if err := json.Unmarshal(buf, &sc); err != nil {
+		return secretConfig{}, fmt.Errorf("repo: parse sealed config: %w", err)
+	}
+	if err := sc.validate(); err != nil {
+		return secretConfig{}, fmt.Errorf("repo: config: %w", err)
+	}
+	return sc, nil
+}
+
+func (sc *secretConfig) validate() error {
+	if err := sc.Chunker.Validate(); err != nil {
+		return err
+	}
+	if s := sc.StreamChunker; s != nil {
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("stream chunker: %w", err)
+		}
+		if s.MaxSize > sc.Chunker.MaxSize {
+			return fmt.Errorf("stream chunker: max_size %d above the chunker's %d", s.MaxSize, sc.Chunker.MaxSize)
+		}
+	}
+	return nil
 }
 
 // masterKey is what a password unwraps.
@@ -85,12 +119,19 @@ var (
 // InitOptions tune a new repository. Zero values take defaults.
 type InitOptions struct {
 	KDF     KDFParams     // scrypt cost; tests lower it
-	Chunker *chunk.Params // nil: fresh random parameters
-	Replica *ReplicaOf    // nil: an independent repository
+	Chunker *chunk.Params // nil: fresh random parameters (chunk.DefaultParams)
+	// StreamChunker chunks the streams of command components. nil: fresh
+	// random parameters of chunk.DefaultStreamParams (128 KiB average).
+	StreamChunker *chunk.Params
+	// NoStreamChunker writes the config without a stream set, so streams
+	// use Chunker, as in repositories made before the set existed.
+	NoStreamChunker bool
+	Replica         *ReplicaOf // nil: an independent repository
 }
 
 // ReplicaOf makes Init create a replica of an open repository: the same
-// chunker parameters and blob-ID key, so blobs deduplicate across the two
+// chunker parameters (both sets, or only the one the source has) and
+// blob-ID key, so blobs deduplicate across the two
 // and copy needs no re-chunking; with ShareDataKey also the same data key,
 // so copy moves whole packs as stored, never decrypting them.
 type ReplicaOf struct {
@@ -108,19 +149,8 @@ func Init(ctx context.Context, st store.Store, password string, opts InitOptions
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("repo: check for config: %w", err)
 	}
-	params := opts.Chunker
-	if opts.Replica != nil {
-		p := opts.Replica.Source.chunker
-		params = &p
-	}
-	if params == nil {
-		p, err := chunk.DefaultParams()
-		if err != nil {
-			return nil, err
-		}
-		params = &p
-	}
-	if err := params.Validate(); err != nil {
+	sc, err := initChunkers(opts)
+	if err != nil {
 		return nil, err
 	}
 	var mk masterKey
@@ -143,7 +173,7 @@ func Init(ctx context.Context, st store.Store, password string, opts InitOptions
 	if err != nil {
 		return nil, err
 	}
-	secret, err := json.Marshal(secretConfig{Chunker: *params})
+	secret, err := json.Marshal(sc)
 	if err != nil {
 		return nil, err
 	}
@@ -161,9 +191,50 @@ func Init(ctx context.Context, st store.Store, password string, opts InitOptions
 	if err := st.Put(ctx, "config", buf); err != nil {
 		return nil, fmt.Errorf("repo: write config: %w", err)
 	}
-	r := newRepository(st, cfg, mk, *params)
+	r := newRepository(st, cfg, mk, sc)
 	r.keyName = keyName
 	return r, nil
+}
+
+// initChunkers chooses a new repository's chunker sets. A replica takes
+// its source's as they are, a missing stream set included: the same
+// parameters and ID key are what make their blobs the same, so a backup
+// taken into either deduplicates against what copy brought over.
+func initChunkers(opts InitOptions) (secretConfig, error) {
+	var sc secretConfig
+	switch {
+	case opts.Replica != nil:
+		src := opts.Replica.Source
+		sc.Chunker = src.chunker
+		if src.stream != nil {
+			s := *src.stream
+			sc.StreamChunker = &s
+		}
+	default:
+		if opts.Chunker != nil {
+			sc.Chunker = *opts.Chunker
+		} else {
+			p, err := chunk.DefaultParams()
+			if err != nil {
+				return sc, err
+			}
+			sc.Chunker = p
+		}
+		if opts.StreamChunker != nil {
+			s := *opts.StreamChunker
+			sc.StreamChunker = &s
+		} else if !opts.NoStreamChunker {
+			s, err := chunk.DefaultStreamParams()
+			if err != nil {
+				return sc, err
+			}
+			sc.StreamChunker = &s
+		}
+	}
+	if err := sc.validate(); err != nil {
+		return sc, fmt.Errorf("repo: init: %w", err)
+	}
+	return sc, nil
 }
 
 // writeKey wraps mk with password in a new key file and returns its name.
@@ -306,14 +377,11 @@ func Open(ctx context.Context, st store.Store, password string) (*Repository, er
 		if err != nil {
 			return nil, fmt.Errorf("repo: config is damaged or does not belong to key %s: %w", name, err)
 		}
-		var sc secretConfig
-		if err := json.Unmarshal(secret, &sc); err != nil {
-			return nil, fmt.Errorf("repo: parse sealed config: %w", err)
+		sc, err := parseSecretConfig(secret)
+		if err != nil {
+			return nil, err
 		}
-		if err := sc.Chunker.Validate(); err != nil {
-			return nil, fmt.Errorf("repo: config: %w", err)
-		}
-		r := newRepository(st, cfg, *mk, sc.Chunker)
+		r := newRepository(st, cfg, *mk, sc)
 		r.keyName = name
 		return r, nil
 	}

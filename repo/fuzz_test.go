@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/internal/memstore"
+	"github.com/cairn-backup/cairn/pack"
 )
 
 // The decoders of the store's mutable objects (key files, the config, lock
@@ -93,6 +94,42 @@ func FuzzParseConfig(f *testing.F) {
 		back, err := parseConfig(again)
 		if err != nil || !reflect.DeepEqual(back, c) {
 			t.Fatalf("re-encoded config: %v\n%+v\n%+v", err, c, back)
+		}
+	})
+}
+
+// FuzzParseSecretConfig: the sealed part of the config. An accepted one
+// has valid chunker sets whose data blobs are all within the limit readers
+// allocate up to (the files' max_size, at most 64 MiB), with or without a
+// stream set, and re-encodes to the same sets.
+func FuzzParseSecretConfig(f *testing.F) {
+	files, streams := testParams(f)
+	for _, sc := range []secretConfig{{Chunker: files}, {Chunker: files, StreamChunker: &streams}} {
+		seed, _ := json.Marshal(sc)
+		f.Add(seed)
+	}
+	f.Add([]byte(`{"chunker":{"algorithm":"rabin-restic","polynomial":17349423945073011,"min_size":524288,"max_size":8388608,"average_bits":20},"stream_chunker":{"algorithm":"rabin-restic","polynomial":17349423945073011,"min_size":65536,"max_size":1099511627776,"average_bits":17}}`))
+	f.Add([]byte(`{"chunker":{"algorithm":"rabin-restic","polynomial":17349423945073011,"min_size":1,"max_size":1024,"average_bits":10},"stream_chunker":{"algorithm":"rabin-restic","polynomial":17349423945073011,"min_size":1,"max_size":2048,"average_bits":26}}`))
+	f.Add([]byte(`{"stream_chunker":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sc, err := parseSecretConfig(data)
+		if err != nil {
+			return
+		}
+		if sc.Chunker.Validate() != nil || sc.Chunker.MaxSize > 64<<20 {
+			t.Fatalf("accepted chunker %+v", sc.Chunker)
+		}
+		r := &Repository{chunker: sc.Chunker, stream: sc.StreamChunker}
+		if s := r.StreamChunkerParams(); s.Validate() != nil || uint64(s.MaxSize) > uint64(r.rawLimit(pack.DataBlob)) {
+			t.Fatalf("accepted stream set %+v with the chunker's %+v", s, sc.Chunker)
+		}
+		again, err := json.Marshal(sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := parseSecretConfig(again)
+		if err != nil || !reflect.DeepEqual(back, sc) {
+			t.Fatalf("re-encoded sealed config: %v\n%+v\n%+v", err, sc, back)
 		}
 	})
 }

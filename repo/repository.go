@@ -28,6 +28,7 @@ type Repository struct {
 	hasher  *chunk.Hasher
 	idKey   [32]byte
 	chunker chunk.Params
+	stream  *chunk.Params // nil: streams use chunker
 	enc     *pack.Encoder
 	idx     *index.Index
 
@@ -44,14 +45,15 @@ type Repository struct {
 	locks          []*Lock    // guarded by mu: held locks, checked before a snapshot is saved
 }
 
-func newRepository(st store.Store, cfg Config, mk masterKey, params chunk.Params) *Repository {
+func newRepository(st store.Store, cfg Config, mk masterKey, sc secretConfig) *Repository {
 	return &Repository{
 		st:      st,
 		cfg:     cfg,
 		key:     mk.Data,
 		hasher:  chunk.NewHasher(mk.ID),
 		idKey:   mk.ID,
-		chunker: params,
+		chunker: sc.Chunker,
+		stream:  sc.StreamChunker,
 		enc:     pack.NewEncoder(mk.Data),
 		idx:     index.New(),
 
@@ -65,8 +67,20 @@ func (r *Repository) Store() store.Store { return r.st }
 // Config returns the public config.
 func (r *Repository) Config() Config { return r.cfg }
 
-// ChunkerParams returns the repository's chunking parameters.
+// ChunkerParams returns the repository's chunking parameters for files
+// (tree and Elasticsearch components).
 func (r *Repository) ChunkerParams() chunk.Params { return r.chunker }
+
+// StreamChunkerParams returns the chunking parameters for streams
+// (command components): the config's stream set, or ChunkerParams in a
+// repository made before the stream set existed. Its MaxSize is at most
+// ChunkerParams().MaxSize (parseSecretConfig).
+func (r *Repository) StreamChunkerParams() chunk.Params {
+	if r.stream != nil {
+		return *r.stream
+	}
+	return r.chunker
+}
 
 // Index returns the in-memory index (loaded by LoadIndex).
 func (r *Repository) Index() *index.Index { return r.idx }
@@ -475,7 +489,8 @@ func (r *Repository) DecodeBlob(dst []byte, b pack.Blob, stored []byte) ([]byte,
 
 // decodeBlob decodes a stored blob, refusing before it allocates a raw
 // length no writer of this repository produces: data blobs are at most the
-// chunker's maximum, trees at most snapshot.MaxTreeSize.
+// chunker's maximum (the stream set's maximum is not above it), trees at
+// most snapshot.MaxTreeSize.
 func (r *Repository) decodeBlob(dst []byte, b pack.Blob, stored []byte) ([]byte, error) {
 	return pack.DecodeLimit(&r.key, dst, b, stored, r.rawLimit(b.Type))
 }

@@ -20,6 +20,7 @@ targets=(
 	snapshot:FuzzDecodeManifest # snapshot manifests
 	repo:FuzzParseKeyFile      # keys/*
 	repo:FuzzParseConfig       # config
+	repo:FuzzParseSecretConfig # config, its sealed part (chunker sets)
 	repo:FuzzReadLock          # locks/*
 	app:FuzzParse              # cairn.yaml
 )
