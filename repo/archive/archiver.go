@@ -477,7 +477,10 @@ func (a *archiver) finish(c *snapshot.Component, started time.Time, root chunk.I
 // component.
 func (a *archiver) stream(ctx context.Context, c ComponentSource, started time.Time) (snapshot.Component, error) {
 	comp := snapshot.Component{Name: c.Name, Kind: snapshot.KindStream, Source: c.Source}
-	content, size, err := a.chunkStream(ctx, a.newReader(), c.Reader)
+	// Streams (dumps) have a chunker set of their own, with smaller chunks
+	// than files (repo.Repository.StreamChunkerParams).
+	fr := &fileReader{ch: chunk.NewChunker(a.r.StreamChunkerParams(), nil)}
+	content, size, err := a.chunkStream(ctx, fr, c.Reader)
 	if err != nil {
 		return comp, fmt.Errorf("read stream: %w", err)
 	}
