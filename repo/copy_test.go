@@ -1,7 +1,9 @@
 package repo_test
 
 import (
+	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -206,6 +208,111 @@ func TestCopyToSeveralTargetsReadsOnce(t *testing.T) {
 			if err != nil || !rep.OK() || rep.Snapshots != 1 {
 				t.Fatalf("check: %v %+v", err, rep)
 			}
+		}
+	}
+}
+
+// TestCopyBetweenStreamChunkerSets copies from a repository with a stream
+// chunker set and from one without (the fixture written before the set
+// existed) into unrelated repositories with and without the set and into
+// replicas. Every copy restores the dumps as they were; a replica takes
+// its source's sets as they are, a missing stream set included, so a dump
+// backed up straight into it deduplicates against what copy brought.
+func TestCopyBetweenStreamChunkerSets(t *testing.T) {
+	v1 := fixtureDump()
+	v2 := editDump(v1)
+	sources := []struct {
+		name string
+		open func(t *testing.T) *repo.Repository
+	}{
+		{"source with the stream set", func(t *testing.T) *repo.Repository {
+			r := initRepo(t, memstore.New())
+			backupStream(t, r, v1)
+			return r
+		}},
+		{"source without (fixture)", func(t *testing.T) *repo.Repository {
+			r, err := repo.Open(t.Context(), loadFixture(t, "before-stream-chunker"), fixturePassword)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r // its snapshot holds v1
+		}},
+	}
+	targets := []struct {
+		name string
+		opts func(src *repo.Repository) repo.InitOptions
+		mode replicate.Mode
+	}{
+		{"unrelated target with the set", func(*repo.Repository) repo.InitOptions { return testKDF }, replicate.CopyRewrite},
+		{"unrelated target without", func(*repo.Repository) repo.InitOptions {
+			o := testKDF
+			o.NoStreamChunker = true
+			return o
+		}, replicate.CopyRewrite},
+		{"replica", func(src *repo.Repository) repo.InitOptions {
+			o := testKDF
+			o.Replica = &repo.ReplicaOf{Source: src}
+			return o
+		}, replicate.CopyBlobs},
+		{"replica sharing the data key", func(src *repo.Repository) repo.InitOptions {
+			o := testKDF
+			o.Replica = &repo.ReplicaOf{Source: src, ShareDataKey: true}
+			return o
+		}, replicate.CopyPacks},
+	}
+	for _, sc := range sources {
+		for _, tg := range targets {
+			t.Run(sc.name+"/"+tg.name, func(t *testing.T) {
+				src := sc.open(t)
+				backupStream(t, src, v2)
+				all, err := src.Snapshots(t.Context())
+				if err != nil || len(all) != 2 {
+					t.Fatalf("source snapshots: %d, %v", len(all), err)
+				}
+				dstStore := memstore.New()
+				dst, err := repo.Init(t.Context(), dstStore, "other", tg.opts(src))
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := replicate.Copy(t.Context(), src, dst, all, replicate.Options{Verify: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Mode != tg.mode || len(res.Copied) != 2 {
+					t.Fatalf("result %+v", res)
+				}
+				dst, err = repo.Open(t.Context(), dstStore, "other")
+				if err != nil {
+					t.Fatal(err)
+				}
+				rep, err := check.Check(t.Context(), dst, check.Options{ReadData: true})
+				if err != nil || !rep.OK() || rep.Snapshots != 2 {
+					t.Fatalf("check of the target: %v %+v", err, rep)
+				}
+				for i, want := range [][]byte{v1, v2} {
+					copied := res.Copied[i].Target.String()
+					dir, _, err := restoreSnapshot(t, dst, copied, restore.Options{Verify: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got, _ := os.ReadFile(filepath.Join(dir, "db")); !bytes.Equal(got, want) {
+						t.Errorf("copy %d: restored dump differs (%d bytes, want %d)", i, len(got), len(want))
+					}
+				}
+				if tg.mode == replicate.CopyRewrite {
+					return // unrelated keys: nothing to share with the source
+				}
+				if dst.ChunkerParams() != src.ChunkerParams() || dst.StreamChunkerParams() != src.StreamChunkerParams() {
+					t.Fatalf("replica chunks with %+v / %+v, its source with %+v / %+v",
+						dst.ChunkerParams(), dst.StreamChunkerParams(), src.ChunkerParams(), src.StreamChunkerParams())
+				}
+				if err := dst.LoadIndex(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				if again := backupStream(t, dst, v2); again.Saver.Blobs > 1 {
+					t.Errorf("the dump backed up into the replica stored %d blobs; want only its tree", again.Saver.Blobs)
+				}
+			})
 		}
 	}
 }
