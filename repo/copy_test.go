@@ -3,9 +3,14 @@ package repo_test
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/store"
 
 	"github.com/cairn-backup/cairn/internal/faulty"
 	"github.com/cairn-backup/cairn/internal/memstore"
@@ -314,5 +319,57 @@ func TestCopyBetweenStreamChunkerSets(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCopyRefusesATargetThatCannotReadTheBlobs: readers bound a data blob
+// by their own chunker's MaxSize, so blobs copied from a repository cut
+// with a larger MaxSize would be written and then refused on every read of
+// the target. The copy must say so before it writes anything.
+func TestCopyRefusesATargetThatCannotReadTheBlobs(t *testing.T) {
+	big, err := chunk.DefaultParams() // 512 KiB .. 8 MiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := repo.Init(t.Context(), memstore.New(), "p", repo.InitOptions{KDF: testKDF.KDF, Chunker: &big, NoStreamChunker: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Random bytes: the chunks average 1.5 MiB here, so some are above
+	// the target's 1 MiB.
+	data := make([]byte, 12<<20)
+	rand.NewChaCha8([32]byte{1}).Read(data)
+	backupStream(t, src, data)
+	all, err := src.Snapshots(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := chunk.DefaultStreamParams() // 64 KiB .. 1 MiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	dstStore := memstore.New()
+	dst, err := repo.Init(t.Context(), dstStore, "other", repo.InitOptions{KDF: testKDF.KDF, Chunker: &small, NoStreamChunker: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = replicate.Copy(t.Context(), src, dst, all, replicate.Options{})
+	if err == nil || !strings.Contains(err.Error(), "max_size") {
+		t.Fatalf("copy into a target with a smaller max_size: %v", err)
+	}
+	packs := 0
+	if err := dstStore.List(t.Context(), "data/", func(store.Info) error { packs++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if packs != 0 {
+		t.Errorf("the refused copy wrote %d packs", packs)
+	}
+	// Into a target with the same bound every blob fits.
+	back, err := repo.Init(t.Context(), memstore.New(), "p2", repo.InitOptions{KDF: testKDF.KDF, Chunker: &big})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replicate.Copy(t.Context(), src, back, all, replicate.Options{Verify: true}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -125,6 +125,14 @@ func copyTo(ctx context.Context, r, dst *repo.Repository, snaps []repo.SnapshotE
 	if r.Config().ID == dst.Config().ID {
 		return nil, fmt.Errorf("replicate: source and target are the same repository")
 	}
+	// Readers refuse a data blob above their own chunker's max_size, before
+	// they allocate for it; blobs cut with a larger one would be written
+	// and then unreadable in the target, which check would report as
+	// missing. The stream set's max_size is never above the chunker's.
+	if from, to := r.ChunkerParams().MaxSize, dst.ChunkerParams().MaxSize; from > to {
+		return nil, fmt.Errorf("replicate: the target %s reads data blobs up to its chunker's max_size of %d bytes, but the source cuts them up to %d: a copy could not be read back (copy into a replica made with init --replica-of, or a repository with the same chunker parameters)",
+			dst.Config().ID.Short(), to, from)
+	}
 	if err := r.LoadIndex(ctx); err != nil {
 		return nil, err
 	}
