@@ -69,6 +69,11 @@ func TestSmallFilesDataset(t *testing.T) {
 	if _, err := os.Stat(l.restore("cp", dsSmallFiles)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the verified copy was left behind: %v", err)
 	}
+	walk := b.statWalkReference(ds, 1)
+	if walk.Error != "" || walk.Tool != statWalkTool || len(walk.Steps) != 1 || walk.Steps[0].Step != stepBackup2 ||
+		walk.Steps[0].InputBytes != st.Bytes || walk.Steps[0].MBps <= 0 {
+		t.Fatalf("stat walk reference: %+v", walk)
+	}
 	t.Setenv("CORRUPT", "1")
 	if res := b.run(cairnTool{bin}, ds, 1); !res.RestoreWrong {
 		t.Fatalf("corrupted restore not caught: %+v", res)

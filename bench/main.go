@@ -343,6 +343,9 @@ func run(c config) error {
 			if ds.v2Dir != "" {
 				runs = append(runs, b.cpReference(ds, rep))
 			}
+			if ds.name == dsSmallFiles {
+				runs = append(runs, b.statWalkReference(ds, rep))
+			}
 		}
 	}
 	var ran []string
@@ -351,6 +354,9 @@ func run(c config) error {
 	}
 	if slices.Contains(datasets, dsTree) || slices.Contains(datasets, dsSmallFiles) {
 		ran = append(ran, cpTool)
+	}
+	if slices.Contains(datasets, dsSmallFiles) {
+		ran = append(ran, statWalkTool)
 	}
 	table := buildTable(datasets, ran, runs)
 	res := &results{
