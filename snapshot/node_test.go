@@ -37,7 +37,7 @@ func sampleNodes() []Node {
 	}
 }
 
-func mustEncode(t *testing.T, tr *Tree) []byte {
+func mustEncode(t testing.TB, tr *Tree) []byte {
 	t.Helper()
 	b, err := tr.Encode()
 	if err != nil {
