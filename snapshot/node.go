@@ -62,6 +62,19 @@ type Node struct {
 	Links uint64 `json:"-"`
 }
 
+// Equal reports whether n and o encode alike: equal in every field a
+// tree stores, times as instants. Links, never stored, is not compared.
+// A tree of nodes Equal to another's, in the same order, has its encoding
+// and so its ID.
+func (n *Node) Equal(o *Node) bool {
+	return n.Name == o.Name && n.Type == o.Type && n.Mode == o.Mode &&
+		n.ModTime.Equal(o.ModTime) && n.ChangeTime.Equal(o.ChangeTime) &&
+		n.Inode == o.Inode && n.DeviceID == o.DeviceID && n.UID == o.UID && n.GID == o.GID &&
+		n.Size == o.Size && n.LinkTarget == o.LinkTarget && slices.Equal(n.Content, o.Content) &&
+		(n.Subtree == nil) == (o.Subtree == nil) && (n.Subtree == nil || *n.Subtree == *o.Subtree) &&
+		n.Inconsistent == o.Inconsistent && n.Rdev == o.Rdev && n.HardLink == o.HardLink
+}
+
 // ErrBadName is returned for a node name that could escape the directory it
 // is restored into, or that no file system can hold.
 var ErrBadName = errors.New("snapshot: bad node name")
@@ -220,9 +233,8 @@ func DecodeTree(data []byte) (*Tree, error) {
 // encoding/json).
 //
 // Most trees take a hand-written parser of the encoding Encode writes; it
-// decodes the 1,000,000 nodes of a million-file tree about ten times faster than
-// encoding/json, which took 4.5 CPU-seconds of an unchanged backup's 15
-// for them.
+// decodes a directory of 1,000 files in 0.7-1.0 ms where encoding/json
+// took 5-7 ms (BenchmarkTreeCodec).
 func DecodeTreeExact(data []byte) (t *Tree, exact bool, err error) {
 	if len(data) > MaxTreeSize {
 		return nil, false, fmt.Errorf("snapshot: tree of %d bytes exceeds the limit of %d", len(data), MaxTreeSize)

@@ -258,3 +258,64 @@ func BenchmarkTreeCodec(b *testing.B) {
 		}
 	})
 }
+
+// TestNodeEqual: two nodes are Equal exactly when they encode alike, for
+// a change to any one field of Node (a field added later is covered
+// without touching this test; Links is the one field not stored).
+func TestNodeEqual(t *testing.T) {
+	base := sampleNodes()[0]
+	base.Links = 2
+	typ := reflect.TypeFor[Node]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		t.Run(f.Name, func(t *testing.T) {
+			changed := base
+			v := reflect.ValueOf(&changed).Elem().Field(i)
+			switch v.Interface().(type) {
+			case string, NodeType:
+				v.SetString(v.String() + "x")
+			case time.Time:
+				v.Set(reflect.ValueOf(v.Interface().(time.Time).Add(time.Nanosecond)))
+			case []chunk.ID:
+				v.Set(reflect.ValueOf(append(slices.Clone(base.Content), testID(7))))
+			case *chunk.ID:
+				v.Set(reflect.ValueOf(idPtr(8)))
+			case bool:
+				v.SetBool(!v.Bool())
+			default:
+				switch v.Kind() {
+				case reflect.Uint64, reflect.Uint32:
+					v.SetUint(v.Uint() + 1)
+				default:
+					t.Fatalf("no change made for a field of type %s: extend the test", f.Type)
+				}
+			}
+			if f.Name == "Name" { // another node, whatever else it holds
+				if base.Equal(&changed) {
+					t.Error("renamed node is Equal")
+				}
+				return
+			}
+			sameBytes := bytes.Equal(mustEncode(t, &Tree{Nodes: []Node{base}}), mustEncode(t, &Tree{Nodes: []Node{changed}}))
+			if eq := base.Equal(&changed); eq != sameBytes {
+				t.Errorf("changing %s: Equal = %v, encodings equal = %v", f.Name, eq, sameBytes)
+			}
+			if f.Name != "Links" && sameBytes {
+				t.Errorf("changing %s does not change the encoding", f.Name)
+			}
+		})
+	}
+	t.Run("times compare as instants", func(t *testing.T) {
+		zoned := base
+		zoned.ModTime = base.ModTime.In(time.FixedZone("x", -7200))
+		if !base.Equal(&zoned) {
+			t.Error("the same instant in another zone is not Equal")
+		}
+	})
+	t.Run("nil and empty content", func(t *testing.T) {
+		a, b := Node{Name: "a"}, Node{Name: "a", Content: []chunk.ID{}}
+		if !a.Equal(&b) {
+			t.Error("nil and empty content (encoded alike) are not Equal")
+		}
+	})
+}

@@ -624,12 +624,9 @@ type fileJob struct {
 // slow file.
 func (a *archiver) tree(ctx context.Context, c ComponentSource, parent *chunk.ID, started time.Time) (snapshot.Component, error) {
 	comp := snapshot.Component{Name: c.Name, Kind: snapshot.KindTree, Source: c.Source}
-	var parentTree *snapshot.Tree
+	var parentDir *parentDir
 	if parent != nil {
-		t, err := a.r.LoadTree(ctx, *parent)
-		if err == nil {
-			parentTree = t
-		} // an unreadable parent only costs the shortcut
+		parentDir = a.loadParent(ctx, *parent, nil)
 	}
 	// The root is read first so a missing or unreadable source fails the
 	// component instead of producing an empty snapshot.
@@ -659,7 +656,7 @@ func (a *archiver) tree(ctx context.Context, c ComponentSource, parent *chunk.ID
 	g.Go(func() error {
 		defer close(jobs)
 		w := &walker{a: a, fs: c.FS, jobs: jobs, sem: dirSem, g: g, links: map[[2]uint64]string{}}
-		f, err := w.dir(gctx, "", snapshot.Node{Type: snapshot.Dir}, rootNodes, parentTree)
+		f, err := w.dir(gctx, "", snapshot.Node{Type: snapshot.Dir}, rootNodes, parentDir)
 		root = f
 		return err
 	})
@@ -682,17 +679,81 @@ type walker struct {
 	// link to the first path it was seen at (the walk is one goroutine in
 	// name order, so "first" is the same on every run).
 	links map[[2]uint64]string
+	// treeBuf is reused for the parent's tree blobs, loaded one at a
+	// time by the walk.
+	treeBuf []byte
+}
+
+// parentDir is a directory's listing in the parent snapshot.
+type parentDir struct {
+	id    chunk.ID
+	nodes []snapshot.Node
+	// exact: the nodes encode to the blob id names
+	// (snapshot.DecodeTreeExact), so a directory whose nodes are Equal to
+	// these has the tree id without encoding it.
+	exact bool
+}
+
+// loadParent loads the parent snapshot's tree id, decoding into buf's
+// storage when it has the room. An unreadable tree only costs the
+// shortcut: nil.
+func (a *archiver) loadParent(ctx context.Context, id chunk.ID, buf *[]byte) *parentDir {
+	var dst []byte
+	if buf != nil {
+		dst = *buf
+	}
+	plain, err := a.r.LoadBlob(ctx, pack.TreeBlob, id, dst)
+	if err != nil {
+		return nil
+	}
+	if buf != nil {
+		*buf = plain[:0]
+	}
+	t, exact, err := snapshot.DecodeTreeExact(plain)
+	if err != nil {
+		return nil
+	}
+	return &parentDir{id: id, nodes: t.Nodes, exact: exact}
+}
+
+// entry is a directory entry on its way into the directory's tree.
+type entry struct {
+	out future
+	// subtree, for a subdirectory whose other fields are Equal to its
+	// node in the parent tree, is the parent's subtree ID: the
+	// directory's tree is the parent's if the subdirectory's comes out
+	// the same.
+	subtree *chunk.ID
 }
 
 // dir queues the entries of one directory and returns a future of its node
 // (with Subtree set) that resolves once every entry is done.
-func (w *walker) dir(ctx context.Context, dirPath string, self snapshot.Node, nodes []snapshot.Node, parent *snapshot.Tree) (future, error) {
-	futures := make([]future, 0, len(nodes))
+//
+// A directory whose every entry comes out Equal to its node in the parent
+// tree (files unchanged, subdirectories with the parent's subtree IDs) has
+// the parent's tree: its ID is taken without encoding, hashing or saving
+// the tree again. For a million unchanged files that saved a third of the
+// CPU time left once trees were encoded by hand.
+func (w *walker) dir(ctx context.Context, dirPath string, self snapshot.Node, nodes []snapshot.Node, parent *parentDir) (future, error) {
+	entries := make([]entry, 0, len(nodes))
+	var prevs []snapshot.Node
+	if parent != nil {
+		prevs = parent.nodes
+	}
+	// same: every entry so far is Equal to the parent's node of its name
+	// (subdirectories but their subtree); matched counts them.
+	same := parent != nil && parent.exact
+	matched := 0
 	for _, n := range nodes {
 		p := path.Join(dirPath, n.Name)
+		// Both listings are sorted by name: one pass over the parent's
+		// finds each entry's previous node.
+		for len(prevs) > 0 && prevs[0].Name < n.Name {
+			prevs = prevs[1:]
+		}
 		var prev *snapshot.Node
-		if parent != nil {
-			prev = parent.Find(n.Name)
+		if len(prevs) > 0 && prevs[0].Name == n.Name {
+			prev = &prevs[0]
 		}
 		switch n.Type {
 		case snapshot.File:
@@ -709,16 +770,19 @@ func (w *walker) dir(ctx context.Context, dirPath string, self snapshot.Node, no
 				w.a.files.Add(1)
 				w.a.size.Add(n.Size)
 				w.a.prog.Add(1, n.Size, 0, 0)
-				futures = append(futures, ready(n))
+				same = same && prev.Equal(&n)
+				matched++
+				entries = append(entries, entry{out: ready(n)})
 				continue
 			}
+			same = false
 			f := make(future, 1)
 			select {
 			case w.jobs <- fileJob{path: p, node: n, out: f}:
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-			futures = append(futures, f)
+			entries = append(entries, entry{out: f})
 		case snapshot.Dir:
 			children, err := w.fs.ReadDir(ctx, p)
 			if err != nil {
@@ -730,24 +794,42 @@ func (w *walker) dir(ctx context.Context, dirPath string, self snapshot.Node, no
 					continue
 				}
 			}
-			var sub *snapshot.Tree
+			var sub *parentDir
+			var want *chunk.ID
 			if prev != nil && prev.Type == snapshot.Dir && prev.Subtree != nil {
-				if t, err := w.a.r.LoadTree(ctx, *prev.Subtree); err == nil {
-					sub = t
+				sub = w.a.loadParent(ctx, *prev.Subtree, &w.treeBuf)
+				m := n
+				m.Subtree = prev.Subtree
+				if prev.Equal(&m) {
+					id := *prev.Subtree // a copy: the parent's nodes are not kept
+					want = &id
+					matched++
 				}
 			}
+			same = same && want != nil
 			f, err := w.dir(ctx, p, n, children, sub)
 			if err != nil {
 				return nil, err
 			}
-			futures = append(futures, f)
+			entries = append(entries, entry{out: f, subtree: want})
 		case snapshot.Socket:
 			w.a.mu.Lock()
 			w.a.skipped = append(w.a.skipped, FileError{Component: w.a.name, Path: p, Err: errors.New("socket: not data, left out")})
 			w.a.mu.Unlock()
 		default: // symlinks, named pipes, devices: the node is all there is
-			futures = append(futures, ready(n))
+			same = same && prev != nil && prev.Equal(&n)
+			matched++
+			entries = append(entries, entry{out: ready(n)})
 		}
+	}
+	// Every node of the new tree is Equal to one of the parent's, and
+	// there are as many: the parent's tree, unless a subdirectory's
+	// subtree changes.
+	var parentID chunk.ID
+	if same && matched == len(parent.nodes) {
+		parentID = parent.id
+	} else {
+		same = false
 	}
 	out := make(future, 1)
 	select {
@@ -757,20 +839,28 @@ func (w *walker) dir(ctx context.Context, dirPath string, self snapshot.Node, no
 	}
 	w.g.Go(func() error {
 		defer func() { <-w.sem }()
-		t := &snapshot.Tree{Nodes: make([]snapshot.Node, 0, len(futures))}
-		for _, f := range futures {
+		t := &snapshot.Tree{Nodes: make([]snapshot.Node, 0, len(entries))}
+		for _, e := range entries {
 			select {
-			case r := <-f:
-				if !r.skip {
-					t.Nodes = append(t.Nodes, r.node)
+			case r := <-e.out:
+				if r.skip {
+					same = false
+					continue
 				}
+				if e.subtree != nil && *e.subtree != *r.node.Subtree {
+					same = false
+				}
+				t.Nodes = append(t.Nodes, r.node)
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
-		id, err := w.a.saveTree(ctx, t)
-		if err != nil {
-			return err
+		id := parentID
+		if !same {
+			var err error
+			if id, err = w.a.saveTree(ctx, t); err != nil {
+				return err
+			}
 		}
 		w.a.dirs.Add(1)
 		self.Subtree = &id

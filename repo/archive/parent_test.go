@@ -17,7 +17,8 @@ import (
 )
 
 // writeParentTree lays out a small tree three levels deep: d0..d2, each
-// with s0..s1, each with four files, a symlink and a hard link pair.
+// with s0..s1, each with four files and a symlink, a hard link pair, and
+// a directory of regular files only.
 func writeParentTree(t *testing.T, dir string) {
 	t.Helper()
 	for i := range 3 {
@@ -40,8 +41,18 @@ func writeParentTree(t *testing.T, dir string) {
 	if err := os.Link(filepath.Join(dir, "d0", "s0", "f0"), filepath.Join(dir, "d2", "s1", "hard")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "top"), []byte("top\n"), 0o600); err != nil {
+	plain := filepath.Join(dir, "plain") // regular files only
+	if err := os.Mkdir(plain, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	for _, name := range []string{"p0", "p1", "top"} {
+		p := filepath.Join(plain, name)
+		if name == "top" {
+			p = filepath.Join(dir, name)
+		}
+		if err := os.WriteFile(p, []byte(name+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -54,22 +65,22 @@ func TestParentShortcutMatchesFullBackup(t *testing.T) {
 	at := func(dir string, p ...string) string { return filepath.Join(append([]string{dir}, p...)...) }
 	for _, tc := range []struct {
 		name   string
-		change func(t *testing.T, dir string) error
+		change func(dir string, fsys *remountFS) error
 	}{
-		{"nothing", func(*testing.T, string) error { return nil }},
-		{"mtime deep inside", func(_ *testing.T, dir string) error {
+		{"nothing", func(string, *remountFS) error { return nil }},
+		{"mtime deep inside", func(dir string, _ *remountFS) error {
 			return os.Chtimes(at(dir, "d1", "s1", "f2"), time.Time{}, time.Unix(1_600_000_000, 5))
 		}},
-		{"file added", func(_ *testing.T, dir string) error {
+		{"file added", func(dir string, _ *remountFS) error {
 			return os.WriteFile(at(dir, "d2", "s0", "new"), []byte("new\n"), 0o644)
 		}},
-		{"file removed", func(_ *testing.T, dir string) error { return os.Remove(at(dir, "d0", "s1", "f3")) }},
-		{"directory mode", func(_ *testing.T, dir string) error { return os.Chmod(at(dir, "d1", "s0"), 0o700) }},
-		{"root directory entry mode", func(_ *testing.T, dir string) error { return os.Chmod(at(dir, "d2"), 0o750) }},
-		{"directory mtime only", func(_ *testing.T, dir string) error {
+		{"file removed", func(dir string, _ *remountFS) error { return os.Remove(at(dir, "d0", "s1", "f3")) }},
+		{"directory mode", func(dir string, _ *remountFS) error { return os.Chmod(at(dir, "d1", "s0"), 0o700) }},
+		{"root directory entry mode", func(dir string, _ *remountFS) error { return os.Chmod(at(dir, "d2"), 0o750) }},
+		{"directory mtime only", func(dir string, _ *remountFS) error {
 			return os.Chtimes(at(dir, "d0"), time.Time{}, time.Unix(1_500_000_000, 0))
 		}},
-		{"same size rewrite, mtime kept", func(_ *testing.T, dir string) error {
+		{"same size rewrite, mtime kept", func(dir string, _ *remountFS) error {
 			p := at(dir, "d2", "s1", "f1")
 			fi, err := os.Stat(p)
 			if err != nil {
@@ -80,20 +91,20 @@ func TestParentShortcutMatchesFullBackup(t *testing.T) {
 			}
 			return os.Chtimes(p, time.Time{}, fi.ModTime())
 		}},
-		{"symlink retargeted", func(_ *testing.T, dir string) error {
+		{"symlink retargeted", func(dir string, _ *remountFS) error {
 			p := at(dir, "d0", "s0", "link")
 			if err := os.Remove(p); err != nil {
 				return err
 			}
 			return os.Symlink("f1", p)
 		}},
-		{"file renamed", func(_ *testing.T, dir string) error {
+		{"file renamed", func(dir string, _ *remountFS) error {
 			return os.Rename(at(dir, "d1", "s1", "f0"), at(dir, "d1", "s1", "g0"))
 		}},
-		{"hard link's first path removed", func(_ *testing.T, dir string) error {
+		{"hard link's first path removed", func(dir string, _ *remountFS) error {
 			return os.Remove(at(dir, "d0", "s0", "f0"))
 		}},
-		{"directory emptied", func(_ *testing.T, dir string) error {
+		{"directory emptied", func(dir string, _ *remountFS) error {
 			for _, n := range []string{"f0", "f1", "f2", "f3", "link"} {
 				if err := os.Remove(at(dir, "d1", "s0", n)); err != nil {
 					return err
@@ -101,7 +112,8 @@ func TestParentShortcutMatchesFullBackup(t *testing.T) {
 			}
 			return nil
 		}},
-		{"directory replaced by a file", func(_ *testing.T, dir string) error {
+		{"device number changed", func(_ string, fsys *remountFS) error { fsys.dev = 1; return nil }},
+		{"directory replaced by a file", func(dir string, _ *remountFS) error {
 			if err := os.RemoveAll(at(dir, "d2", "s0")); err != nil {
 				return err
 			}
@@ -119,9 +131,10 @@ func TestParentShortcutMatchesFullBackup(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			fsys := &remountFS{Source: src}
 			backup := func(noParent bool) chunk.ID {
 				t.Helper()
-				res, err := archive.Backup(t.Context(), r, []archive.ComponentSource{{Name: "files", Source: dir, FS: src}},
+				res, err := archive.Backup(t.Context(), r, []archive.ComponentSource{{Name: "files", Source: dir, FS: fsys}},
 					archive.Options{Host: "h", NoParent: noParent})
 				if err != nil {
 					t.Fatal(err)
@@ -132,7 +145,7 @@ func TestParentShortcutMatchesFullBackup(t *testing.T) {
 				return res.Snapshot.Component("files").Tree
 			}
 			first := backup(false)
-			if err := tc.change(t, dir); err != nil {
+			if err := tc.change(dir, fsys); err != nil {
 				t.Fatal(err)
 			}
 			withParent := backup(false)
@@ -149,6 +162,22 @@ func TestParentShortcutMatchesFullBackup(t *testing.T) {
 			}
 		})
 	}
+}
+
+// remountFS adds dev to the device number of every node: what a file
+// system mounted anew under another number looks like. unchanged files
+// keep their content, but their nodes change.
+type remountFS struct {
+	*tree.Source
+	dev uint64
+}
+
+func (f *remountFS) ReadDir(ctx context.Context, dir string) ([]snapshot.Node, error) {
+	nodes, err := f.Source.ReadDir(ctx, dir)
+	for i := range nodes {
+		nodes[i].DeviceID += f.dev
+	}
+	return nodes, err
 }
 
 // firstDifference names the first node where the trees a and b differ,
