@@ -99,7 +99,7 @@ func (s *Source) ReadDir(ctx context.Context, rel string) ([]snapshot.Node, erro
 				errs = append(errs, fmt.Errorf("tree: %w", &fs.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}))
 				continue
 			}
-			n, ok, err := nodeFromStat(int(fd), name, filepath.Join(dir, name), &st)
+			n, ok, err := nodeFromStat(int(fd), name, dir, &st)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -134,7 +134,7 @@ func (s *Source) Stat(ctx context.Context, rel string) (snapshot.Node, error) {
 	if err := ignoringEINTR(func() error { return unix.Lstat(p, &st) }); err != nil {
 		return snapshot.Node{}, fmt.Errorf("tree: %w", &fs.PathError{Op: "lstat", Path: p, Err: err})
 	}
-	n, _, err := nodeFromStat(unix.AT_FDCWD, p, p, &st)
+	n, _, err := nodeFromStat(unix.AT_FDCWD, p, "", &st)
 	n.Name = filepath.Base(p)
 	if rel == "" {
 		n.Name = ""
@@ -164,9 +164,9 @@ func (s *Source) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
 }
 
 // nodeFromStat makes the node of name, in the directory dirfd, from its
-// lstat; path is for messages. ok is false for a file of a type that no
-// node describes.
-func nodeFromStat(dirfd int, name, path string, st *unix.Stat_t) (n snapshot.Node, ok bool, err error) {
+// lstat; dir is the directory's path, for messages. ok is false for a
+// file of a type that no node describes.
+func nodeFromStat(dirfd int, name, dir string, st *unix.Stat_t) (n snapshot.Node, ok bool, err error) {
 	mode := uint32(st.Mode)
 	n = snapshot.Node{
 		Name:       name,
@@ -198,7 +198,7 @@ func nodeFromStat(dirfd int, name, path string, st *unix.Stat_t) (n snapshot.Nod
 		n.Type = snapshot.Symlink
 		target, err := readlinkAt(dirfd, name)
 		if err != nil {
-			return n, false, fmt.Errorf("tree: %w", &fs.PathError{Op: "readlink", Path: path, Err: err})
+			return n, false, fmt.Errorf("tree: %w", &fs.PathError{Op: "readlink", Path: filepath.Join(dir, name), Err: err})
 		}
 		n.LinkTarget = target
 	case unix.S_IFIFO:
