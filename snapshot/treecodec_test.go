@@ -319,3 +319,42 @@ func TestNodeEqual(t *testing.T) {
 		}
 	})
 }
+
+// TestParseTimeExact: the parser takes a time exactly when time.Time
+// writes it back to the same bytes, over every day of some leap and
+// common years, fractions of every length, and fields one step out of
+// range.
+func TestParseTimeExact(t *testing.T) {
+	var cands []string
+	for _, y := range []int{0, 1, 1900, 1970, 2000, 2023, 2024, 2100, 9999} {
+		for d := time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() == y; d = d.AddDate(0, 0, 1) {
+			s := d.Format("2006-01-02")
+			cands = append(cands, s+"T23:59:59Z")
+		}
+		for _, md := range []string{"02-29", "02-30", "04-31", "12-32", "13-01", "00-10", "01-00"} {
+			cands = append(cands, fmt.Sprintf("%04d-%sT00:00:00Z", y, md))
+		}
+	}
+	for _, tm := range []string{"24:00:00", "23:60:00", "23:59:60", "00:00:00", "1:00:00", "12:00:0a"} {
+		cands = append(cands, "2024-05-06T"+tm+"Z")
+	}
+	for _, frac := range []string{".1", ".12", ".000000001", ".123456789", ".1234567891", ".10", ".0", ".", ".12a", ".000000000"} {
+		cands = append(cands, "2024-05-06T07:08:09"+frac+"Z")
+	}
+	cands = append(cands, "2024-05-06T07:08:09+00:00", "2024-05-06 07:08:09Z", "+024-05-06T07:08:09Z", "2024-05-06T07:08:09z")
+	for _, s := range cands {
+		want := false
+		if tm, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			want = tm.UTC().Format(time.RFC3339Nano) == s
+		}
+		p := parser{b: []byte(`"` + s + `"`)}
+		tm, ok := p.time()
+		if ok != want {
+			t.Errorf("%s: parsed %v, want %v", s, ok, want)
+			continue
+		}
+		if ok && tm.Format(time.RFC3339Nano) != s {
+			t.Errorf("%s: parsed as %s", s, tm.Format(time.RFC3339Nano))
+		}
+	}
+}
