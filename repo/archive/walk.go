@@ -176,8 +176,8 @@ type waiting struct {
 // A directory whose every entry comes out Equal to its node in the parent
 // tree (files unchanged, subdirectories with the parent's subtree IDs) has
 // the parent's tree: its ID is taken without encoding, hashing or saving
-// the tree again. For a million unchanged files that saved a third of the
-// CPU time left once trees were encoded by hand.
+// the tree again: 1.0-1.6 of the 7.8 CPU-seconds an unchanged backup of a
+// million files took once trees were encoded by hand.
 //
 // The listing's nodes become the tree's: each is completed in place
 // (content, hard link, subtree), without a copy per entry.
@@ -377,8 +377,9 @@ func unchanged(n, prev *snapshot.Node) bool {
 // and dirWaiting how many listings may wait to be taken (bounding the
 // memory: a listing of 1,000 files and its parent tree take about 0.4
 // MiB). Listing, loading the parent's tree and the index lookups took
-// three quarters of the walk's time on a million unchanged files; two
-// listers and the walk share the two cores.
+// nine tenths of the walk's time on a million unchanged files; two
+// listers and the walk share the two cores (four cost 0.5 CPU-seconds
+// more for no time gained).
 const (
 	dirAhead   = 2
 	dirWaiting = 4 * dirAhead
