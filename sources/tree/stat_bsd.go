@@ -10,5 +10,3 @@ import (
 func statCtime(st *syscall.Stat_t) time.Time {
 	return time.Unix(int64(st.Ctimespec.Sec), int64(st.Ctimespec.Nsec))
 }
-
-func statRdev(st *syscall.Stat_t) uint64 { return uint64(st.Rdev) }
