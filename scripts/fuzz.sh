@@ -17,6 +17,7 @@ targets=(
 	pack:FuzzPackRoundTrip     # writer -> header reader -> blob decoder
 	index:FuzzDecode           # index files
 	snapshot:FuzzDecodeTree    # tree blobs
+	snapshot:FuzzTreeCodec     # tree blobs: the hand-written parser against encoding/json
 	snapshot:FuzzDecodeManifest # snapshot manifests
 	repo:FuzzParseKeyFile      # keys/*
 	repo:FuzzParseConfig       # config
