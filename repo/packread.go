@@ -43,6 +43,17 @@ const MaxReadGap = 1 << 20
 // delivered. ReadBlobs returns an error only when fn does, or ctx ends.
 // plain is valid only until fn returns. fn runs on the caller's goroutine.
 func (r *Repository) ReadBlobs(ctx context.Context, packID chunk.ID, blobs []pack.Blob, maxGap int64, fn func(i int, plain []byte, err error) error) error {
+	return r.readBlobs(ctx, packID, blobs, maxGap, true, fn)
+}
+
+// readStoredBlobs is ReadBlobs without the decoding: fn gets each blob's
+// stored bytes as they are in the pack, not yet checked (DecodeBlob
+// decrypts and checks them), valid only until fn returns.
+func (r *Repository) readStoredBlobs(ctx context.Context, packID chunk.ID, blobs []pack.Blob, maxGap int64, fn func(i int, stored []byte, err error) error) error {
+	return r.readBlobs(ctx, packID, blobs, maxGap, false, fn)
+}
+
+func (r *Repository) readBlobs(ctx context.Context, packID chunk.ID, blobs []pack.Blob, maxGap int64, decode bool, fn func(i int, plain []byte, err error) error) error {
 	fail := func(i int, err error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -80,7 +91,7 @@ func (r *Repository) ReadBlobs(ctx context.Context, packID chunk.ID, blobs []pac
 			continue
 		}
 		var err error
-		stored, plain, missing, err = r.readRun(ctx, packID, blobs, start, end, runEnd, stored, plain, fn)
+		stored, plain, missing, err = r.readRun(ctx, packID, blobs, start, end, runEnd, stored, plain, decode, fn)
 		if err != nil {
 			return err
 		}
@@ -93,10 +104,11 @@ func (r *Repository) ReadBlobs(ctx context.Context, packID chunk.ID, blobs []pac
 }
 
 // readRun reads blobs[start:end], which lie in [blobs[start].Offset,
-// runEnd) in this order, with one Get, and delivers them to fn. It
+// runEnd) in this order, with one Get, and delivers them to fn, decoded
+// or (decode false) as stored. It
 // returns the buffers for the next run and, when the Get found no pack,
 // the error that fails the runs after it too.
-func (r *Repository) readRun(ctx context.Context, packID chunk.ID, blobs []pack.Blob, start, end int, runEnd int64, stored, plain []byte, fn func(int, []byte, error) error) (_, _ []byte, missing, _ error) {
+func (r *Repository) readRun(ctx context.Context, packID chunk.ID, blobs []pack.Blob, start, end int, runEnd int64, stored, plain []byte, decode bool, fn func(int, []byte, error) error) (_, _ []byte, missing, _ error) {
 	first := int64(blobs[start].Offset)
 	fail := func(from int, err error) error {
 		for i := from; i < end; i++ {
@@ -138,6 +150,12 @@ func (r *Repository) readRun(ctx context.Context, packID chunk.ID, blobs []pack.
 			return stored, plain, nil, fail(i, fmt.Errorf("read: %w", eofIsShort(err)))
 		}
 		pos = int64(b.Offset) + int64(b.Length)
+		if !decode {
+			if ferr := fn(i, stored, nil); ferr != nil {
+				return stored, plain, nil, ferr
+			}
+			continue
+		}
 		out, err := r.DecodeBlob(plain, b, stored)
 		if err != nil {
 			err = &BlobError{Type: b.Type, ID: b.ID, Pack: packID, Err: err}
