@@ -39,10 +39,13 @@ type Repository struct {
 	// onDamagedIndex, when set, lets LoadIndex skip damaged index files
 	// (TolerateDamagedIndex); indexDamaged lists those it skipped.
 	onDamagedIndex func(IndexDamage)
-	keyName        string // the key file the password opened (keys.go)
-	indexDamaged   []IndexDamage
-	lockTiming     LockTiming // guarded by mu
-	locks          []*Lock    // guarded by mu: held locks, checked before a snapshot is saved
+	// onIndexLoaded, when set, is called once the index is loaded
+	// (OnIndexLoaded).
+	onIndexLoaded func(memoryBytes int)
+	keyName       string // the key file the password opened (keys.go)
+	indexDamaged  []IndexDamage
+	lockTiming    LockTiming // guarded by mu
+	locks         []*Lock    // guarded by mu: held locks, checked before a snapshot is saved
 }
 
 func newRepository(st store.Store, cfg Config, mk masterKey, sc secretConfig) *Repository {
@@ -203,8 +206,8 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	budget := max(minIndexBytesInFlight, total/8)
 	inFlight := semaphore.NewWeighted(budget)
 	loader := index.NewLoader(total)
-	// Read buffers are reused: a file read leaves no garbage, which with
-	// GOGC=25 would otherwise count against the peak until a collection.
+	// Read buffers are reused: a file read leaves no garbage, which would
+	// otherwise count against the peak until a collection.
 	var bufs bufferPool
 	supersedes := make([][]chunk.ID, len(ids))
 	damage := make([]error, len(ids))
@@ -272,7 +275,24 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 		return err
 	}
 	r.indexLoaded = true
+	if r.onIndexLoaded != nil {
+		r.onIndexLoaded(r.idx.MemoryBytes())
+	}
 	return nil
+}
+
+// OnIndexLoaded registers fn, called with the index's memory
+// (Index().MemoryBytes()) once LoadIndex has loaded it, or at once if it
+// is loaded already: a command sizes the garbage collector's memory limit
+// from it. fn runs with the repository's lock held and must not call
+// back into it.
+func (r *Repository) OnIndexLoaded(fn func(memoryBytes int)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onIndexLoaded = fn
+	if r.indexLoaded {
+		fn(r.idx.MemoryBytes())
+	}
 }
 
 // bufferPool is a free list of read buffers (sync.Pool may drop them at

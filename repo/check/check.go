@@ -34,6 +34,9 @@ type Options struct {
 	// Marked lists packs prune marked for deletion, with the reason: they
 	// are pending deletion, not strays (cmd fills it from repo/prune).
 	Marked map[chunk.ID]string
+	// Workers read packs in parallel with ReadData, each holding one
+	// pack and one plaintext (see readPacks); default GOMAXPROCS.
+	Workers int
 }
 
 // PackDamage lists what is wrong with one pack.
@@ -168,7 +171,7 @@ func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, erro
 		}
 	}
 	if opts.ReadData {
-		if err := c.readPacks(ctx, indexed, sizes, damaged, opts.Progress); err != nil {
+		if err := c.readPacks(ctx, indexed, sizes, damaged, opts.Progress, opts.Workers); err != nil {
 			return nil, err
 		}
 	}
@@ -205,8 +208,9 @@ func expectedPackSize(blobs []pack.Blob) int64 {
 	return end + int64(pack.TailSize(len(blobs)))
 }
 
-// readPacks reads every listed pack of ids with GOMAXPROCS workers, one pack
-// per worker at a time, and records the damage it finds.
+// readPacks reads every listed pack of ids with workers workers (default
+// GOMAXPROCS), one pack per worker at a time, and records the damage it
+// finds.
 //
 // The cost is CPU, not I/O: on 208 MiB of packs from the bench's data
 // (300 MiB dump + 200 MiB tree, page cache warm) a profile of the former
@@ -234,7 +238,10 @@ func expectedPackSize(blobs []pack.Blob) int64 {
 // blobs need, expectedPackSize, as before) and one plaintext (at most the
 // repository's largest blob); with 16 MiB packs and 8 MiB chunks that is
 // about 24 MiB a worker, plus zstd's and the reads' scratch.
-func (c *checker) readPacks(ctx context.Context, ids []chunk.ID, sizes map[chunk.ID]int64, damaged map[chunk.ID]*PackDamage, prog *repo.Progress) error {
+func (c *checker) readPacks(ctx context.Context, ids []chunk.ID, sizes map[chunk.ID]int64, damaged map[chunk.ID]*PackDamage, prog *repo.Progress, workers int) error {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
 	// Largest first: the packs of a repository are about the same size
 	// except the last of each backup, and a small pack at the end keeps
 	// one worker busy for less time than a large one would.
@@ -260,7 +267,7 @@ func (c *checker) readPacks(ctx context.Context, ids []chunk.ID, sizes map[chunk
 		}
 		return nil
 	})
-	for range runtime.GOMAXPROCS(0) {
+	for range workers {
 		g.Go(func() error {
 			pr := &packReader{r: c.r, byPack: c.byPack, hash: chunk.NewObjectHasher()}
 			for id := range work {
