@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -32,23 +31,21 @@ type backupFlags struct {
 	// wait is how long a configured backup waits for another run of the
 	// application to end (0: fail at once, exit code 13).
 	wait time.Duration
-	// memory is the memory the backup should stay within (--memory).
-	memory string
 }
 
-// defaultBackupMemory is --memory's default: the fixed part and two
-// 11.75 MiB packs, one filled and one uploaded (repo.PackBuffersFor).
-// First backups of the bench data peaked at 74-83 MiB RSS with it, under
-// borg's 78-87 MiB. With two 16 MiB packs in the same 80 MiB the
-// collector ran back to back at the memory limit; at 88MiB the peak
-// reached 86-100 MiB.
-const defaultBackupMemory = "80MiB"
+// defaultBackupMemory is --memory's default for a backup: the fixed part
+// and two 11.75 MiB packs, one filled and one uploaded
+// (repo.PackBuffersFor). First backups of the bench data peaked at 74-83
+// MiB RSS with it, under borg's 78-87 MiB. With two 16 MiB packs in the
+// same 80 MiB the collector ran back to back at the memory limit; at
+// 88MiB the peak reached 86-100 MiB. Copy writes through the same saver.
+const defaultBackupMemory = 80 << 20
 
-// defaultRemoteBackupMemory is --memory's default for an S3 repository:
-// three 16 MiB packs, so that two upload at once while the third fills,
-// as before --memory existed. One upload at a time leaves the encoders
-// waiting on each PUT's latency.
-const defaultRemoteBackupMemory = "112MiB"
+// defaultRemoteBackupMemory is --memory's default for a backup into (or
+// a copy to) an S3 repository: three 16 MiB packs, so that two upload at
+// once while the third fills, as before --memory existed. One upload at
+// a time leaves the encoders waiting on each PUT's latency.
+const defaultRemoteBackupMemory = 112 << 20
 
 func newBackupCmd(g *globals) *cobra.Command {
 	var f backupFlags
@@ -86,7 +83,6 @@ application is running (see --wait).`,
 	fl.StringVar(&f.host, "host", "", "host name to record (default: this host)")
 	fl.StringVar(&f.time, "time", "", "snapshot time, RFC 3339 (default: now)")
 	fl.DurationVar(&f.wait, "wait", 0, "with --config: if another backup or restore of the application runs, wait up to this long for it (default: fail at once, exit code 13)")
-	fl.StringVar(&f.memory, "memory", defaultBackupMemory, "memory to stay within, e.g. 64MiB or 1GiB (default "+defaultRemoteBackupMemory+" for an S3 repository): sizes the packs held in memory and the garbage collector's limit; more lets more packs upload at once (S3 with latency)")
 	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "accept a --command or --stdin stream that is empty (refused by default: an empty dump usually means a failed one)")
 	return cmd
 }
@@ -104,19 +100,11 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 		opts.Time = t
 	}
 	opts.MaxSkew = f.maxSkew
-	memory := f.memory
-	if !cmd.Flags().Changed("memory") && strings.HasPrefix(g.repo, "s3:") {
-		memory = defaultRemoteBackupMemory
-	}
-	mem, err := parseSize(memory)
+	mem, err := g.saverMemory(g.repo)
 	if err != nil {
-		return fmt.Errorf("--memory: %w", err)
-	}
-	if mem < repo.MinMemory {
-		return fmt.Errorf("--memory %s: a backup needs at least %s", memory, humanBytes(repo.MinMemory))
+		return err
 	}
 	opts.Saver.Memory = mem
-	limitMemory(mem)
 	if g.config != nil && len(f.commands)+len(f.trees) == 0 && f.stdin == "" {
 		return runConfiguredBackup(cmd, g, opts, f.wait)
 	}
@@ -164,25 +152,25 @@ func runBackup(cmd *cobra.Command, g *globals, f backupFlags) error {
 	})
 }
 
-// limitMemory replaces main's GOGC=25 for a backup with the default
-// GOGC=100 and a soft memory limit of memory bytes less the program's own
-// resident text and data (about 16 MiB, outside what the Go runtime
-// manages and limits). The backup reuses its
-// buffers (packs, chunks, zstd states), so it makes little garbage and the
-// collector seldom runs; GOGC=25 made it run every few hundred
-// milliseconds and still let the heap reach 100 MiB. GOGC or GOMEMLIMIT
-// set in the environment win. In-process tests (ownProcess false) keep
-// the test binary's settings.
-func limitMemory(memory int64) {
-	if !ownProcess {
-		return
+// saverMemory is --memory for a command that writes through a saver
+// (backup, copy) into the repository at loc: at least repo.MinMemory,
+// default defaultBackupMemory, or defaultRemoteBackupMemory for S3. Set
+// besides the index, it sizes the packs held in memory and the garbage
+// collector's limit; more lets more packs upload at once (S3 with
+// latency).
+func (g *globals) saverMemory(loc string) (int64, error) {
+	def := int64(defaultBackupMemory)
+	if remoteRepo(loc) {
+		def = defaultRemoteBackupMemory
 	}
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(100)
+	mem, err := g.useMemory(def)
+	if err != nil {
+		return 0, err
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memory - 16<<20)
+	if mem < repo.MinMemory {
+		return 0, fmt.Errorf("--memory %s: a backup or copy needs at least %s", g.memoryFlag, humanBytes(repo.MinMemory))
 	}
+	return mem, nil
 }
 
 // stdinSource backs up standard input as the stream component name. A pipe

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
@@ -18,6 +19,10 @@ func newCheckCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			workers, err := checkMemory(g, readData)
+			if err != nil {
+				return err
+			}
 			r, release, err := g.openRepo(ctx, false, "check")
 			if err != nil {
 				return err
@@ -30,7 +35,7 @@ func newCheckCmd(g *globals) *cobra.Command {
 				// Check goes on: unreadable marks are for prune to refuse.
 				g.log.Warn(fmt.Sprintf("prune marks: %v", err), "err", err)
 			}
-			rep, err := check.Check(ctx, r, check.Options{ReadData: readData, Progress: prog, Marked: marked})
+			rep, err := check.Check(ctx, r, check.Options{ReadData: readData, Progress: prog, Marked: marked, Workers: workers})
 			pp.Stop()
 			if err != nil {
 				return err
@@ -80,4 +85,25 @@ func newCheckCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&readData, "read-data", false, "read and verify every pack and blob")
 	return cmd
+}
+
+// checkMemory sets check's memory and returns how many workers read packs
+// with --read-data: one per core by default, fewer when --memory does
+// not hold them (at least one).
+func checkMemory(g *globals, readData bool) (int, error) {
+	if !readData {
+		_, err := g.useMemory(checkStructureMemory)
+		return 0, err
+	}
+	workers := runtime.GOMAXPROCS(0)
+	const fixed = programMemory + 16<<20 // and room for garbage
+	mem, given, err := g.memory(fixed + int64(workers)*checkReadMemoryPerWorker)
+	if err != nil {
+		return 0, err
+	}
+	if given {
+		workers = int(min(max((mem-fixed)/checkReadMemoryPerWorker, 1), int64(workers)))
+	}
+	g.setMemory(mem)
+	return workers, nil
 }

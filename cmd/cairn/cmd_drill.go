@@ -71,6 +71,9 @@ func runDrill(cmd *cobra.Command, g *globals, f drillFlags) error {
 	if g.config == nil {
 		return errors.New("drill needs --config: it restores an application as its cairn.yaml describes")
 	}
+	if _, err := g.useMemory(restoreMemory); err != nil {
+		return err
+	}
 	r, release, err := g.openRepo(ctx, false, "drill")
 	if err != nil {
 		return err

@@ -33,6 +33,9 @@ tar -x -C PARENT puts it back where it was.`,
 			if err != nil {
 				return err
 			}
+			if _, err := g.useMemory(dumpMemory); err != nil {
+				return err
+			}
 			r, release, err := g.openRepo(ctx, false, "dump")
 			if err != nil {
 				return err

@@ -85,6 +85,9 @@ func runPruneOn(ctx context.Context, g *globals, r *repo.Repository, f *pruneFla
 			return nil, fmt.Errorf("--max-repack-size: %w", err)
 		}
 	}
+	if _, err := g.useMemory(pruneMemory); err != nil {
+		return nil, err
+	}
 	lock, err := r.LockAs(ctx, repo.LockPrune, "prune")
 	if err != nil {
 		return nil, err

@@ -75,6 +75,9 @@ selected in the live directory and removes nothing else.`,
 			case f.snapshot == "":
 				return errors.New("restore needs a snapshot: cairn restore SNAPSHOT (or --snapshot)")
 			}
+			if _, err := g.useMemory(restoreMemory); err != nil {
+				return err
+			}
 			r, release, err := g.openRepo(ctx, false, "restore")
 			if err != nil {
 				return err

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -61,6 +60,10 @@ type globals struct {
 	createBucket bool
 	noCache      bool
 	cacheDir     string
+	// memoryFlag is --memory (env CAIRN_MEMORY); mem is the garbage
+	// collector's limit it sets with the indexes loaded (memory.go).
+	memoryFlag string
+	mem        memoryLimit
 	// progressInterval is how often progress is printed when stderr is
 	// not a terminal, and with --json.
 	progressInterval time.Duration
@@ -105,6 +108,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.IntVar(&g.connections, "connections", 0, "parallel requests to an S3 repository (default 8)")
 	pf.BoolVar(&g.noCache, "no-cache", false, "do not keep a local cache of a remote repository's index and manifests")
 	pf.StringVar(&g.cacheDir, "cache-dir", "", "directory for the cache of remote repositories (default $CAIRN_CACHE_DIR, else the user cache directory)")
+	pf.StringVar(&g.memoryFlag, "memory", os.Getenv("CAIRN_MEMORY"), "memory a command may use besides the repository's index, e.g. 48MiB or 1GiB (env CAIRN_MEMORY): the garbage collector's limit, and what backup and copy hold in packs and check --read-data in workers (defaults: backup and copy 80MiB, 112MiB to S3; restore and dump 64MiB; check 48MiB, with --read-data 72MiB at 2 cores; prune 56MiB)")
 	pf.DurationVar(&g.progressInterval, "progress-interval", defaultProgressInterval, "print progress this often when stderr is not a terminal (logs, cron, systemd) and, as JSON lines, with --json")
 	pf.StringVar(&g.logFormat, "log-format", "", "warnings, notices and the daemon's log on stderr: text or json (default text)")
 	pf.StringVar(&g.configPath, "config", os.Getenv("CAIRN_CONFIG"), "application config file, cairn.yaml (env CAIRN_CONFIG)")
@@ -127,6 +131,9 @@ func newRootCmd(g *globals) *cobra.Command {
 		g.abortCtx, g.abort = context.WithCancelCause(cmd.Context())
 		cmd.SetContext(g.abortCtx)
 		if err := g.loadConfig(); err != nil {
+			return err
+		}
+		if _, err := g.useMemory(defaultMemory); err != nil {
 			return err
 		}
 		if g.memProfile != "" {
@@ -242,14 +249,6 @@ func exitCode(err error) int {
 var ownProcess bool
 
 func main() {
-	// The heap is mostly a few large buffers (open packs, chunks in flight,
-	// zstd states), so collecting more often costs little CPU and keeps the
-	// peak RSS down: backing up the 300 MiB bench tree peaked at 172 MiB with
-	// the default GOGC=100 and 107 MiB at 25, at the same speed. GOGC set in
-	// the environment still wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(25)
-	}
 	os.Exit(runMain())
 }
 

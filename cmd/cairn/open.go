@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairn-backup/cairn/app"
@@ -170,11 +171,27 @@ func (g *globals) openRepoAt(ctx context.Context, loc string, password func() (s
 				"index", d.ID.String(), "err", d.Err)
 		})
 	}
+	// The index, once loaded, counts towards the garbage collector's
+	// limit until the repository is released (memory.go).
+	var held atomic.Int64
+	r.OnIndexLoaded(func(n int) {
+		held.Store(int64(n))
+		g.indexLoaded(int64(n))
+	})
 	kind := repo.LockShared
 	if exclusive {
 		kind = repo.LockExclusive
 	}
-	return g.lockRepo(ctx, r, kind, purpose)
+	r, release, err := g.lockRepo(ctx, r, kind, purpose)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, func() {
+		release()
+		if n := held.Swap(0); n > 0 {
+			g.indexLoaded(-n)
+		}
+	}, nil
 }
 
 // lockRepo takes a lock on r. If the lock is lost (it could not be
