@@ -82,7 +82,7 @@ func TestRestoreHonoursCancel(t *testing.T) {
 		maxAfter int64
 	}{
 		{"mkdir", 20, 2},
-		{"meta", 45, 2},          // past the 40 files: in the directories' pass
+		{"meta", 45, 2},          // directories only (files get theirs through SetFileMetadata): in the directories' pass
 		{"create", 5, 2 * 4 * 2}, // workers already holding a job finish it
 	} {
 		t.Run(tc.op, func(t *testing.T) {

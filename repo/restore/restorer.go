@@ -90,6 +90,9 @@ type Target interface {
 	// Link makes rel a hard link to the file at existing.
 	Link(existing, rel string) error
 	SetMetadata(rel string, n *snapshot.Node) error
+	// SetFileMetadata sets the metadata of the regular file rel through
+	// f, its handle from Create or Reopen, before f is closed.
+	SetFileMetadata(rel string, f *os.File, n *snapshot.Node) error
 }
 
 // Options select and tune a restore.
@@ -157,6 +160,9 @@ type restoreFile struct {
 	remaining int      // blob occurrences not yet delivered (guarded by mu)
 	failed    atomic.Bool
 	closed    atomic.Bool // finish ran: complete, or removed
+	// hole is set when an all-zero blob was left unwritten: only then
+	// is the file shorter than its size before finish truncates it.
+	hole atomic.Bool
 }
 
 type restorer struct {
@@ -783,6 +789,7 @@ func (w *worker) deliver(u *blobUse, plain []byte, err error) {
 				break
 			}
 			if zero {
+				f.hole.Store(true)
 				break // leave a hole; finish truncates to the length
 			}
 			if _, err := fh.WriteAt(plain, f.offsets[t.i]); err != nil {
@@ -981,14 +988,21 @@ func (rs *restorer) finish(f *restoreFile) {
 			return
 		}
 	}
-	err := f.f.Truncate(int64(f.node.Size))
+	// Create leaves a file empty, so after every blob is written it has
+	// its size unless zero blobs at its end were left as holes: one
+	// ftruncate fewer for most files. The metadata goes through the open
+	// handle, without resolving the path again (three calls, not six).
+	var err error
+	if f.hole.Load() {
+		err = f.f.Truncate(int64(f.node.Size))
+	}
+	if err == nil {
+		err = rs.t.SetFileMetadata(f.path, f.f, f.node)
+	}
 	if cerr := f.f.Close(); err == nil {
 		err = cerr
 	}
 	f.f = nil
-	if err == nil {
-		err = rs.t.SetMetadata(f.path, f.node)
-	}
 	if err != nil && f.failed.CompareAndSwap(false, true) {
 		rs.fail(f.path, err)
 	}

@@ -16,7 +16,10 @@ import (
 // the user who restores. Without it both are restored (as root).
 func TestTargetNoOwner(t *testing.T) {
 	node := snapshot.Node{Type: snapshot.File, Mode: 0o755 | fs.ModeSetuid | fs.ModeSetgid, ModTime: time.Unix(1e9, 0), UID: 4321, GID: 4321}
-	for _, noOwner := range []bool{false, true} {
+	for _, tc := range []struct {
+		noOwner, handle bool // handle: SetFileMetadata on the open file
+	}{{false, false}, {true, false}, {false, true}, {true, true}} {
+		noOwner := tc.noOwner
 		dir := t.TempDir()
 		tg, err := OpenTarget(dir)
 		if err != nil {
@@ -27,8 +30,14 @@ func TestTargetNoOwner(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Close()
-		if err := tg.SetMetadata("suid", &node); err != nil {
+		if tc.handle {
+			err = tg.SetFileMetadata("suid", f, &node)
+			f.Close()
+		} else {
+			f.Close()
+			err = tg.SetMetadata("suid", &node)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 		tg.Close()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -221,6 +222,70 @@ func TestTargetWrites(t *testing.T) {
 		}
 		if err := tg.SetMetadata("missing", &snapshot.Node{Type: snapshot.File, Mode: 0o600}); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("SetMetadata(missing) = %v", err)
+		}
+	})
+	t.Run("SetFileMetadata", func(t *testing.T) {
+		for _, node := range []snapshot.Node{
+			{Type: snapshot.File, Mode: 0o640, ModTime: mt},
+			{Type: snapshot.File, Mode: 0o755 | fs.ModeSetuid, ModTime: mt.Add(time.Nanosecond)},
+			{Type: snapshot.File, Mode: 0o400, ModTime: mt.Add(-time.Hour)},
+		} {
+			f, err := tg.Create("meta-fd")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tg.SetFileMetadata("meta-fd", f, &node); err != nil {
+				t.Fatalf("SetFileMetadata: %v", err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Lstat(filepath.Join(dir, "meta-fd"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky); got != node.Mode {
+				t.Errorf("mode = %v, want %v", got, node.Mode)
+			}
+			if !fi.ModTime().Equal(node.ModTime) {
+				t.Errorf("mtime = %v, want %v", fi.ModTime(), node.ModTime)
+			}
+		}
+	})
+	t.Run("Create over what is there", func(t *testing.T) {
+		// The exclusive create fails on each; Create then replaces a
+		// symlink (never following it), a FIFO or an empty directory and
+		// truncates a file.
+		outside := filepath.Join(t.TempDir(), "outside")
+		if err := os.WriteFile(outside, []byte("keep"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for name, mk := range map[string]func(p string) error{
+			"symlink": func(p string) error { return os.Symlink(outside, p) },
+			"fifo":    func(p string) error { return syscall.Mkfifo(p, 0o644) },
+			"dir":     func(p string) error { return os.Mkdir(p, 0o755) },
+			"file":    func(p string) error { return os.WriteFile(p, []byte("old content"), 0o644) },
+		} {
+			p := filepath.Join(dir, "over-"+name)
+			if err := mk(p); err != nil {
+				t.Fatal(err)
+			}
+			f, err := tg.Create("over-" + name)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			f.WriteString("new")
+			f.Close()
+			fi, err := os.Lstat(p)
+			if err != nil || !fi.Mode().IsRegular() {
+				t.Errorf("%s: %v, %v", name, fi, err)
+			}
+			if b, _ := os.ReadFile(p); string(b) != "new" {
+				t.Errorf("%s holds %q", name, b)
+			}
+		}
+		if b, _ := os.ReadFile(outside); string(b) != "keep" {
+			t.Errorf("the symlink's target outside was written: %q", b)
 		}
 	})
 	t.Run("bad paths", func(t *testing.T) {
