@@ -230,6 +230,9 @@ func (g *globals) childArgs() []string {
 	if g.connections != 0 {
 		a = append(a, "--connections", fmt.Sprint(g.connections))
 	}
+	if g.memoryFlag != "" {
+		a = append(a, "--memory", g.memoryFlag)
+	}
 	return a
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -97,6 +98,23 @@ func TestCopyMemory(t *testing.T) {
 	for _, tc := range tests {
 		if got := copyMemory(tc.mem, tc.targets, tc.srcIndex); got != tc.want {
 			t.Errorf("copyMemory(%d MiB, %d, %d MiB) = %d MiB, want %d", tc.mem/mib, tc.targets, tc.srcIndex/mib, got/mib, tc.want/mib)
+		}
+	}
+}
+
+// TestDaemonPassesMemory: the daemon's steps run as child processes with
+// the daemon's --memory (CAIRN_MEMORY they inherit anyway).
+func TestDaemonPassesMemory(t *testing.T) {
+	for _, tc := range []struct {
+		flag string
+		want []string
+	}{
+		{"", nil},
+		{"64MiB", []string{"--memory", "64MiB"}},
+	} {
+		g := &globals{memoryFlag: tc.flag}
+		if got := g.childArgs(); !slices.Equal(got, tc.want) {
+			t.Errorf("--memory %q: child args %q, want %q", tc.flag, got, tc.want)
 		}
 	}
 }
