@@ -374,10 +374,13 @@ func TestCrashAtEveryPut(t *testing.T) {
 		fs := faulty.New(memstore.New())
 		r := initRepo(t, fs)
 		fs.Crash(n)
-		// The pack count can vary by one between runs (blobs from two
-		// encoders fill packs in either order), so the crash may miss.
+		// The pack count varies between runs (blobs from two encoders and
+		// the file readers fill packs in either order), so a crash near
+		// the end may miss; one that fired must fail the backup.
 		if _, err := backup(t, r, src, stream, opts); err != nil {
 			crashed++
+		} else if fs.Crashed() {
+			t.Fatalf("crash after %d puts fired, and the backup reported success", n)
 		}
 		fs.Reset()
 		r2 := reopen(t, fs)
@@ -406,7 +409,10 @@ func TestCrashAtEveryPut(t *testing.T) {
 		}
 		sameTree(t, src, filepath.Join(dir, "files"))
 	}
-	if crashed < total-1 {
+	// Most must hit, or the test no longer tests crashes. It asked for
+	// total-1 until streams got 128 KiB chunks: eight blobs instead of one
+	// or two made the pack count vary by more than one under load.
+	if crashed < total/2 {
 		t.Fatalf("only %d of %d injected crashes hit the backup", crashed, total)
 	}
 }
