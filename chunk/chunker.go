@@ -34,6 +34,11 @@ const AlgorithmRabin = "rabin-restic"
 // that a 1% change to a dump rewrites about 1% of it when changes cluster, large
 // enough that a million-chunk repository's index stays near 50 MiB.
 func DefaultParams() (Params, error) {
+	return newParams(chunker.MinSize, chunker.MaxSize, 20)
+}
+
+// newParams returns the given sizes with a fresh random polynomial.
+func newParams(minSize, maxSize uint, averageBits int) (Params, error) {
 	pol, err := chunker.DerivePolynomial(rand.Reader)
 	if err != nil {
 		return Params{}, fmt.Errorf("chunk: choose polynomial: %w", err)
@@ -41,9 +46,9 @@ func DefaultParams() (Params, error) {
 	return Params{
 		Algorithm:   AlgorithmRabin,
 		Polynomial:  uint64(pol),
-		MinSize:     chunker.MinSize,
-		MaxSize:     chunker.MaxSize,
-		AverageBits: 20,
+		MinSize:     minSize,
+		MaxSize:     maxSize,
+		AverageBits: averageBits,
 	}, nil
 }
 
@@ -70,17 +75,7 @@ const (
 // size bounds differ), so sharing it would buy no dedup, and with their
 // own the stream's many boundaries tell nothing about where files are cut.
 func DefaultStreamParams() (Params, error) {
-	pol, err := chunker.DerivePolynomial(rand.Reader)
-	if err != nil {
-		return Params{}, fmt.Errorf("chunk: choose polynomial: %w", err)
-	}
-	return Params{
-		Algorithm:   AlgorithmRabin,
-		Polynomial:  uint64(pol),
-		MinSize:     streamMinSize,
-		MaxSize:     streamMaxSize,
-		AverageBits: streamAverageBits,
-	}, nil
+	return newParams(streamMinSize, streamMaxSize, streamAverageBits)
 }
 
 // Validate reports parameters that the chunker cannot use.
