@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/cairn-backup/cairn/chunk"
+	"github.com/cairn-backup/cairn/index"
 	"github.com/cairn-backup/cairn/internal/faulty"
 	"github.com/cairn-backup/cairn/internal/memstore"
 	"github.com/cairn-backup/cairn/pack"
@@ -111,27 +112,10 @@ func newSharedFixture(t *testing.T) *sharedFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx.files, fx.trees = map[string][]chunk.ID{}, map[rangeGet]bool{}
-	for _, c := range sn.Components {
-		err := fx.r.NewWalker(repo.WalkOptions{}).Walk(ctx, c.Name, c.Tree, repo.Visitor{
-			Tree: func(dir string, id chunk.ID, tr *snapshot.Tree, err error) error {
-				if err != nil {
-					return err
-				}
-				loc, _ := fx.r.Index().Lookup(pack.TreeBlob, id)
-				fx.trees[rangeGet{loc.Pack.String(), int64(loc.Blob.Offset), int64(loc.Blob.Length)}] = true
-				for _, n := range tr.Nodes {
-					if n.Type == snapshot.File {
-						fx.files[path.Join(dir, n.Name)] = n.Content
-					}
-				}
-				return nil
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	fx.trees = map[rangeGet]bool{}
+	fx.files = snapshotFiles(t, fx.r, sn, repo.WalkOptions{}, func(_ string, loc index.Location) {
+		fx.trees[rangeGet{loc.Pack.String(), int64(loc.Blob.Offset), int64(loc.Blob.Length)}] = true
+	})
 	fx.count.reset()
 	return fx
 }
@@ -369,4 +353,35 @@ func TestRestoreDamagedPackFailsItsFiles(t *testing.T) {
 			t.Logf("%s: %v", tc.name, rr.Errors[0])
 		})
 	}
+}
+
+// snapshotFiles walks every component of sn and returns the content of
+// each file by path; tree, when set, gets each tree's directory and where
+// its blob is stored.
+func snapshotFiles(t *testing.T, r *repo.Repository, sn repo.SnapshotEntry, opts repo.WalkOptions, tree func(dir string, loc index.Location)) map[string][]chunk.ID {
+	t.Helper()
+	files := map[string][]chunk.ID{}
+	for _, c := range sn.Components {
+		err := r.NewWalker(opts).Walk(t.Context(), c.Name, c.Tree, repo.Visitor{
+			Tree: func(dir string, id chunk.ID, tr *snapshot.Tree, err error) error {
+				if err != nil {
+					return err
+				}
+				if tree != nil {
+					loc, _ := r.Index().Lookup(pack.TreeBlob, id)
+					tree(dir, loc)
+				}
+				for _, n := range tr.Nodes {
+					if n.Type == snapshot.File {
+						files[path.Join(dir, n.Name)] = n.Content
+					}
+				}
+				return nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files
 }

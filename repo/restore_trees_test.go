@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -20,7 +19,6 @@ import (
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/archive"
 	"github.com/cairn-backup/cairn/repo/restore"
-	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // treeFixture is a snapshot of a tree four levels deep, 4×4×4
@@ -69,26 +67,10 @@ func newTreeFixture(t *testing.T) *treeFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx.dirs, fx.files = map[string]index.Location{}, map[string][]chunk.ID{}
-	for _, c := range sn.Components {
-		err := fx.r.NewWalker(repo.WalkOptions{EveryPath: true}).Walk(ctx, c.Name, c.Tree, repo.Visitor{
-			Tree: func(dir string, id chunk.ID, tr *snapshot.Tree, err error) error {
-				if err != nil {
-					return err
-				}
-				fx.dirs[dir], _ = fx.r.Index().Lookup(pack.TreeBlob, id)
-				for _, n := range tr.Nodes {
-					if n.Type == snapshot.File {
-						fx.files[path.Join(dir, n.Name)] = n.Content
-					}
-				}
-				return nil
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	fx.dirs = map[string]index.Location{}
+	fx.files = snapshotFiles(t, fx.r, sn, repo.WalkOptions{EveryPath: true}, func(dir string, loc index.Location) {
+		fx.dirs[dir] = loc
+	})
 	if len(fx.dirs) != 85 {
 		t.Fatalf("%d directories, want 85", len(fx.dirs))
 	}
