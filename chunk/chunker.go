@@ -86,7 +86,7 @@ func (p Params) Validate() error {
 	if !chunker.Pol(p.Polynomial).Irreducible() {
 		return fmt.Errorf("chunk: polynomial %#x is not irreducible", p.Polynomial)
 	}
-	if p.MinSize == 0 || p.MaxSize < p.MinSize || p.MaxSize > 64<<20 {
+	if p.MinSize < windowSize || p.MaxSize < p.MinSize || p.MaxSize > 64<<20 {
 		return fmt.Errorf("chunk: bad size bounds %d..%d", p.MinSize, p.MaxSize)
 	}
 	if p.AverageBits < 10 || p.AverageBits > 26 {
@@ -95,24 +95,26 @@ func (p Params) Validate() error {
 	return nil
 }
 
-// Chunker splits one stream at content-defined boundaries. It is not safe for
-// concurrent use; reuse one per goroutine with Reset to keep its tables.
+// Chunker splits one stream at content-defined boundaries: restic/chunker's
+// boundaries, found by cairn's own search (rabin.go). It is not safe for
+// concurrent use; reuse one per goroutine with Reset to keep its buffer.
 type Chunker struct {
-	p Params
-	c *chunker.Chunker
+	c *rabin
 }
 
-// NewChunker returns a chunker for p reading from r.
+// NewChunker returns a chunker for p reading from r. p must be valid
+// (Params.Validate); the repository checks its parameters when it opens.
 func NewChunker(p Params, r io.Reader) *Chunker {
-	c := chunker.NewWithBoundaries(r, chunker.Pol(p.Polynomial), p.MinSize, p.MaxSize)
-	c.SetAverageBits(p.AverageBits)
-	return &Chunker{p: p, c: c}
+	c, err := newRabin(p, r)
+	if err != nil {
+		panic(err) // Validate refuses such parameters
+	}
+	return &Chunker{c: c}
 }
 
-// Reset starts a new stream, keeping the precomputed tables.
+// Reset starts a new stream, keeping the tables and the read buffer.
 func (c *Chunker) Reset(r io.Reader) {
-	c.c.ResetWithBoundaries(r, chunker.Pol(c.p.Polynomial), c.p.MinSize, c.p.MaxSize)
-	c.c.SetAverageBits(c.p.AverageBits)
+	c.c.reset(r)
 }
 
 // Next returns the next chunk, reusing buf's storage when it is large enough
@@ -120,9 +122,5 @@ func (c *Chunker) Reset(r io.Reader) {
 // until the next call with the same buffer. At the end of the stream it
 // returns io.EOF.
 func (c *Chunker) Next(buf []byte) ([]byte, error) {
-	ch, err := c.c.Next(buf)
-	if err != nil {
-		return nil, err
-	}
-	return ch.Data, nil
+	return c.c.next(buf)
 }

@@ -22,6 +22,7 @@ targets=(
 	repo:FuzzParseKeyFile      # keys/*
 	repo:FuzzParseConfig       # config
 	repo:FuzzParseSecretConfig # config, its sealed part (chunker sets)
+	chunk:FuzzChunkerMatchesRestic # cut points: cairn's search against restic/chunker
 	repo:FuzzReadLock          # locks/*
 	app:FuzzParse              # cairn.yaml
 )
