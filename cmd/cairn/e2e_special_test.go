@@ -56,7 +56,7 @@ func TestSpecialFilesAndHardLinks(t *testing.T) {
 	}
 	if root {
 		fi, err := os.Lstat(filepath.Join(out, "null"))
-		if err != nil || fi.Mode().Type() != os.ModeDevice|os.ModeCharDevice || fi.Sys().(*syscall.Stat_t).Rdev != uint64(nullDev) {
+		if err != nil || fi.Mode().Type() != os.ModeDevice|os.ModeCharDevice || uint64(fi.Sys().(*syscall.Stat_t).Rdev) != uint64(nullDev) {
 			t.Errorf("device restored as %v, %v", fi, err)
 		}
 	}
