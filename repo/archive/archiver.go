@@ -479,7 +479,7 @@ func (a *archiver) stream(ctx context.Context, c ComponentSource, started time.T
 	// Streams (dumps) have a chunker set of their own, with smaller chunks
 	// than files (repo.Repository.StreamChunkerParams).
 	fr := &fileReader{ch: chunk.NewChunker(a.r.StreamChunkerParams(), nil)}
-	content, size, err := a.chunkStream(ctx, fr, c.Reader)
+	content, size, err := a.chunkStreamPiped(ctx, fr, c.Reader)
 	if err != nil {
 		return comp, fmt.Errorf("read stream: %w", err)
 	}
@@ -581,6 +581,74 @@ func (a *archiver) chunkStream(ctx context.Context, fr *fileReader, r io.Reader)
 			}
 			buf = getChunkBuf()
 		}
+	}
+	return content, size, nil
+}
+
+// pipedChunks is how many cut chunks may wait between a stream's chunker
+// and its hasher. First backups of the bench dumps took the same time
+// with 1, 2 and 4 (pg_dump 0.71-0.76 s, generated dump 2.13-2.24 s), and
+// each costs a chunk buffer of memory (peak RSS 64, 65 and 69 MiB).
+const pipedChunks = 2
+
+// chunkStreamPiped is chunkStream for one large stream, with the cutting
+// and the hashing on two goroutines. A stream is read by one goroutine
+// only, and while the encoders had little to do (a dump's long runs that
+// compress to almost nothing) that goroutine was the whole backup:
+// reading, cutting and hashing a chunk, then waiting on the encoders,
+// with one of the two cores idle for 30-40% of a first backup of the
+// bench's pg_dump. Piped, that backup (280 MiB) takes 0.71-0.74 s
+// against 0.77-0.79 s, the generated dump (505 MiB) 2.13-2.18 s against
+// 2.18-2.27 s.
+func (a *archiver) chunkStreamPiped(ctx context.Context, fr *fileReader, r io.Reader) ([]chunk.ID, uint64, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	cut := make(chan []byte, pipedChunks)
+	g.Go(func() error {
+		defer close(cut)
+		ch := fr.ch
+		ch.Reset(r)
+		for {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			buf := getChunkBuf()
+			data, err := ch.Next(buf)
+			if err != nil {
+				putChunkBuf(buf)
+				if err == io.EOF {
+					return nil
+				}
+				return err
+			}
+			select {
+			case cut <- data:
+			case <-gctx.Done():
+				putChunkBuf(data)
+				return gctx.Err()
+			}
+		}
+	})
+	var content []chunk.ID
+	var size uint64
+	g.Go(func() error {
+		for data := range cut {
+			id := a.r.Hasher().Sum(data)
+			content = append(content, id)
+			size += uint64(len(data))
+			a.prog.Add(0, uint64(len(data)), uint64(len(data)), 0)
+			if !a.s.Reserve(pack.DataBlob, id) {
+				putChunkBuf(data)
+				continue
+			}
+			// data is the saver's until it is encoded.
+			if err := a.s.SaveRelease(gctx, pack.DataBlob, id, data, &a.added, putChunkBuf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return nil, 0, err
 	}
 	return content, size, nil
 }
