@@ -24,6 +24,7 @@ type fileReader struct {
 	sparse  sparseSeeker
 	changed error
 	diskRd  int64 // bytes read from disk, for tests
+	atEnd   bool  // a read met the end of the file
 	done    bool
 }
 
@@ -47,13 +48,17 @@ func newFileReader(f *os.File) (*fileReader, error) {
 		return nil, fmt.Errorf("tree: %w", err)
 	}
 	r := &fileReader{f: f, before: stateOf(fi), limit: fi.Size()}
-	r.sparse = newSparseSeeker(f)
+	r.sparse = newSparseSeeker(f, fi)
 	return r, nil
 }
 
 // Read returns the file's bytes; holes come back as zeros.
 func (r *fileReader) Read(p []byte) (int, error) {
 	if r.done {
+		return 0, io.EOF
+	}
+	if r.atEnd {
+		r.finish()
 		return 0, io.EOF
 	}
 	if len(p) == 0 {
@@ -76,13 +81,16 @@ func (r *fileReader) Read(p []byte) (int, error) {
 	r.off += int64(n)
 	r.diskRd += int64(n)
 	if err == io.EOF {
-		if n > 0 {
-			return n, nil
-		}
 		if r.off < r.data {
 			// Shorter than when it was opened: the data region ended
 			// early. The state check below reports it.
 			r.data = r.off
+		}
+		if n > 0 {
+			// ReadAt read up to the end already: the next Read need not
+			// ask again (finish checks the size at the end either way).
+			r.atEnd = true
+			return n, nil
 		}
 		r.finish()
 		return 0, io.EOF

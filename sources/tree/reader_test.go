@@ -140,3 +140,39 @@ func TestReaderReportsChange(t *testing.T) {
 		})
 	}
 }
+
+// TestReaderChangeAfterTheLastByte: a small file is read to its end by
+// one Read, which then needs no further system call to report io.EOF; a
+// write between that Read and the end must still be reported.
+func TestReaderChangeAfterTheLastByte(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	writeFile(t, p, "a small file", 0o644)
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.Open(t.Context(), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	buf := make([]byte, 4096)
+	if n, err := rc.Read(buf); err != nil || string(buf[:n]) != "a small file" {
+		t.Fatalf("first read: %q, %v", buf[:n], err)
+	}
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(", grown"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if n, err := rc.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("second read: %d, %v; want the end", n, err)
+	}
+	if err := rc.(*fileReader).Changed(); err == nil {
+		t.Error("the file grew after its last byte was read, and Changed says nothing")
+	}
+}

@@ -151,10 +151,22 @@ func (s *Source) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
 	}
 	// O_NOFOLLOW: the node was a regular file at listing time; if it has been
 	// replaced by a symlink since, do not read whatever it points to.
-	f, err := os.OpenFile(s.abs(rel), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	//
+	// open(2) and os.NewFile, not os.OpenFile: on Linux os.OpenFile offers
+	// every file to the network poller, which refuses regular files, at
+	// five system calls (two fcntl pairs and an epoll_ctl); os.NewFile
+	// asks one fcntl. A backup of 50,000 small files made 15 system calls
+	// per file, a third of them these.
+	path := s.abs(rel)
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("tree: %w", err)
+		return nil, fmt.Errorf("tree: %w", &fs.PathError{Op: "open", Path: path, Err: err})
 	}
+	f := os.NewFile(uintptr(fd), path)
 	r, err := newFileReader(f)
 	if err != nil {
 		f.Close()

@@ -8,6 +8,6 @@ import "os"
 // back as zeros from the file system, which is correct, only slower).
 type sparseSeeker struct{}
 
-func newSparseSeeker(*os.File) sparseSeeker { return sparseSeeker{} }
+func newSparseSeeker(*os.File, os.FileInfo) sparseSeeker { return sparseSeeker{} }
 
 func (sparseSeeker) region(int64) (data, hole int64, ok bool) { return 0, 0, false }
