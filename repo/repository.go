@@ -42,6 +42,7 @@ type Repository struct {
 	// onIndexLoaded, when set, is called once the index is loaded
 	// (OnIndexLoaded).
 	onIndexLoaded func(memoryBytes int)
+	indexReported int    // what onIndexLoaded last heard
 	keyName       string // the key file the password opened (keys.go)
 	indexDamaged  []IndexDamage
 	lockTiming    LockTiming // guarded by mu
@@ -276,22 +277,50 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	}
 	r.indexLoaded = true
 	if r.onIndexLoaded != nil {
-		r.onIndexLoaded(r.idx.MemoryBytes())
+		r.indexReported = r.idx.MemoryBytes()
+		r.onIndexLoaded(r.indexReported)
 	}
 	return nil
 }
 
 // OnIndexLoaded registers fn, called with the index's memory
 // (Index().MemoryBytes()) once LoadIndex has loaded it, or at once if it
-// is loaded already: a command sizes the garbage collector's memory limit
-// from it. fn runs with the repository's lock held and must not call
-// back into it.
+// is loaded already, and again, with the new total, as a backup's saver
+// adds to it (IndexGrew): a command sizes the garbage collector's memory
+// limit from it. fn runs with the repository's lock held and must not
+// call back into it.
 func (r *Repository) OnIndexLoaded(fn func(memoryBytes int)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.onIndexLoaded = fn
 	if r.indexLoaded {
-		fn(r.idx.MemoryBytes())
+		r.indexReported = r.idx.MemoryBytes()
+		fn(r.indexReported)
+	}
+}
+
+// indexGrowthStep is how much the index memory reported to OnIndexLoaded
+// must grow before it is reported again.
+const indexGrowthStep = 1 << 20
+
+// IndexGrew reports that the index grew, holding besides its own memory
+// pending bytes of entries not yet written to an index file (the
+// saver's): OnIndexLoaded's function hears the new total once it is a
+// step past what it last heard. A backup of 200,000 small files added
+// 28 MiB of such memory (index entries and the index file to write);
+// under a limit that did not count them the collector ran without a
+// pause for the second half of the backup, which took 10.9-16.2 s
+// against 6.6-7.0 s without the limit.
+func (r *Repository) IndexGrew(pending int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.onIndexLoaded == nil || !r.indexLoaded {
+		return
+	}
+	n := r.idx.MemoryBytes() + pending
+	if n >= r.indexReported+indexGrowthStep || n < r.indexReported {
+		r.indexReported = n
+		r.onIndexLoaded(n)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/index"
@@ -157,8 +158,9 @@ type Saver struct {
 	freePacks chan []byte
 	packBufs  atomic.Int32
 
-	idxMu   sync.Mutex
-	pending index.File // uploaded packs not yet in an index file (guarded by idxMu)
+	idxMu        sync.Mutex
+	pending      index.File // uploaded packs not yet in an index file (guarded by idxMu)
+	pendingBlobs int        // blobs in pending (guarded by idxMu)
 
 	blobs, raw, stored, packs, indexFiles atomic.Uint64
 }
@@ -398,6 +400,10 @@ func (s *Saver) encodeLoop(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// pendingBlobBytes is the memory of one blob of an index file not yet
+// written: its entry (pack.Blob) and its share of the slices' growth.
+const pendingBlobBytes = int(unsafe.Sizeof(pack.Blob{})) * 5 / 4
+
 func (s *Saver) uploadLoop(ctx context.Context) error {
 	for p := range s.uploads {
 		if err := ctx.Err(); err != nil {
@@ -422,8 +428,11 @@ func (s *Saver) uploadLoop(ctx context.Context) error {
 		s.mu.Unlock()
 		s.idxMu.Lock()
 		s.pending.Packs = append(s.pending.Packs, index.PackBlobs{Pack: id, Blobs: p.blobs})
+		s.pendingBlobs += len(p.blobs)
 		flush := len(s.pending.Packs) >= s.opts.IndexEvery
+		pending := s.pendingBlobs * pendingBlobBytes
 		s.idxMu.Unlock()
+		s.r.IndexGrew(pending)
 		if flush {
 			if err := s.flushIndex(ctx); err != nil {
 				return err
@@ -445,5 +454,6 @@ func (s *Saver) flushIndex(ctx context.Context) error {
 	}
 	s.indexFiles.Add(1)
 	s.pending = index.File{}
+	s.pendingBlobs = 0
 	return nil
 }

@@ -3,6 +3,7 @@ package repo_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -118,5 +119,42 @@ func TestSaverReusesPackBuffers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSaverReportsIndexGrowth: what a backup adds to the index (and the
+// index file it has yet to write) is reported to OnIndexLoaded as it
+// grows, so that the command's memory limit grows with it. Without it a
+// backup of 200,000 small files ran the collector without a pause for
+// its second half.
+func TestSaverReportsIndexGrowth(t *testing.T) {
+	r := initRepo(t, memstore.New())
+	var heard []int
+	r.OnIndexLoaded(func(n int) { heard = append(heard, n) })
+	const blobs = 30000
+	_, err := r.WithSaver(t.Context(), repo.SaverOptions{PackSize: 64 << 10}, func(ctx context.Context, s *repo.Saver) error {
+		for i := range blobs {
+			data := fmt.Appendf(nil, "blob %d", i)
+			if _, err := s.SaveIfNew(ctx, pack.DataBlob, r.Hasher().Sum(data), data, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(heard) < 3 {
+		t.Fatalf("OnIndexLoaded heard %v: the load and no growth", heard)
+	}
+	for i := 1; i < len(heard); i++ {
+		if heard[i] <= heard[i-1] {
+			t.Fatalf("reports %v do not grow", heard)
+		}
+	}
+	// Each new blob holds an index entry (47 bytes) and a pending index
+	// file entry; the last report comes within a step of the end.
+	if grew := heard[len(heard)-1] - heard[0]; grew < blobs*64-(1<<20) {
+		t.Errorf("reported growth %d bytes for %d blobs, want at least %d", grew, blobs, blobs*64-(1<<20))
 	}
 }

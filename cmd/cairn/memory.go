@@ -10,8 +10,9 @@ import (
 
 // The garbage collector runs at Go's default GOGC=100 with a soft memory
 // limit (debug.SetMemoryLimit) of what the command holds: the indexes it
-// loaded plus its --memory. The limit is set once an index is loaded, the
-// first large thing a command holds; until then GOGC=100 alone applies.
+// loaded, and what a backup adds to them, plus its --memory. The limit is
+// set once an index is loaded, the first large thing a command holds;
+// until then GOGC=100 alone applies.
 //
 // Why not a lower GOGC: it collects in proportion to what is allocated,
 // also when the heap is far below any concern, while the limit collects

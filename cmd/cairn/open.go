@@ -172,11 +172,11 @@ func (g *globals) openRepoAt(ctx context.Context, loc string, password func() (s
 		})
 	}
 	// The index, once loaded, counts towards the garbage collector's
-	// limit until the repository is released (memory.go).
+	// limit until the repository is released (memory.go), and so does
+	// what a backup adds to it.
 	var held atomic.Int64
 	r.OnIndexLoaded(func(n int) {
-		held.Store(int64(n))
-		g.indexLoaded(int64(n))
+		g.indexLoaded(int64(n) - held.Swap(int64(n)))
 	})
 	kind := repo.LockShared
 	if exclusive {
