@@ -31,15 +31,7 @@ func TestSparseFileHolesNotRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := s.Open(t.Context(), "sparse")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := openReader(t, dir, "sparse")
 	var n int64
 	buf := make([]byte, 1<<20)
 	for {
@@ -113,15 +105,7 @@ func TestReaderReportsChange(t *testing.T) {
 			dir := t.TempDir()
 			p := filepath.Join(dir, "f")
 			writeFile(t, p, string(bytes.Repeat([]byte("x"), 4<<20)), 0o644)
-			s, err := Open(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rc, err := s.Open(t.Context(), "f")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rc.Close()
+			rc := openReader(t, dir, "f")
 			if _, err := rc.Read(make([]byte, 1<<20)); err != nil {
 				t.Fatal(err)
 			}
@@ -133,7 +117,7 @@ func TestReaderReportsChange(t *testing.T) {
 			if _, err := io.Copy(io.Discard, rc); err != nil {
 				t.Fatal(err)
 			}
-			err = rc.(*fileReader).Changed()
+			err := rc.(*fileReader).Changed()
 			if (err != nil) != (tc.change != nil) {
 				t.Errorf("Changed = %v", err)
 			}
@@ -148,15 +132,7 @@ func TestReaderChangeAfterTheLastByte(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
 	writeFile(t, p, "a small file", 0o644)
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := s.Open(t.Context(), "f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := openReader(t, dir, "f")
 	buf := make([]byte, 4096)
 	if n, err := rc.Read(buf); err != nil || string(buf[:n]) != "a small file" {
 		t.Fatalf("first read: %q, %v", buf[:n], err)
@@ -175,4 +151,20 @@ func TestReaderChangeAfterTheLastByte(t *testing.T) {
 	if err := rc.(*fileReader).Changed(); err == nil {
 		t.Error("the file grew after its last byte was read, and Changed says nothing")
 	}
+}
+
+// openReader opens name in the tree at dir as the archiver does; the
+// test's cleanup closes it.
+func openReader(t *testing.T, dir, name string) io.ReadCloser {
+	t.Helper()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.Open(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	return rc
 }
