@@ -569,20 +569,30 @@ func (a *archiver) chunkStream(ctx context.Context, fr *fileReader, r io.Reader)
 			return nil, 0, err
 		}
 		buf = data[:0] // the chunker may have grown it
-		id := a.r.Hasher().Sum(data)
+		id, saved, err := a.saveChunk(ctx, data)
+		if err != nil {
+			return nil, 0, err
+		}
 		content = append(content, id)
 		size += uint64(len(data))
-		a.prog.Add(0, uint64(len(data)), uint64(len(data)), 0)
-		if a.s.Reserve(pack.DataBlob, id) {
-			// data is the saver's until it is encoded; the next chunk
-			// goes into another buffer.
-			if err := a.s.SaveRelease(ctx, pack.DataBlob, id, data, &a.added, putChunkBuf); err != nil {
-				return nil, 0, err
-			}
-			buf = getChunkBuf()
+		if saved {
+			buf = getChunkBuf() // data is the saver's until it is encoded
 		}
 	}
 	return content, size, nil
+}
+
+// saveChunk hashes one cut chunk, counts it, and hands it to the saver
+// when the repository does not have it yet (saved): the saver then owns
+// data until it is encoded and gives the buffer back to chunkBufs. When
+// not saved, data is still the caller's.
+func (a *archiver) saveChunk(ctx context.Context, data []byte) (id chunk.ID, saved bool, err error) {
+	id = a.r.Hasher().Sum(data)
+	a.prog.Add(0, uint64(len(data)), uint64(len(data)), 0)
+	if !a.s.Reserve(pack.DataBlob, id) {
+		return id, false, nil
+	}
+	return id, true, a.s.SaveRelease(ctx, pack.DataBlob, id, data, &a.added, putChunkBuf)
 }
 
 // pipedChunks is how many cut chunks may wait between a stream's chunker
@@ -632,17 +642,14 @@ func (a *archiver) chunkStreamPiped(ctx context.Context, fr *fileReader, r io.Re
 	var size uint64
 	g.Go(func() error {
 		for data := range cut {
-			id := a.r.Hasher().Sum(data)
+			id, saved, err := a.saveChunk(gctx, data)
+			if err != nil {
+				return err
+			}
 			content = append(content, id)
 			size += uint64(len(data))
-			a.prog.Add(0, uint64(len(data)), uint64(len(data)), 0)
-			if !a.s.Reserve(pack.DataBlob, id) {
+			if !saved {
 				putChunkBuf(data)
-				continue
-			}
-			// data is the saver's until it is encoded.
-			if err := a.s.SaveRelease(gctx, pack.DataBlob, id, data, &a.added, putChunkBuf); err != nil {
-				return err
 			}
 		}
 		return nil
