@@ -1,7 +1,7 @@
 package repo_test
 
-// The restore reads tree blobs level by level, a pack at a time
-// (repo.PrefetchTrees), not one Get per directory.
+// The restore reads tree blobs a pack at a time (repo.PrefetchTrees), not
+// one Get per directory.
 
 import (
 	"errors"
@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/archive"
 	"github.com/cairn-backup/cairn/repo/restore"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // treeFixture is a snapshot of a tree four levels deep, 4×4×4
@@ -141,4 +142,76 @@ func TestRestoreDamagedTree(t *testing.T) {
 			t.Errorf("%s: restored=%v, want %v", f, err == nil, !below)
 		}
 	}
+}
+
+// TestPrefetchReadsPacksPerHop: the trees a restore needs are read in a
+// round of Gets per hop from one pack to the next along the tree, not
+// per level. Three backups leave the last snapshot's trees in three
+// packs: the root, d0 and d0/d0 in the newest, d0/d0/d0 in the second's,
+// everything else (d1 at level 2 among them) in the first's. Reading
+// level by level took three rounds (the root's pack; the first's for d1
+// at level 2; the second's for d0/d0/d0 at level 4); the second and
+// third packs are both found from the first, so two rounds read them.
+func TestPrefetchReadsPacksPerHop(t *testing.T) {
+	fx := newTreeFixture(t)
+	for _, dir := range []string{"d0/d0/d0", "d0/d0"} {
+		p := filepath.Join(fx.src, filepath.FromSlash(dir), "f.txt")
+		if err := os.WriteFile(p, textData(7, 1000+len(dir)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := backup(t, fx.r, fx.src, nil, archive.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := t.Context()
+	sn, err := fx.r.FindSnapshot(ctx, "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]chunk.ID{}
+	snapshotFiles(t, fx.r, sn, repo.WalkOptions{EveryPath: true}, func(dir string, loc index.Location) {
+		dirs[dir] = loc.Pack
+	})
+	newest, second, first := dirs["files"], dirs["files/d0/d0/d0"], dirs["files/d1"]
+	if dirs["files/d0"] != newest || dirs["files/d0/d0"] != newest || len(map[chunk.ID]bool{newest: true, second: true, first: true}) != 3 {
+		t.Fatalf("the fixture's trees are not in three packs as the test needs: %v", dirs)
+	}
+	fx.count.reset()
+	var root chunk.ID
+	for _, c := range sn.Components {
+		if c.Name == "files" {
+			root = c.Tree
+		}
+	}
+	tp, err := fx.r.PrefetchTrees(ctx, "files", root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp.Rounds() != 2 {
+		t.Errorf("%d rounds of pack reads, want 2", tp.Rounds())
+	}
+	gets := fx.count.reset()
+	// Every tree of the snapshot comes from the prefetch, with no Get.
+	walked := 0
+	err = fx.r.NewWalker(repo.WalkOptions{EveryPath: true, Load: tp.Load}).Walk(ctx, "files", root, repo.Visitor{
+		Tree: func(dir string, _ chunk.ID, _ *snapshot.Tree, err error) error {
+			walked++
+			return err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if walked != len(dirs) {
+		t.Fatalf("walked %d trees, want %d", walked, len(dirs))
+	}
+	if more := fx.count.reset(); len(more) != 0 {
+		t.Errorf("the walk read %d trees the prefetch did not hold", len(more))
+	}
+	t.Logf("%d Gets in %d rounds for %d trees in 3 packs", len(gets), tp.Rounds(), len(dirs))
+	out, rr, err := restoreSnapshot(t, fx.r, "latest", restore.Options{Verify: true})
+	if err != nil {
+		t.Fatalf("restore: %v %+v", err, rr)
+	}
+	sameTree(t, fx.src, filepath.Join(out, "files"))
 }

@@ -38,9 +38,9 @@
 // beyond a pack once), and otherwise fails exactly the files that need that
 // blob; they are removed and reported, and the rest is restored.
 //
-// Tree blobs are read before the walk, level by level, a pack's tree
-// blobs all at once when a level first needs one of them
-// (repo.PrefetchTrees): about one Get per cluster of trees in a pack
+// Tree blobs are read before the walk, a pack's tree blobs all at once
+// when the tree first needs one of them (repo.PrefetchTrees), in a round
+// of Gets per hop from pack to pack: about one Get per cluster of trees in a pack
 // instead of one per directory (the bench's tree: 21 instead of 89); a
 // tree that does not read there is read again by the walk, which fails
 // exactly that subtree.
