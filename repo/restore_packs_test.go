@@ -120,6 +120,24 @@ func newSharedFixture(t *testing.T) *sharedFixture {
 	return fx
 }
 
+// cuts returns the chunks the repository's chunker (parameters p) cuts
+// data into.
+func cuts(t *testing.T, p chunk.Params, data []byte) [][]byte {
+	t.Helper()
+	var out [][]byte
+	c := chunk.NewChunker(p, bytes.NewReader(data))
+	for {
+		b, err := c.Next(nil)
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, slices.Clone(b))
+	}
+}
+
 // repeatingData returns n copies of a random block of size bytes, the
 // first seed from seed on whose block the repository's chunker cuts, so
 // that the copies share chunks. The polynomial is random per repository:
@@ -131,15 +149,7 @@ func repeatingData(t *testing.T, p chunk.Params, seed uint64, size, n int) []byt
 	for s := seed; s < seed+100; s++ {
 		data := bytes.Repeat(randomData(s, size), n)
 		seen := map[string]bool{}
-		c := chunk.NewChunker(p, bytes.NewReader(data))
-		for {
-			b, err := c.Next(nil)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, b := range cuts(t, p, data) {
 			if seen[string(b)] {
 				return data
 			}
@@ -158,20 +168,7 @@ func repeatingData(t *testing.T, p chunk.Params, seed uint64, size, n int) []byt
 func splitData(t *testing.T, p chunk.Params, seed uint64, size, chunks int) []byte {
 	t.Helper()
 	for s := seed; s < seed+100; s++ {
-		data := randomData(s, size)
-		c := chunk.NewChunker(p, bytes.NewReader(data))
-		n := 0
-		for {
-			_, err := c.Next(nil)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			n++
-		}
-		if n >= chunks {
+		if data := randomData(s, size); len(cuts(t, p, data)) >= chunks {
 			return data
 		}
 	}

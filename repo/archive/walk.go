@@ -503,14 +503,15 @@ func (ra *readAhead) queue(reqs []dirReq) {
 // or, when no lister has started it, by listing it on the walk's own
 // goroutine.
 func (ra *readAhead) take(r dirReq) (listing, error) {
+	var l listing
 	ra.mu.Lock()
-	d := ra.started[r.path]
-	if d != nil {
+	if d := ra.started[r.path]; d != nil {
 		delete(ra.started, r.path)
 		ra.more.Signal() // a place for another listing
 		ra.mu.Unlock()
 		select {
 		case <-d.done:
+			l = d.l
 		case <-ra.ctx.Done():
 		}
 	} else {
@@ -519,12 +520,11 @@ func (ra *readAhead) take(r dirReq) (listing, error) {
 			delete(ra.queued, r.path)
 		}
 		ra.mu.Unlock()
-		d = &dirLoad{}
-		d.l, _ = ra.a.list(ra.ctx, ra.fs, r, nil)
+		l, _ = ra.a.list(ra.ctx, ra.fs, r, nil)
 	}
 	// A listing cut short by the cancellation is not a listing.
 	if err := ra.ctx.Err(); err != nil {
 		return listing{}, err
 	}
-	return d.l, nil
+	return l, nil
 }
