@@ -78,6 +78,18 @@ func TestSmallFilesDataset(t *testing.T) {
 	if res := b.run(cairnTool{bin}, ds, 1); !res.RestoreWrong {
 		t.Fatalf("corrupted restore not caught: %+v", res)
 	}
+	t.Setenv("CORRUPT", "")
+
+	// Each run starts by reading the reused tree, which also catches a
+	// tree changed since it was generated before any tool is timed on it.
+	f := filepath.Join(l.smallTree(), filepath.FromSlash(st.Manifest[7].Rel))
+	if err := os.WriteFile(f, []byte("edited by hand"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = b.run(cairnTool{bin}, ds, 1)
+	if !strings.Contains(res.Error, "small-files tree changed") || len(res.Steps) != 0 {
+		t.Fatalf("a changed source tree was not refused before the first step: %+v", res)
+	}
 }
 
 // The pgdump data set takes two real dumps of a throwaway PostgreSQL (about

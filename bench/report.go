@@ -17,7 +17,7 @@ import (
 
 // notes are printed with every report: they say what the numbers mean.
 var notes = []string{
-	"Data is warm in the page cache for all tools alike: the input was written just before each backup and the repository just before each restore; caches are not dropped.",
+	"Data is warm in the page cache for all tools alike: the input was written (smallfiles: read and hashed) just before each backup and the repository just before each restore; caches are not dropped.",
 	"MB/s = bytes of the whole input (also for backup 2) / wall seconds, MB = 10^6 bytes. Sizes are MiB = 2^20 bytes.",
 	"cairn reads the dumps (dump, pgdump) on stdin (as with `pg_dump | cairn backup --stdin db`); restic, borg and kopia read the dump file by path.",
 	"Each tool and data set gets its own fresh repository and cache; the cache is not counted in the repository size (apparent size of the files in the repo dir).",
