@@ -45,6 +45,8 @@ type runResult struct {
 	RestoreVerified bool   `json:"restore_verified"`
 	RestoreWrong    bool   `json:"restore_wrong"`
 	Error           string `json:"error,omitempty"`
+	// Chain is the stage-by-stage cost behind ceilingTool's figure.
+	Chain *chainCost `json:"chain,omitempty"`
 }
 
 func (r *runResult) step(name string) *stepResult {

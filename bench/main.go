@@ -340,6 +340,7 @@ func run(c config) error {
 					return ctx.Err()
 				}
 			}
+			runs = append(runs, b.ceilingReference(ds, rep))
 			if ds.v2Dir != "" {
 				runs = append(runs, b.cpReference(ds, rep))
 			}
@@ -351,6 +352,9 @@ func run(c config) error {
 	var ran []string
 	for _, t := range ts {
 		ran = append(ran, t.name())
+	}
+	if slices.ContainsFunc(datasets, func(ds string) bool { return ds != dsRetention }) {
+		ran = append(ran, ceilingTool)
 	}
 	if slices.Contains(datasets, dsTree) || slices.Contains(datasets, dsSmallFiles) {
 		ran = append(ran, cpTool)
