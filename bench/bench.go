@@ -99,7 +99,7 @@ func treeDataset(l layout, st *stamp) *dataset {
 	return &dataset{
 		name: dsTree, src: l.treeLive(), v2Dir: l.treeV2(), v1Bytes: st.Tree.V1Bytes, v2Bytes: st.Tree.V2Bytes,
 		reset: func() error {
-			if err := os.RemoveAll(l.treeLive()); err != nil {
+			if err := discard(l, l.treeLive()); err != nil {
 				return err
 			}
 			return copyTree(l.treeV1(), l.treeLive())
@@ -139,6 +139,8 @@ type bench struct {
 	timeout time.Duration
 	logf    func(string, ...any)
 	minio   *minioServer // nil: no S3 part
+	// trashEmptied is when emptyTrash last freed anything (trash.go).
+	trashEmptied time.Time
 }
 
 // run runs the whole protocol for one tool on one data set, then, with -s3
@@ -179,7 +181,7 @@ func (b *bench) runRetention(t retentionTool, h retentionHistory, seed uint64, r
 func (b *bench) freshDirs(t tool, ds string) (repo, target string, env []string, err error) {
 	repo, cache, target := b.l.repo(t.name(), ds), b.l.cache(t.name(), ds), b.l.restore(t.name(), ds)
 	for _, p := range []string{repo, cache, target} {
-		if err := os.RemoveAll(p); err != nil {
+		if err := discard(b.l, p); err != nil {
 			return "", "", nil, err
 		}
 	}
@@ -239,9 +241,9 @@ func (b *bench) protocol(t tool, ds *dataset, res *runResult) error {
 	}
 	res.RestoreVerified = true
 	b.logf("[%s/%s] restore verified: identical to v2", t.name(), ds.name)
-	// The restore is checked; drop it to spare disk (and the page cache
-	// the check would compete with). Repos stay for inspection.
-	if err := os.RemoveAll(target); err != nil {
+	// The restore is checked; move it out of the way (trash.go says why
+	// it is not deleted yet). Repos stay for inspection.
+	if err := discard(b.l, target); err != nil {
 		return err
 	}
 	// Read back and verify every byte of the repository; MB/s is over the
@@ -260,6 +262,9 @@ func (b *bench) protocol(t tool, ds *dataset, res *runResult) error {
 // directory whose growth the step is charged with (for an S3 repository,
 // where MinIO keeps its objects).
 func (b *bench) timed(res *runResult, name string, c cmdSpec, repo string, input int64) (usage, error) {
+	if name == stepRestore || name == stepS3Restore {
+		b.settle()
+	}
 	// Flush dirty pages left by preparing the data (or by the previous
 	// tool), so their writeback is not charged to this step.
 	syscall.Sync()

@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -232,6 +233,13 @@ func TestProtocolWithFakeCairn(t *testing.T) {
 		if s := res.step(stepCheck); s == nil || s.InputBytes != s.RepoAfter || s.InputBytes <= 0 || !strings.HasSuffix(s.Command, " check --read-data") {
 			t.Errorf("%s: implausible check: %+v", ds.name, s)
 		}
+		// The verified restore is in the trash, not deleted (trash.go).
+		if _, err := os.Lstat(l.restore("cairn", ds.name)); !os.IsNotExist(err) {
+			t.Errorf("%s: the restore target is still in place: %v", ds.name, err)
+		}
+	}
+	if entries, err := os.ReadDir(l.trash()); err != nil || !slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.HasSuffix(e.Name(), "-cairn-"+dsTree) }) {
+		t.Errorf("the tree's restore is not in the trash: %v, %v", entries, err)
 	}
 	t.Setenv("BAD_REPO", "1")
 	if res := b.run(cairnTool{bin}, dumpDataset(l, st), 1); !strings.Contains(res.Error, "pack damaged") || !res.RestoreVerified || res.RestoreWrong {

@@ -74,6 +74,7 @@ func (l layout) repo(tool, ds string) string {
 func (l layout) cache(tool, ds string) string {
 	return filepath.Join(l.root, "cache", tool+"-"+ds)
 }
+func (l layout) trash() string { return filepath.Join(l.root, "trash") }
 func (l layout) restore(tool, ds string) string {
 	return filepath.Join(l.root, "restore", tool+"-"+ds)
 }

@@ -285,6 +285,10 @@ func run(c config) error {
 		return nil
 	}
 	b := &bench{ctx: ctx, l: l, timeout: c.stepTimeout, logf: logf}
+	// A run that was stopped leaves its trash; its names would collide.
+	if err := b.emptyTrash(); err != nil {
+		return fmt.Errorf("empty the trash: %w", err)
+	}
 	if s3 != nil {
 		m, err := startMinio(ctx, s3.Path, filepath.Join(c.dir, "minio"))
 		if err != nil {
@@ -346,6 +350,11 @@ func run(c config) error {
 			}
 			if ds.name == dsSmallFiles {
 				runs = append(runs, b.statWalkReference(ds, rep))
+			}
+			// The data set's restores are all timed: free their files now,
+			// where no timed restore follows for a while (trash.go).
+			if err := b.emptyTrash(); err != nil {
+				return fmt.Errorf("empty the trash: %w", err)
 			}
 		}
 	}

@@ -119,7 +119,7 @@ func (b *bench) cpReference(ds *dataset, rep int) runResult {
 	res := runResult{Rep: rep, Tool: cpTool, Dataset: ds.name}
 	err := func() error {
 		target := b.l.restore("cp", ds.name)
-		if err := os.RemoveAll(target); err != nil {
+		if err := discard(b.l, target); err != nil {
 			return err
 		}
 		if err := os.MkdirAll(target, 0o755); err != nil {
@@ -135,7 +135,7 @@ func (b *bench) cpReference(ds *dataset, rep int) runResult {
 			return fmt.Errorf("%w: %v", errRestoreWrong, err)
 		}
 		res.RestoreVerified = true
-		return os.RemoveAll(target)
+		return discard(b.l, target)
 	}()
 	if err != nil {
 		res.Error = err.Error()

@@ -207,7 +207,7 @@ func (b *bench) s3Protocol(t s3Tool, ds *dataset, res *runResult) error {
 	}
 	url := func(p string) string { return m.url(bucket, p) }
 	local, cache := b.l.repo(t.name(), ds.name), b.l.cache(t.name(), ds.name+"-s3")
-	if err := os.RemoveAll(cache); err != nil {
+	if err := discard(b.l, cache); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(cache, 0o755); err != nil {
@@ -270,7 +270,7 @@ func (b *bench) s3Protocol(t s3Tool, ds *dataset, res *runResult) error {
 func (b *bench) s3Restore(t s3Tool, ds *dataset, res *runResult, url, cache string, spec func(s3Cmd, string) cmdSpec, objects string) error {
 	target := b.l.restore(t.name(), ds.name+"-s3")
 	for _, d := range []string{cache, target} {
-		if err := os.RemoveAll(d); err != nil {
+		if err := discard(b.l, d); err != nil {
 			return err
 		}
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -285,7 +285,7 @@ func (b *bench) s3Restore(t s3Tool, ds *dataset, res *runResult, url, cache stri
 		return fmt.Errorf("%w (restore from MinIO): %v", errRestoreWrong, err)
 	}
 	b.logf("[%s/%s] restore from MinIO verified: identical to v2", t.name(), ds.name)
-	return os.RemoveAll(target)
+	return discard(b.l, target)
 }
 
 // s3Version is the first line of minio --version, for the report.
