@@ -141,7 +141,7 @@ func (c *chain) flush() {
 		c.ch.Reset(bytes.NewReader(c.batch[from:end]))
 		from = end
 		for {
-			data, err := c.ch.Next(arena[len(arena):len(arena)])
+			data, err := c.ch.Next(arena[len(arena):])
 			if err != nil {
 				break // io.EOF: a bytes.Reader fails no other way
 			}
