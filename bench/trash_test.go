@@ -68,6 +68,11 @@ func TestTrash(t *testing.T) {
 	if b.trashEmptied.Before(before) {
 		t.Fatalf("emptied at %v, before %v", b.trashEmptied, before)
 	}
+	// Emptying after the small files takes minutes: it says so.
+	if len(logged) != 2 || !strings.Contains(logged[0], "emptying the trash (2 entries)") || !strings.Contains(logged[1], "trash emptied in") {
+		t.Fatalf("emptying logged %q", logged)
+	}
+	logged = nil
 
 	// Freed just now: a restore would wait, unless the run is stopped.
 	ctx, cancel := context.WithCancel(t.Context())
