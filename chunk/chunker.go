@@ -105,7 +105,15 @@ type Chunker struct {
 // NewChunker returns a chunker for p reading from r. p must be valid
 // (Params.Validate); the repository checks its parameters when it opens.
 func NewChunker(p Params, r io.Reader) *Chunker {
-	c, err := newRabin(p, r)
+	return NewChunkerSize(p, r, readSize)
+}
+
+// NewChunkerSize is NewChunker with a read buffer of readSize bytes (at
+// least 1) instead of 512 KiB. The chunks are the same; only the reads are
+// smaller. A reader that only takes small files need not hold 512 KiB of
+// heap for them.
+func NewChunkerSize(p Params, r io.Reader, readSize int) *Chunker {
+	c, err := newRabin(p, r, max(readSize, 1))
 	if err != nil {
 		panic(err) // Validate refuses such parameters
 	}

@@ -202,7 +202,7 @@ type rabin struct {
 	eof    bool
 }
 
-func newRabin(p Params, r io.Reader) (*rabin, error) {
+func newRabin(p Params, r io.Reader, readSize int) (*rabin, error) {
 	if p.MinSize < windowSize {
 		return nil, fmt.Errorf("chunk: min size %d is below the %d-byte window", p.MinSize, windowSize)
 	}
@@ -263,18 +263,34 @@ func (c *rabin) next(data []byte) ([]byte, error) {
 		from, to := max(count, c.min-1), min(count+avail, c.max)
 		if from < to {
 			if x := c.t.scan(c.buf, c.lo+from-count, c.lo+to-count, c.mask); x >= 0 {
-				data = append(data, c.buf[c.lo:x+1]...)
+				data = c.appendChunk(data, c.buf[c.lo:x+1])
 				c.lo = x + 1
 				return data, nil
 			}
 			if to == c.max {
 				end := c.lo + to - count
-				data = append(data, c.buf[c.lo:end]...)
+				data = c.appendChunk(data, c.buf[c.lo:end])
 				c.lo = end
 				return data, nil
 			}
 		}
-		data = append(data, c.buf[c.lo:c.hi]...)
+		data = c.appendChunk(data, c.buf[c.lo:c.hi])
 		c.lo = c.hi
 	}
+}
+
+// appendChunk appends b to the chunk data, growing it to twice its
+// capacity (at most the maximum chunk size) when b does not fit, not by
+// append's quarter: a chunk past the archiver's 2 MiB buffer grew
+// 2.5, 3.1, 3.9, 4.9 and 6.1 MiB on its way to 6 MiB, 20 MiB of garbage,
+// where doubling makes 12. On the bench tree (300 MiB) those copies were
+// 110 MB of the backup's 280 MB of allocations, and the collector, with
+// the heap at the memory limit, ran for each.
+func (c *rabin) appendChunk(data, b []byte) []byte {
+	if need := len(data) + len(b); need > cap(data) {
+		grown := make([]byte, len(data), max(need, min(2*cap(data), c.max)))
+		copy(grown, data)
+		data = grown
+	}
+	return append(data, b...)
 }

@@ -32,7 +32,16 @@ func resticChunks(p chunk.Params, r io.Reader) ([][]byte, error) {
 }
 
 func cairnChunks(p chunk.Params, r io.Reader) ([][]byte, error) {
+	return cairnChunksSize(p, r, 0)
+}
+
+// cairnChunksSize cuts with a chunker of the given read buffer (0: the
+// default).
+func cairnChunksSize(p chunk.Params, r io.Reader, readSize int) ([][]byte, error) {
 	c := chunk.NewChunker(p, r)
+	if readSize > 0 {
+		c = chunk.NewChunkerSize(p, r, readSize)
+	}
 	var out [][]byte
 	for {
 		b, err := c.Next(nil)
@@ -89,8 +98,8 @@ func sameChunks(t *testing.T, want, got [][]byte) {
 // TestChunkerMatchesRestic holds the chunker to restic/chunker's cuts on
 // data and parameters that reach every branch: cuts found in each of the
 // four search lanes and in the short tail, cuts forced at MaxSize, chunks
-// that span reads, a stream shorter than a window, and readers that return
-// a byte at a time or at random.
+// that span reads, a stream shorter than a window, readers that return a
+// byte at a time or at random, and read buffers smaller than a chunk.
 func TestChunkerMatchesRestic(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	random := func(n int) []byte { return randomBytes(rng, n) }
@@ -147,6 +156,15 @@ func TestChunkerMatchesRestic(t *testing.T) {
 				got, err := cairnChunks(tc.p, r.r)
 				if err != nil {
 					t.Fatalf("%s: %v", r.name, err)
+				}
+				sameChunks(t, want, got)
+			}
+			// A smaller read buffer (NewChunkerSize, the archiver's
+			// readers of small files) cuts the same chunks.
+			for _, size := range []int{64 << 10, 4093} {
+				got, err := cairnChunksSize(tc.p, bytes.NewReader(tc.data), size)
+				if err != nil {
+					t.Fatalf("read buffer of %d: %v", size, err)
 				}
 				sameChunks(t, want, got)
 			}
