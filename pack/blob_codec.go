@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/klauspost/compress/zstd"
@@ -97,13 +98,22 @@ func NewEncoder(key Key) *Encoder {
 }
 
 // zstdFree holds idle zstd encoders with one compression state each (about
-// 2.5 MiB with encoderWindow at SpeedFastest), shared by all Encoders: the
-// compression state does not depend on the key. It keeps up to GOMAXPROCS
-// of them, as many as can run at once; a caller that finds none makes one,
-// and one returned to a full list is dropped.
+// 2.5 MiB with encoderWindow at SpeedFastest, 574 KiB for one that has only
+// compressed blobs of one zstd block), shared by all Encoders: the
+// compression state does not depend on the key. No more than GOMAXPROCS of
+// them exist, as many as can run at once: a caller that finds none free
+// makes one while fewer exist, else waits for one. An encode never waits
+// for anything else while it holds one, so the wait is short.
 //
-// BenchmarkZstdStrategy compares this with the alternatives on 1 MiB of
-// SQL-like text. A single zstd.Encoder with one state
+// Bounded, not made on demand: the archiver encodes small files on up to
+// twice GOMAXPROCS readers besides the saver's encoders, and a free list
+// that made an encoder whenever none was free, and dropped it when full,
+// allocated and zeroed their histories again and again, and held more of
+// them than can run; with the heap at a backup's memory limit, each
+// MiB held is a MiB less room for garbage and more collections.
+//
+// BenchmarkZstdStrategy compares a free list with the alternatives on 1
+// MiB of SQL-like text. A single zstd.Encoder with one state
 // (WithEncoderConcurrency(1)) is safe for concurrent EncodeAll but
 // serialises all callers on that state: its parallel throughput stays at its
 // serial throughput, half that of the others on two cores. A single
@@ -113,22 +123,26 @@ func NewEncoder(key Key) *Encoder {
 // collection, and each new one allocated its 4 MiB history again (24 MiB
 // of new histories in one backup of the 300 MiB bench dump, with the
 // collector running every few hundred milliseconds).
-var zstdFree = make(chan *zstd.Encoder, runtime.GOMAXPROCS(0))
+var (
+	zstdFree = make(chan *zstd.Encoder, runtime.GOMAXPROCS(0))
+	zstdMade atomic.Int32
+)
 
 func getZstd() *zstd.Encoder {
 	select {
 	case z := <-zstdFree:
 		return z
 	default:
+	}
+	if zstdMade.Add(1) <= int32(cap(zstdFree)) {
 		return newZstdEncoder()
 	}
+	zstdMade.Add(-1)
+	return <-zstdFree
 }
 
 func putZstd(z *zstd.Encoder) {
-	select {
-	case zstdFree <- z:
-	default:
-	}
+	zstdFree <- z // never blocks: no more exist than it holds
 }
 
 // newZstdEncoder returns a zstd encoder with one compression state.

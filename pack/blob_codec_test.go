@@ -87,16 +87,26 @@ func TestEncodeDecode(t *testing.T) {
 	}
 }
 
+// TestEncodeConcurrent encodes from four times as many goroutines as can
+// run at once, small blobs and blobs of several zstd blocks, and reads
+// each back. No more zstd encoders are made than GOMAXPROCS, however many
+// callers: the archiver encodes small files on more goroutines than
+// cores, and encoders made on demand for them (and dropped when the free
+// list was full) were allocated again and again, at 574 KiB to 2.5 MiB
+// each.
 func TestEncodeConcurrent(t *testing.T) {
 	key := testKey(1)
 	e := NewEncoder(*key)
 	var wg sync.WaitGroup
-	for g := range 2 * runtime.GOMAXPROCS(0) {
+	for g := range 4 * runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := range 8 {
 				pt := sqlText(10000+1000*i, uint64(g*100+i))
-				if i%2 == 1 {
+				switch i % 4 {
+				case 1:
 					pt = randomBytes(len(pt), uint64(g))
+				case 2:
+					pt = sqlText(300<<10, uint64(g*100+i)) // three blocks: history
 				}
 				stored, b := encodeBlob(e, DataBlob, testID(byte(i)), pt)
 				got, err := Decode(key, nil, b, stored)
@@ -107,6 +117,9 @@ func TestEncodeConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if made, most := zstdMade.Load(), runtime.GOMAXPROCS(0); made > int32(most) || made < 1 {
+		t.Errorf("%d zstd encoders made, want 1 to GOMAXPROCS (%d)", made, most)
+	}
 }
 
 func TestDecodeRejects(t *testing.T) {
