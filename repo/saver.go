@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"runtime"
@@ -351,53 +352,105 @@ func (s *Saver) encodeLoop(ctx context.Context) error {
 		if need := len(job.data) + len(job.data)>>6 + 4<<10; cap(scratch) < need && need <= maxScratch {
 			scratch = make([]byte, 0, maxScratch)
 		}
-		stored, compressed := s.r.enc.Encode(scratch[:0], job.key.t, job.key.id, job.data)
-		if job.release != nil {
-			job.release(job.data)
-		}
-		rawLen := uint32(len(job.data))
-		if job.counter != nil {
-			job.counter.Add(uint64(len(stored)))
-		}
-		s.blobs.Add(1)
-		s.raw.Add(uint64(rawLen))
-		s.stored.Add(uint64(len(stored)))
-		s.packMu.Lock()
-		var full []finishedPack
-		if s.pw != nil && s.pw.Count() > 0 && !s.pw.Fits(len(stored)) {
-			// Close the pack early rather than grow its buffer: a
-			// pack copied into a larger buffer left the old one as
-			// garbage and raised the peak.
-			data, blobs := s.pw.Finish()
-			full = append(full, finishedPack{data, blobs})
-			s.pw = nil
-		}
-		if s.pw == nil {
-			pw, err := s.newPackWriter(ctx)
-			if err != nil {
-				s.packMu.Unlock()
-				continue // cancelled: drain
-			}
-			s.pw = pw
-		}
-		s.pw.Add(job.key.t, job.key.id, stored, compressed, rawLen)
-		if s.pw.Size() >= s.opts.PackSize {
-			data, blobs := s.pw.Finish()
-			full = append(full, finishedPack{data, blobs})
-			s.pw = nil // the next blob waits for a buffer, not this one
-		}
-		s.packMu.Unlock()
-		if cap(stored) <= maxScratch {
-			scratch = stored[:0]
-		}
-		for _, p := range full {
-			select {
-			case s.uploads <- p:
-			case <-ctx.Done():
-			}
-		}
+		scratch = s.encode(ctx, job, scratch)
 	}
 	return ctx.Err()
+}
+
+// encode compresses and encrypts one blob into scratch, adds it to the
+// open pack and hands the packs it filled to the uploaders. It returns
+// the buffer to encode the next blob into: scratch, or the larger one
+// Encode made when scratch was too small for this blob and that buffer
+// is small enough to keep.
+func (s *Saver) encode(ctx context.Context, job saveJob, scratch []byte) []byte {
+	stored, compressed := s.r.enc.Encode(scratch[:0], job.key.t, job.key.id, job.data)
+	if job.release != nil {
+		job.release(job.data)
+	}
+	rawLen := uint32(len(job.data))
+	if job.counter != nil {
+		job.counter.Add(uint64(len(stored)))
+	}
+	s.blobs.Add(1)
+	s.raw.Add(uint64(rawLen))
+	s.stored.Add(uint64(len(stored)))
+	s.packMu.Lock()
+	var full []finishedPack
+	if s.pw != nil && s.pw.Count() > 0 && !s.pw.Fits(len(stored)) {
+		// Close the pack early rather than grow its buffer: a
+		// pack copied into a larger buffer left the old one as
+		// garbage and raised the peak.
+		data, blobs := s.pw.Finish()
+		full = append(full, finishedPack{data, blobs})
+		s.pw = nil
+	}
+	if s.pw == nil {
+		pw, err := s.newPackWriter(ctx)
+		if err != nil {
+			s.packMu.Unlock()
+			return scratch // cancelled: the session fails, nothing to add to
+		}
+		s.pw = pw
+	}
+	s.pw.Add(job.key.t, job.key.id, stored, compressed, rawLen)
+	if s.pw.Size() >= s.opts.PackSize {
+		data, blobs := s.pw.Finish()
+		full = append(full, finishedPack{data, blobs})
+		s.pw = nil // the next blob waits for a buffer, not this one
+	}
+	s.packMu.Unlock()
+	if cap(stored) <= maxScratch {
+		scratch = stored[:0]
+	}
+	for _, p := range full {
+		select {
+		case s.uploads <- p:
+		case <-ctx.Done():
+		}
+	}
+	return scratch
+}
+
+// InlineMax is the largest blob SaveInline takes: a small file is one
+// chunk of at most this, and encoding it costs less than handing it over.
+const InlineMax = 64 << 10
+
+// inlineScratchSize is room for the stored form of a blob of InlineMax
+// bytes (pack.Encoder.Encode's worst case, as encodeLoop reserves it).
+const inlineScratchSize = InlineMax + InlineMax>>6 + 4<<10
+
+// inlineScratch holds encoding buffers for SaveInline, shared by all
+// sessions; a caller that finds none makes one, and one given back to a
+// full list is dropped.
+var inlineScratch = make(chan []byte, 2*runtime.GOMAXPROCS(0))
+
+// SaveInline saves a reserved blob of at most InlineMax bytes on the
+// caller's goroutine: it compresses, encrypts and packs data before it
+// returns, and data is the caller's again. It is for the many small files
+// of a tree, where the handover to an encoder goroutine cost more than the
+// encoding. A larger blob goes through the encoders as with Save. The
+// stored size is added to counter when non-nil.
+func (s *Saver) SaveInline(ctx context.Context, t pack.BlobType, id chunk.ID, data []byte, counter *atomic.Uint64) error {
+	if len(data) > InlineMax {
+		return s.Save(ctx, t, id, data, counter)
+	}
+	if err := cmp.Or(ctx.Err(), s.ctx.Err()); err != nil {
+		return err
+	}
+	var scratch []byte
+	select {
+	case scratch = <-inlineScratch:
+	default:
+		scratch = make([]byte, 0, inlineScratchSize)
+	}
+	// The session's context, as the encoders use: waiting for a pack
+	// buffer ends when the session fails.
+	scratch = s.encode(s.ctx, saveJob{key: blobKey{t, id}, data: data, counter: counter}, scratch)
+	select {
+	case inlineScratch <- scratch[:0]:
+	default:
+	}
+	return s.ctx.Err()
 }
 
 // pendingBlobBytes is the memory of one blob of an index file not yet

@@ -3,14 +3,17 @@ package repo_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cairn-backup/cairn/internal/memstore"
 	"github.com/cairn-backup/cairn/pack"
 	"github.com/cairn-backup/cairn/repo"
+	"golang.org/x/sync/errgroup"
 )
 
 func TestPackBuffersFor(t *testing.T) {
@@ -156,5 +159,96 @@ func TestSaverReportsIndexGrowth(t *testing.T) {
 	// file entry; the last report comes within a step of the end.
 	if grew := heard[len(heard)-1] - heard[0]; grew < blobs*64-(1<<20) {
 		t.Errorf("reported growth %d bytes for %d blobs, want at least %d", grew, blobs, blobs*64-(1<<20))
+	}
+}
+
+// TestSaveInline saves small blobs on the callers' goroutines (as the
+// archiver's readers of small files do) beside blobs queued to the
+// encoders, from more goroutines than cores, into packs scarce enough
+// that inline callers close packs and wait for buffers too; each caller
+// clobbers its buffer as soon as SaveInline returns. Every blob reads
+// back, and the stored sizes add up in the counter.
+func TestSaveInline(t *testing.T) {
+	ctx := t.Context()
+	st := memstore.New()
+	r := initRepo(t, st)
+	rng := rand.New(rand.NewPCG(7, 8))
+	var blobs [][]byte
+	for i := range 600 {
+		n := 1 + rng.IntN(repo.InlineMax)
+		switch i % 10 {
+		case 0:
+			n = repo.InlineMax + 1 + rng.IntN(200<<10) // too large: to the encoders
+		case 1:
+			n = repo.InlineMax
+		}
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte(rng.IntN(6))
+		}
+		blobs = append(blobs, b)
+	}
+	var counter atomic.Uint64
+	opts := repo.SaverOptions{PackSize: 256 << 10, PackBuffers: 2, Uploaders: 1, Encoders: 2}
+	stats, err := r.WithSaver(ctx, opts, func(ctx context.Context, s *repo.Saver) error {
+		g, ctx := errgroup.WithContext(ctx)
+		const callers = 6
+		for c := range callers {
+			g.Go(func() error {
+				for i := c; i < len(blobs); i += callers {
+					id := r.Hasher().Sum(blobs[i])
+					if !s.Reserve(pack.DataBlob, id) {
+						continue
+					}
+					buf := bytes.Clone(blobs[i])
+					if err := s.SaveInline(ctx, pack.DataBlob, id, buf, &counter); err != nil {
+						return err
+					}
+					if len(buf) <= repo.InlineMax {
+						clear(buf) // the saver is done with it
+					}
+				}
+				return nil
+			})
+		}
+		return g.Wait()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Packs < 3 {
+		t.Errorf("%d packs; the test wants inline callers to fill several", stats.Packs)
+	}
+	if counter.Load() != stats.StoredBytes {
+		t.Errorf("counter has %d stored bytes, the session %d", counter.Load(), stats.StoredBytes)
+	}
+	r2 := reopen(t, st)
+	if err := r2.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range blobs {
+		id := r.Hasher().Sum(b)
+		got, err := r2.LoadBlob(ctx, pack.DataBlob, id, nil)
+		if err != nil {
+			t.Fatalf("blob %d (%d bytes): %v", i, len(b), err)
+		}
+		if !bytes.Equal(got, b) {
+			t.Fatalf("blob %d (%d bytes): read back %d different bytes", i, len(b), len(got))
+		}
+	}
+
+	// A session that has failed takes no more inline saves.
+	cctx, cancel := context.WithCancel(ctx)
+	_, err = r.WithSaver(cctx, opts, func(ctx context.Context, s *repo.Saver) error {
+		cancel()
+		data := []byte("after the end")
+		id := r.Hasher().Sum(data)
+		if !s.Reserve(pack.DataBlob, id) {
+			t.Error("a new blob was not reserved")
+		}
+		return s.SaveInline(ctx, pack.DataBlob, id, data, nil)
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("SaveInline in a cancelled session: %v, want context.Canceled", err)
 	}
 }
