@@ -72,7 +72,8 @@ type ComponentSource struct {
 //
 // Components then run concurrently, each with its own readers (a stream
 // one chunker buffer of the chunker's maximum size, a tree
-// ReadConcurrency of them), all saving through the one saver, whose
+// ReadConcurrency of them for large files and small buffers for small
+// ones), all saving through the one saver, whose
 // pipeline and memory bound are shared.
 type FixedAt int
 
@@ -99,8 +100,10 @@ type Options struct {
 	App     string // application name recorded in the manifest
 	Tags    []string
 	Program string
-	// ReadConcurrency is how many files are read and chunked at once
-	// (default 2: one core chunks and hashes while the other compresses).
+	// ReadConcurrency is how many files larger than repo.InlineMax are
+	// read and chunked at once (default 2: one core chunks and hashes
+	// while the other compresses); twice as many goroutines read the small
+	// files, each encoding its own (walk.go says why).
 	ReadConcurrency int
 	Saver           repo.SaverOptions
 	// Progress, when set, is updated as the backup runs; read it from
@@ -499,22 +502,31 @@ func (a *archiver) stream(ctx context.Context, c ComponentSource, started time.T
 // tables and its read buffer).
 type fileReader struct {
 	ch *chunk.Chunker
+	// small, when not nil, is the buffer this reader cuts into: a
+	// reader of small files (walk.go) holds repo.InlineMax bytes, not a
+	// chunk buffer that a large file may have filled to 2 MiB.
+	small []byte
 }
 
 func (a *archiver) newReader() *fileReader {
 	return &fileReader{ch: chunk.NewChunker(a.r.ChunkerParams(), nil)}
 }
 
+// newSmallReader returns a reader for files of at most repo.InlineMax
+// bytes, which reads them in one call into a buffer of that size, not 512
+// KiB: the four small readers would otherwise hold 2 MiB of heap, which
+// the memory limit takes from the room for garbage.
+func (a *archiver) newSmallReader() *fileReader {
+	return &fileReader{
+		ch:    chunk.NewChunkerSize(a.r.ChunkerParams(), nil, repo.InlineMax),
+		small: make([]byte, 0, repo.InlineMax),
+	}
+}
+
 // chunkBufSize is the capacity of a new chunk buffer: twice the default
 // chunker's average, so that about 95% of its chunks fit without the
 // buffer growing; one that grew is kept for the next chunk.
 const chunkBufSize = 2 << 20
-
-// maxKeptChunkBuf is the largest chunk buffer kept for reuse: only those
-// of the first size. Keeping the ones that grew (up to 4 MiB) let every
-// buffer drift up to the largest chunk seen, 11 MiB of buffers in flight
-// instead of 6-8, with the heap at the memory limit.
-const maxKeptChunkBuf = chunkBufSize
 
 // chunkBufs recycles chunk buffers. The chunker cuts each chunk into a
 // buffer from here, and a new blob's buffer goes to the saver, which gives
@@ -538,9 +550,14 @@ func getChunkBuf() []byte {
 	}
 }
 
+// putChunkBuf gives b back for the next chunk if it is a chunk buffer of
+// the first size. Keeping the ones that grew (up to 4 MiB) let every
+// buffer drift up to the largest chunk seen, 11 MiB of buffers in flight
+// instead of 6-8, with the heap at the memory limit; a small reader's own
+// buffer (fileReader.small) stays with its reader.
 func putChunkBuf(b []byte) {
-	if cap(b) > maxKeptChunkBuf {
-		return // a rare large chunk; do not hold its memory for the others
+	if cap(b) != chunkBufSize {
+		return
 	}
 	select {
 	case chunkBufs <- b[:0]:
@@ -555,8 +572,11 @@ func (a *archiver) chunkStream(ctx context.Context, fr *fileReader, r io.Reader)
 	ch.Reset(r)
 	var content []chunk.ID
 	var size uint64
-	buf := getChunkBuf()
-	defer func() { putChunkBuf(buf) }()
+	buf := fr.small
+	if buf == nil {
+		buf = getChunkBuf()
+	}
+	defer func() { putChunkBuf(buf) }() // keeps only chunk buffers
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
@@ -569,28 +589,34 @@ func (a *archiver) chunkStream(ctx context.Context, fr *fileReader, r io.Reader)
 			return nil, 0, err
 		}
 		buf = data[:0] // the chunker may have grown it
-		id, saved, err := a.saveChunk(ctx, data)
+		id, handed, err := a.saveChunk(ctx, data, true)
 		if err != nil {
 			return nil, 0, err
 		}
 		content = append(content, id)
 		size += uint64(len(data))
-		if saved {
+		if handed {
 			buf = getChunkBuf() // data is the saver's until it is encoded
 		}
 	}
 	return content, size, nil
 }
 
-// saveChunk hashes one cut chunk, counts it, and hands it to the saver
-// when the repository does not have it yet (saved): the saver then owns
-// data until it is encoded and gives the buffer back to chunkBufs. When
-// not saved, data is still the caller's.
-func (a *archiver) saveChunk(ctx context.Context, data []byte) (id chunk.ID, saved bool, err error) {
+// saveChunk hashes one cut chunk, counts it, and saves it when the
+// repository does not have it yet. When handed is true the saver owns data
+// until it is encoded and gives the buffer back to chunkBufs; otherwise
+// data is still the caller's. inline asks for a chunk of at most
+// repo.InlineMax to be encoded on this goroutine (repo.Saver.SaveInline):
+// the files of a tree are mostly one small chunk each, and handing each
+// to an encoder goroutine and back cost more than encoding it here.
+func (a *archiver) saveChunk(ctx context.Context, data []byte, inline bool) (id chunk.ID, handed bool, err error) {
 	id = a.r.Hasher().Sum(data)
 	a.prog.Add(0, uint64(len(data)), uint64(len(data)), 0)
 	if !a.s.Reserve(pack.DataBlob, id) {
 		return id, false, nil
+	}
+	if inline && len(data) <= repo.InlineMax {
+		return id, false, a.s.SaveInline(ctx, pack.DataBlob, id, data, &a.added)
 	}
 	return id, true, a.s.SaveRelease(ctx, pack.DataBlob, id, data, &a.added, putChunkBuf)
 }
@@ -642,13 +668,15 @@ func (a *archiver) chunkStreamPiped(ctx context.Context, fr *fileReader, r io.Re
 	var size uint64
 	g.Go(func() error {
 		for data := range cut {
-			id, saved, err := a.saveChunk(gctx, data)
+			// Not inline: this goroutine is the stream's only hasher,
+			// and the encoders keep up with it only in parallel.
+			id, handed, err := a.saveChunk(gctx, data, false)
 			if err != nil {
 				return err
 			}
 			content = append(content, id)
 			size += uint64(len(data))
-			if !saved {
+			if !handed {
 				putChunkBuf(data)
 			}
 		}
