@@ -64,6 +64,21 @@ func (c *changingFS) Open(ctx context.Context, rel string) (io.ReadCloser, error
 	return cr, nil
 }
 
+// backupFS backs up fsys, the directory dir, as the component "files" into
+// a new in-memory repository.
+func backupFS(t *testing.T, dir string, fsys archive.FS) (*repo.Repository, *archive.Result) {
+	t.Helper()
+	r, err := repo.Init(t.Context(), memstore.New(), "pw", repo.InitOptions{KDF: repo.KDFParams{N: 1024, R: 8, P: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := archive.Backup(t.Context(), r, []archive.ComponentSource{{Name: "files", Source: dir, FS: fsys}}, archive.Options{Host: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, res
+}
+
 // TestFileChangedWhileRead: a file written to while it is read used to be
 // stored as a torn mix with exit 0. It is now read again; if it changes
 // again it is stored as read, marked inconsistent in the snapshot and
@@ -88,15 +103,7 @@ func TestFileChangedWhileRead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fsys := &changingFS{Source: src, dir: dir, times: tc.times}
-			r, err := repo.Init(t.Context(), memstore.New(), "pw", repo.InitOptions{KDF: repo.KDFParams{N: 1024, R: 8, P: 1}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := archive.Backup(t.Context(), r, []archive.ComponentSource{{Name: "files", Source: dir, FS: fsys}}, archive.Options{Host: "h"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, res := backupFS(t, dir, &changingFS{Source: src, dir: dir, times: tc.times})
 			tr, err := r.LoadTree(t.Context(), res.Snapshot.Components[0].Tree)
 			if err != nil {
 				t.Fatal(err)

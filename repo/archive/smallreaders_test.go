@@ -10,10 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/cairn-backup/cairn/internal/memstore"
 	"github.com/cairn-backup/cairn/pack"
 	"github.com/cairn-backup/cairn/repo"
-	"github.com/cairn-backup/cairn/repo/archive"
 	"github.com/cairn-backup/cairn/sources/tree"
 )
 
@@ -75,16 +73,7 @@ func TestSmallAndLargeFiles(t *testing.T) {
 	}
 	large := text(5 << 20) // several chunks, most of them past InlineMax
 	want["grows"] = large
-	fsys := &growingFS{Source: src, dir: dir, large: large}
-
-	r, err := repo.Init(t.Context(), memstore.New(), "pw", repo.InitOptions{KDF: repo.KDFParams{N: 1024, R: 8, P: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := archive.Backup(t.Context(), r, []archive.ComponentSource{{Name: "files", Source: dir, FS: fsys}}, archive.Options{Host: "h"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, res := backupFS(t, dir, &growingFS{Source: src, dir: dir, large: large})
 	if len(res.FileErrors) != 0 {
 		t.Fatalf("file errors: %v", res.FileErrors)
 	}
