@@ -349,7 +349,7 @@ func (s *Saver) encodeLoop(ctx context.Context) error {
 		}
 		// Room for the stored form (pack.Encoder.Encode's worst case):
 		// the most the buffer is kept for, so that it is made once.
-		if need := len(job.data) + len(job.data)>>6 + 4<<10; cap(scratch) < need && need <= maxScratch {
+		if need := encodeRoom(len(job.data)); cap(scratch) < need && need <= maxScratch {
 			scratch = make([]byte, 0, maxScratch)
 		}
 		scratch = s.encode(ctx, job, scratch)
@@ -415,9 +415,9 @@ func (s *Saver) encode(ctx context.Context, job saveJob, scratch []byte) []byte 
 // chunk of at most this, and encoding it costs less than handing it over.
 const InlineMax = 64 << 10
 
-// inlineScratchSize is room for the stored form of a blob of InlineMax
-// bytes (pack.Encoder.Encode's worst case, as encodeLoop reserves it).
-const inlineScratchSize = InlineMax + InlineMax>>6 + 4<<10
+// encodeRoom is room for the stored form of a blob of n bytes:
+// pack.Encoder.Encode's worst case, so that it never reallocates.
+func encodeRoom(n int) int { return n + n>>6 + 4<<10 }
 
 // inlineScratch holds encoding buffers for SaveInline, shared by all
 // sessions; a caller that finds none makes one, and one given back to a
@@ -441,7 +441,7 @@ func (s *Saver) SaveInline(ctx context.Context, t pack.BlobType, id chunk.ID, da
 	select {
 	case scratch = <-inlineScratch:
 	default:
-		scratch = make([]byte, 0, inlineScratchSize)
+		scratch = make([]byte, 0, encodeRoom(InlineMax))
 	}
 	// The session's context, as the encoders use: waiting for a pack
 	// buffer ends when the session fails.

@@ -106,7 +106,7 @@ func TestSmallAndLargeFiles(t *testing.T) {
 			got = append(got, blob...)
 		}
 		if !bytes.Equal(got, b) {
-			t.Fatalf("%s: read back %d bytes, want %d (equal: false)", name, len(got), len(b))
+			t.Fatalf("%s: read back %d other bytes than the %d backed up", name, len(got), len(b))
 		}
 		if name == "grows" && len(n.Content) < 2 {
 			t.Errorf("grows: %d chunks; the test wants a file of several", len(n.Content))

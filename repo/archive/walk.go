@@ -50,7 +50,8 @@ func (a *archiver) tree(ctx context.Context, c ComponentSource, parent *chunk.ID
 	jobs := make(chan fileJob)
 	// A file larger than repo.InlineMax is read with one of
 	// ReadConcurrency big readers, and its chunks go to the saver's
-	// encoders: that bounds the chunk buffers in flight, as before. A
+	// encoders (but for one of at most repo.InlineMax, its tail, which the
+	// reader encodes): that bounds the chunk buffers in flight. A
 	// small file is read by any of twice as many goroutines with its own
 	// small reader, which encodes the file's one chunk itself (saveChunk,
 	// repo.Saver.SaveInline): such a reader spends much of its time in
