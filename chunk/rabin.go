@@ -200,6 +200,10 @@ type rabin struct {
 	buf    []byte // buf[:windowSize-1] history, then the read
 	lo, hi int    // unconsumed bytes: buf[lo:hi]
 	eof    bool
+
+	// grow, when set, replaces a chunk's buffer that is too small with
+	// one of at least n bytes holding the same data (Chunker.SetGrow).
+	grow func(data []byte, n int) []byte
 }
 
 func newRabin(p Params, r io.Reader, readSize int) (*rabin, error) {
@@ -223,9 +227,13 @@ func (c *rabin) reset(r io.Reader) {
 	c.eof = false
 }
 
-// fill moves the last 63 bytes before hi to the front and reads after them.
-func (c *rabin) fill() error {
-	copy(c.buf[:windowSize-1], c.buf[c.hi-(windowSize-1):c.hi])
+// fill puts the last 63 bytes of the chunk so far (data), or all of a
+// shorter one, just before the read, as the history of the windows that
+// end on the first bytes read, and reads after them. Bytes before the
+// chunk's start are never part of a window that is searched.
+func (c *rabin) fill(data []byte) error {
+	tail := data[max(len(data)-(windowSize-1), 0):]
+	copy(c.buf[windowSize-1-len(tail):], tail)
 	c.lo, c.hi = windowSize-1, windowSize-1
 	n, err := io.ReadFull(c.r, c.buf[c.hi:])
 	c.hi += n
@@ -250,7 +258,23 @@ func (c *rabin) next(data []byte) ([]byte, error) {
 				}
 				return nil, io.EOF
 			}
-			if err := c.fill(); err != nil {
+			if cap(data) > 0 && cap(data)-len(data) < minDirect && c.max-len(data) >= minDirect {
+				// A chunk past the caller's buffer: a larger one, to go
+				// on reading straight into it.
+				data = c.growTo(data, len(data)+minDirect)
+			}
+			if k := c.directSize(data); k > 0 {
+				var cut bool
+				var err error
+				if data, cut, err = c.direct(data, k); err != nil {
+					return nil, err
+				}
+				if cut {
+					return data, nil
+				}
+				continue
+			}
+			if err := c.fill(data); err != nil {
 				return nil, err
 			}
 			continue
@@ -279,6 +303,80 @@ func (c *rabin) next(data []byte) ([]byte, error) {
 	}
 }
 
+// Direct reads. A chunk used to be read into the chunker's buffer and
+// copied from there into the caller's: on the bench tree (300 MiB) that
+// copy was 0.32 of 3.3 CPU-s of a first backup, the caller's chunk
+// buffers being cold in the cache. Now, when the chunker has no bytes
+// left over and the caller's buffer has room, it reads straight into that
+// buffer and searches there; only what a read brought past the cut is
+// copied, into the chunker's buffer for the next chunk. To keep that
+// small, a read goes no further than the chunk's minimum (no cut can come
+// before it) and then directStep bytes at a time.
+//
+// First backups of the bench tree, old and new binaries interleaved
+// (with the archiver's growChunkBuf): medians of 3.45 against 3.26 CPU-s
+// in ten pairs, 3.32 against 3.00 in eight. Streams gain nothing
+// measurable (the bench's 505 MiB dump on stdin: 4.20-4.25 CPU-s with or
+// without, with a step of 16 or 64 KiB).
+const (
+	// minDirect is the least room in the caller's buffer worth a direct
+	// read; with less, the buffer is grown first (or, for a caller that
+	// passes none, the chunker reads into its own and copies).
+	minDirect = 4 << 10
+	// directStep is the size of the reads past the minimum: what they
+	// bring past the cut, half of it on average, is copied twice.
+	directStep = 64 << 10
+)
+
+// directSize returns how many bytes to read straight into data, the chunk
+// so far, or 0 when data has too little room and the read goes through
+// the chunker's buffer. It is at most the buffer's size, which must hold
+// what the read brings past a cut.
+func (c *rabin) directSize(data []byte) int {
+	count := len(data)
+	want := directStep
+	if count < c.min {
+		want = c.min - count
+	}
+	k := min(want, cap(data)-count, len(c.buf)-(windowSize-1), c.max-count)
+	if k < minDirect {
+		return 0
+	}
+	return k
+}
+
+// direct reads up to k bytes after data and searches them for the cut. It
+// returns the chunk and true when it found one (or reached the maximum
+// size), the bytes past it going to the chunker's buffer; otherwise data
+// with what was read appended, and false.
+func (c *rabin) direct(data []byte, k int) ([]byte, bool, error) {
+	count := len(data)
+	n, err := io.ReadFull(c.r, data[count:count+k])
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		c.eof = true
+	case err != nil:
+		return nil, false, err
+	}
+	data = data[:count+n]
+	from, to := max(count, c.min-1), min(count+n, c.max)
+	if from >= to {
+		return data, false, nil
+	}
+	end := -1
+	if x := c.t.scan(data, from, to, c.mask); x >= 0 {
+		end = x + 1
+	} else if to == c.max {
+		end = to
+	}
+	if end < 0 {
+		return data, false, nil
+	}
+	c.lo = windowSize - 1
+	c.hi = c.lo + copy(c.buf[c.lo:], data[end:])
+	return data[:end], true, nil
+}
+
 // appendChunk appends b to the chunk data, growing it to twice its
 // capacity (at most the maximum chunk size) when b does not fit, not by
 // append's quarter: a chunk past the archiver's 2 MiB buffer grew
@@ -288,9 +386,19 @@ func (c *rabin) next(data []byte) ([]byte, error) {
 // the heap at the memory limit, ran for each.
 func (c *rabin) appendChunk(data, b []byte) []byte {
 	if need := len(data) + len(b); need > cap(data) {
-		grown := make([]byte, len(data), max(need, min(2*cap(data), c.max)))
-		copy(grown, data)
-		data = grown
+		data = c.growTo(data, need)
 	}
 	return append(data, b...)
+}
+
+// growTo returns data in a buffer of at least need bytes: twice data's
+// capacity, up to the maximum chunk size, when that is more.
+func (c *rabin) growTo(data []byte, need int) []byte {
+	n := max(need, min(2*cap(data), c.max))
+	if c.grow != nil {
+		return c.grow(data, n)
+	}
+	grown := make([]byte, len(data), n)
+	copy(grown, data)
+	return grown
 }

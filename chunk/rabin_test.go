@@ -32,26 +32,36 @@ func resticChunks(p chunk.Params, r io.Reader) ([][]byte, error) {
 }
 
 func cairnChunks(p chunk.Params, r io.Reader) ([][]byte, error) {
-	return cairnChunksSize(p, r, 0)
+	return cairnChunksSize(p, r, 0, 0)
 }
 
 // cairnChunksSize cuts with a chunker of the given read buffer (0: the
-// default).
-func cairnChunksSize(p chunk.Params, r io.Reader, readSize int) ([][]byte, error) {
+// default) into a buffer of bufCap bytes that is reused from chunk to
+// chunk, grown if the chunker grew it, as the archiver does (0: Next(nil),
+// a new slice each time). The chunker reads straight into a buffer with
+// room, and into its own otherwise.
+func cairnChunksSize(p chunk.Params, r io.Reader, readSize, bufCap int) ([][]byte, error) {
 	c := chunk.NewChunker(p, r)
 	if readSize > 0 {
 		c = chunk.NewChunkerSize(p, r, readSize)
 	}
+	var buf []byte
+	if bufCap > 0 {
+		buf = make([]byte, 0, bufCap)
+	}
 	var out [][]byte
 	for {
-		b, err := c.Next(nil)
+		b, err := c.Next(buf)
 		if err == io.EOF {
 			return out, nil
 		}
 		if err != nil {
 			return out, err
 		}
-		out = append(out, b)
+		out = append(out, bytes.Clone(b))
+		if bufCap > 0 {
+			buf = b[:0]
+		}
 	}
 }
 
@@ -162,9 +172,30 @@ func TestChunkerMatchesRestic(t *testing.T) {
 			// A smaller read buffer (NewChunkerSize, the archiver's
 			// readers of small files) cuts the same chunks.
 			for _, size := range []int{64 << 10, 4093} {
-				got, err := cairnChunksSize(tc.p, bytes.NewReader(tc.data), size)
+				got, err := cairnChunksSize(tc.p, bytes.NewReader(tc.data), size, 0)
 				if err != nil {
 					t.Fatalf("read buffer of %d: %v", size, err)
+				}
+				sameChunks(t, want, got)
+			}
+			// Buffers with room are read into directly: one that holds
+			// any chunk, the archiver's 2 MiB that a large chunk
+			// outgrows, one smaller than a chunk's minimum, and one
+			// with just the least room for a direct read, each with the
+			// default read buffer and smaller ones, and each with reads
+			// cut short at random.
+			for _, bufCap := range []int{int(tc.p.MaxSize), 2 << 20, int(tc.p.MinSize) / 2, 4 << 10, 5000} {
+				for _, size := range []int{0, 64 << 10, 4093} {
+					got, err := cairnChunksSize(tc.p, bytes.NewReader(tc.data), size, bufCap)
+					if err != nil {
+						t.Fatalf("buffer of %d, read buffer of %d: %v", bufCap, size, err)
+					}
+					sameChunks(t, want, got)
+				}
+				rr := &randomReader{data: tc.data, rng: rand.New(rand.NewPCG(7, uint64(bufCap)))}
+				got, err := cairnChunksSize(tc.p, rr, 0, bufCap)
+				if err != nil {
+					t.Fatalf("buffer of %d, random reads: %v", bufCap, err)
 				}
 				sameChunks(t, want, got)
 			}
@@ -176,6 +207,60 @@ func TestChunkerMatchesRestic(t *testing.T) {
 				sameChunks(t, want, got)
 			}
 		})
+	}
+}
+
+// TestChunkerSetGrow: a chunk that outgrows the caller's buffer moves to
+// the buffer SetGrow's function gives, which holds its bytes so far, and
+// the outgrown one is not touched again (here it is overwritten as soon
+// as it is given back); the chunks are still restic's.
+func TestChunkerSetGrow(t *testing.T) {
+	p, err := chunk.DefaultParams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(rand.New(rand.NewPCG(11, 12)), 40<<20)
+	want, err := resticChunks(p, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := chunk.NewChunker(p, bytes.NewReader(data))
+	grows := 0
+	c.SetGrow(func(old []byte, n int) []byte {
+		grows++
+		if n <= cap(old) {
+			t.Errorf("grow to %d bytes asked of a buffer of %d", n, cap(old))
+		}
+		b := make([]byte, len(old), n)
+		copy(b, old)
+		for i := range old[:cap(old)] {
+			old[:cap(old)][i] = 0xAA
+		}
+		return b
+	})
+	const bufCap = 1 << 20 // below many of these chunks
+	var got [][]byte
+	buf := make([]byte, 0, bufCap)
+	for {
+		b, err := c.Next(buf)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, bytes.Clone(b))
+		buf = make([]byte, 0, bufCap)
+	}
+	sameChunks(t, want, got)
+	large := 0
+	for _, w := range want {
+		if len(w) > bufCap {
+			large++
+		}
+	}
+	if large == 0 || grows < large {
+		t.Errorf("%d grows for %d chunks larger than the buffer", grows, large)
 	}
 }
 
@@ -232,6 +317,20 @@ func FuzzChunkerMatchesRestic(f *testing.F) {
 			t.Fatal(err)
 		}
 		got, err := cairnChunks(p, &randomReader{data: data, rng: rand.New(rand.NewPCG(readSeed, 1))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameChunks(t, want, got)
+		// Into a reused buffer, read into directly while it has room:
+		// chunks from 4 KiB, the least room for a direct read, on.
+		q := p
+		q.MinSize, q.MaxSize, q.AverageBits = 4<<10, 16<<10, 12
+		want, err = resticChunks(q, bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bufCap := 4<<10 + int(readSeed%(16<<10))
+		got, err = cairnChunksSize(q, &randomReader{data: data, rng: rand.New(rand.NewPCG(readSeed, 2))}, 0, bufCap)
 		if err != nil {
 			t.Fatal(err)
 		}
