@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 
@@ -51,6 +52,7 @@ type globals struct {
 	json         bool
 	quiet        bool
 	cpuProfile   string
+	traceFile    string
 	memProfile   string
 	caFile       string
 	configPath   string
@@ -115,6 +117,8 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.StringArrayVar(&g.sets, "set", nil, "override a key of the config file for this run: KEY=VALUE, KEY a dotted path (components.NAME.KEY), VALUE YAML (repeatable)")
 	pf.StringVar(&g.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")
+	pf.StringVar(&g.traceFile, "trace", "", "write an execution trace to this file (for performance work: go tool trace -pprof=sync shows where goroutines wait)")
+	_ = pf.MarkHidden("trace")
 	pf.StringVar(&g.memProfile, "mem-profile", "", "write a heap profile (every allocation sampled) to this file at exit (for performance work)")
 	_ = pf.MarkHidden("mem-profile")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
@@ -139,6 +143,15 @@ func newRootCmd(g *globals) *cobra.Command {
 		if g.memProfile != "" {
 			runtime.MemProfileRate = 1
 		}
+		if g.traceFile != "" {
+			f, err := os.Create(g.traceFile)
+			if err != nil {
+				return err
+			}
+			if err := trace.Start(f); err != nil {
+				return err
+			}
+		}
 		if g.cpuProfile == "" {
 			return nil
 		}
@@ -151,6 +164,9 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.PersistentPostRun = func(*cobra.Command, []string) {
 		if g.cpuProfile != "" {
 			pprof.StopCPUProfile()
+		}
+		if g.traceFile != "" {
+			trace.Stop()
 		}
 		if g.memProfile != "" {
 			if f, err := os.Create(g.memProfile); err == nil {
