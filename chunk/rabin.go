@@ -258,11 +258,6 @@ func (c *rabin) next(data []byte) ([]byte, error) {
 				}
 				return nil, io.EOF
 			}
-			if cap(data) > 0 && cap(data)-len(data) < minDirect && c.max-len(data) >= minDirect {
-				// A chunk past the caller's buffer: a larger one, to go
-				// on reading straight into it.
-				data = c.growTo(data, len(data)+minDirect)
-			}
 			if k := c.directSize(data); k > 0 {
 				var cut bool
 				var err error
@@ -320,8 +315,10 @@ func (c *rabin) next(data []byte) ([]byte, error) {
 // without, with a step of 16 or 64 KiB).
 const (
 	// minDirect is the least room in the caller's buffer worth a direct
-	// read; with less, the buffer is grown first (or, for a caller that
-	// passes none, the chunker reads into its own and copies).
+	// read. With less, the chunker reads into its own buffer and copies,
+	// growing the caller's if the chunk goes on; growing it before the
+	// read would allocate for streams that were about to end (a file
+	// exactly as large as the buffer).
 	minDirect = 4 << 10
 	// directStep is the size of the reads past the minimum: what they
 	// bring past the cut, half of it on average, is copied twice.
@@ -330,15 +327,19 @@ const (
 
 // directSize returns how many bytes to read straight into data, the chunk
 // so far, or 0 when data has too little room and the read goes through
-// the chunker's buffer. It is at most the buffer's size, which must hold
-// what the read brings past a cut.
+// the chunker's buffer. Past the minimum it is at most that buffer's
+// size, which must hold what the read brings past a cut: a chunker made
+// with NewChunkerSize(p, r, 64 KiB) reads as large as one of 512 KiB.
 func (c *rabin) directSize(data []byte) int {
 	count := len(data)
-	want := directStep
+	k := min(cap(data)-count, c.max-count)
 	if count < c.min {
-		want = c.min - count
+		// Up to the minimum: no cut comes before it, so nothing read
+		// lies past one, and the chunker's buffer need not hold it.
+		k = min(k, c.min-count)
+	} else {
+		k = min(k, directStep, len(c.buf)-(windowSize-1))
 	}
-	k := min(want, cap(data)-count, len(c.buf)-(windowSize-1), c.max-count)
 	if k < minDirect {
 		return 0
 	}
