@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-backup/cairn/internal/memstore"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/archive"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/tree"
 )
 
@@ -44,6 +45,19 @@ func (c *changingReader) Changed() error { return c.ReadCloser.(archive.ChangeRe
 
 func (c *changingFS) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
 	rc, err := c.Source.Open(ctx, rel)
+	return c.wrap(rel, rc, err)
+}
+
+// OpenListed changes the file as Open does: the archiver's first attempt
+// comes here.
+func (c *changingFS) OpenListed(ctx context.Context, rel string, listed snapshot.Node) (io.ReadCloser, error) {
+	rc, err := c.Source.OpenListed(ctx, rel, listed)
+	return c.wrap(rel, rc, err)
+}
+
+// wrap makes rc, the opened file rel, append to the file while it is read,
+// the first c.times times "busy" is opened.
+func (c *changingFS) wrap(rel string, rc io.ReadCloser, err error) (io.ReadCloser, error) {
 	if err != nil || rel != "busy" {
 		return rc, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-backup/cairn/pack"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/sources/tree"
 )
 
@@ -25,12 +26,27 @@ type growingFS struct {
 }
 
 func (g *growingFS) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
-	if rel == "grows" {
-		if err := os.WriteFile(filepath.Join(g.dir, "grows"), g.large, 0o644); err != nil {
-			return nil, err
-		}
+	if err := g.grow(rel); err != nil {
+		return nil, err
 	}
 	return g.Source.Open(ctx, rel)
+}
+
+// OpenListed grows the file as Open does. Its reader finds the file
+// changed since it was listed, and the archiver reads it again by Open:
+// the test still sees a small reader take a large file.
+func (g *growingFS) OpenListed(ctx context.Context, rel string, listed snapshot.Node) (io.ReadCloser, error) {
+	if err := g.grow(rel); err != nil {
+		return nil, err
+	}
+	return g.Source.OpenListed(ctx, rel, listed)
+}
+
+func (g *growingFS) grow(rel string) error {
+	if rel != "grows" {
+		return nil
+	}
+	return os.WriteFile(filepath.Join(g.dir, "grows"), g.large, 0o644)
 }
 
 // TestSmallAndLargeFiles backs up a tree of many small files (encoded by

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestSparseFileHolesNotRead: a 256 MiB file with two 64 KiB data regions
@@ -153,6 +154,48 @@ func TestReaderChangeAfterTheLastByte(t *testing.T) {
 	}
 }
 
+// TestReaderSmallFileOnePread: a file smaller than the buffer is read
+// with one pread(2), not a second one that only meets the end (as
+// os.File.ReadAt asks); one that grew between its open and that read
+// comes back whole and is reported as changed.
+func TestReaderSmallFileOnePread(t *testing.T) {
+	for _, grow := range []bool{false, true} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "f")
+		content := string(bytes.Repeat([]byte("s"), 3000))
+		writeFile(t, p, content, 0o644)
+		rc := openReader(t, dir, "f")
+		if grow {
+			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteString(", grown"); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			content += ", grown"
+		}
+		// As the chunker reads: into a buffer larger than the file.
+		buf := make([]byte, 64<<10)
+		n, err := io.ReadFull(rc, buf)
+		if err != io.ErrUnexpectedEOF {
+			t.Fatalf("grow %v: ReadFull: %d bytes, %v", grow, n, err)
+		}
+		got := buf[:n]
+		fr := rc.(*fileReader)
+		if string(got) != content {
+			t.Errorf("grow %v: read %d bytes, want %d", grow, len(got), len(content))
+		}
+		if fr.preads != 1 {
+			t.Errorf("grow %v: %d preads for a file smaller than the buffer", grow, fr.preads)
+		}
+		if (fr.Changed() != nil) != grow {
+			t.Errorf("grow %v: Changed = %v", grow, fr.Changed())
+		}
+	}
+}
+
 // openReader opens name in the tree at dir as the archiver does; the
 // test's cleanup closes it.
 func openReader(t *testing.T, dir, name string) io.ReadCloser {
@@ -167,4 +210,92 @@ func openReader(t *testing.T, dir, name string) io.ReadCloser {
 	}
 	t.Cleanup(func() { rc.Close() })
 	return rc
+}
+
+// TestOpenListed: a file opened with the node it was listed with reads as
+// through Open, and is reported changed when it changed after the listing
+// (not only while it was read): appended to, rewritten with the same
+// size, or replaced by another file. A file above listedMax goes through
+// Open, whose state is the file's when opened.
+func TestOpenListed(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		size    int
+		change  func(p string) error
+		changed bool
+	}{
+		{"untouched", 3000, nil, false},
+		{"appended", 3000, func(p string) error {
+			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = f.WriteString("more")
+			return err
+		}, true},
+		{"rewritten, same size", 3000, func(p string) error {
+			return os.WriteFile(p, bytes.Repeat([]byte("y"), 3000), 0o644)
+		}, true},
+		{"replaced", 3000, func(p string) error {
+			q := p + ".new"
+			if err := os.WriteFile(q, bytes.Repeat([]byte("x"), 3000), 0o644); err != nil {
+				return err
+			}
+			return os.Rename(q, p)
+		}, true},
+		{"large, untouched", listedMax + 1, nil, false},
+		{"large, appended", listedMax + 1, func(p string) error {
+			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = f.WriteString("more")
+			return err
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, "f")
+			content := bytes.Repeat([]byte("x"), tc.size)
+			writeFile(t, p, string(content), 0o644)
+			// An old mtime, so that a rewrite within the clock's tick
+			// still shows in it.
+			old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodes, err := s.ReadDir(t.Context(), "")
+			if err != nil || len(nodes) != 1 {
+				t.Fatalf("ReadDir: %v, %v", nodes, err)
+			}
+			if tc.change != nil {
+				if err := tc.change(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rc, err := s.OpenListed(t.Context(), "f", nodes[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			got, err := io.ReadAll(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now, _ := os.ReadFile(p)
+			if !bytes.Equal(got, now) {
+				t.Errorf("read %d bytes, the file has %d", len(got), len(now))
+			}
+			fr := rc.(*fileReader)
+			if (fr.Changed() != nil) != tc.changed {
+				t.Errorf("Changed = %v, want a change: %v", fr.Changed(), tc.changed)
+			}
+		})
+	}
 }
