@@ -81,15 +81,7 @@ func TestReaderReportsChange(t *testing.T) {
 		change func(p string) error
 	}{
 		{"untouched", nil},
-		{"appended", func(p string) error {
-			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = f.WriteString("more")
-			return err
-		}},
+		{"appended", func(p string) error { return appendFile(p, "more") }},
 		{"truncated", func(p string) error { return os.Truncate(p, 10) }},
 		{"rewritten in place", func(p string) error {
 			f, err := os.OpenFile(p, os.O_WRONLY, 0)
@@ -138,14 +130,9 @@ func TestReaderChangeAfterTheLastByte(t *testing.T) {
 	if n, err := rc.Read(buf); err != nil || string(buf[:n]) != "a small file" {
 		t.Fatalf("first read: %q, %v", buf[:n], err)
 	}
-	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
+	if err := appendFile(p, ", grown"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteString(", grown"); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
 	if n, err := rc.Read(buf); n != 0 || err != io.EOF {
 		t.Fatalf("second read: %d, %v; want the end", n, err)
 	}
@@ -166,14 +153,9 @@ func TestReaderSmallFileOnePread(t *testing.T) {
 		writeFile(t, p, content, 0o644)
 		rc := openReader(t, dir, "f")
 		if grow {
-			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
-			if err != nil {
+			if err := appendFile(p, ", grown"); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := f.WriteString(", grown"); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
 			content += ", grown"
 		}
 		// As the chunker reads: into a buffer larger than the file.
@@ -194,6 +176,19 @@ func TestReaderSmallFileOnePread(t *testing.T) {
 			t.Errorf("grow %v: Changed = %v", grow, fr.Changed())
 		}
 	}
+}
+
+// appendFile appends s to the file at p.
+func appendFile(p, s string) error {
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(s)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // openReader opens name in the tree at dir as the archiver does; the
@@ -225,15 +220,7 @@ func TestOpenListed(t *testing.T) {
 		changed bool
 	}{
 		{"untouched", 3000, nil, false},
-		{"appended", 3000, func(p string) error {
-			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = f.WriteString("more")
-			return err
-		}, true},
+		{"appended", 3000, func(p string) error { return appendFile(p, "more") }, true},
 		{"rewritten, same size", 3000, func(p string) error {
 			return os.WriteFile(p, bytes.Repeat([]byte("y"), 3000), 0o644)
 		}, true},
@@ -245,15 +232,7 @@ func TestOpenListed(t *testing.T) {
 			return os.Rename(q, p)
 		}, true},
 		{"large, untouched", listedMax + 1, nil, false},
-		{"large, appended", listedMax + 1, func(p string) error {
-			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = f.WriteString("more")
-			return err
-		}, false},
+		{"large, appended", listedMax + 1, func(p string) error { return appendFile(p, "more") }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
