@@ -216,7 +216,7 @@ func (s *Source) OpenListed(ctx context.Context, rel string, listed snapshot.Nod
 			ino:   listed.Inode,
 		},
 		limit:  int64(listed.Size),
-		sparse: sparseSeeker{fd: int(f.Fd()), dense: true},
+		sparse: denseSeeker(f),
 	}, nil
 }
 

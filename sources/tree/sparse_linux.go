@@ -30,6 +30,12 @@ func newSparseSeeker(f *os.File, fi os.FileInfo) sparseSeeker {
 	return s
 }
 
+// denseSeeker is the seeker of f read as if it had no hole: every byte is
+// read, holes as the zeros they hold (OpenListed, for small files).
+func denseSeeker(f *os.File) sparseSeeker {
+	return sparseSeeker{fd: int(f.Fd()), dense: true}
+}
+
 // region returns the start of the next data at or after off and the end of
 // that data (the next hole). ENXIO (no data after off) means a hole to the
 // end of the file: data is reported as "very far".

@@ -10,4 +10,6 @@ type sparseSeeker struct{}
 
 func newSparseSeeker(*os.File, os.FileInfo) sparseSeeker { return sparseSeeker{} }
 
+func denseSeeker(*os.File) sparseSeeker { return sparseSeeker{} }
+
 func (sparseSeeker) region(int64) (data, hole int64, ok bool) { return 0, 0, false }
