@@ -120,16 +120,6 @@ func NewChunkerSize(p Params, r io.Reader, readSize int) *Chunker {
 	return &Chunker{c: c}
 }
 
-// SetGrow makes the chunker call grow when a chunk outgrows the buffer
-// given to Next, instead of allocating a larger one and copying: grow
-// must return a buffer of at least n bytes' capacity that holds data's
-// bytes (len(data) of them); the chunker does not use data afterwards.
-// A caller that recycles its chunk buffers recycles the outgrown one here
-// and can hand out one that a large chunk outgrew before.
-func (c *Chunker) SetGrow(grow func(data []byte, n int) []byte) {
-	c.c.grow = grow
-}
-
 // Reset starts a new stream, keeping the tables and the read buffer.
 func (c *Chunker) Reset(r io.Reader) {
 	c.c.reset(r)

@@ -200,10 +200,6 @@ type rabin struct {
 	buf    []byte // buf[:windowSize-1] history, then the read
 	lo, hi int    // unconsumed bytes: buf[lo:hi]
 	eof    bool
-
-	// grow, when set, replaces a chunk's buffer that is too small with
-	// one of at least n bytes holding the same data (Chunker.SetGrow).
-	grow func(data []byte, n int) []byte
 }
 
 func newRabin(p Params, r io.Reader, readSize int) (*rabin, error) {
@@ -308,11 +304,12 @@ func (c *rabin) next(data []byte) ([]byte, error) {
 // small, a read goes no further than the chunk's minimum (no cut can come
 // before it) and then directStep bytes at a time.
 //
-// First backups of the bench tree, old and new binaries interleaved
-// (with the archiver's growChunkBuf): medians of 3.45 against 3.26 CPU-s
-// in ten pairs, 3.32 against 3.00 in eight. Streams gain nothing
-// measurable (the bench's 505 MiB dump on stdin: 4.20-4.25 CPU-s with or
-// without, with a step of 16 or 64 KiB).
+// First backups of the bench tree, old and new binaries interleaved:
+// medians of 3.45 against 3.26 CPU-s in ten pairs, 3.29 against 3.20 in
+// sixteen; this VM spreads one binary's runs by 20%, and the kernel's
+// copy into the cold buffer now pays some of what the copy paid. Streams
+// gain nothing measurable (the bench's 505 MiB dump on stdin: 4.20-4.25
+// CPU-s with or without, with a step of 16 or 64 KiB).
 const (
 	// minDirect is the least room in the caller's buffer worth a direct
 	// read. With less, the chunker reads into its own buffer and copies,
@@ -387,19 +384,9 @@ func (c *rabin) direct(data []byte, k int) ([]byte, bool, error) {
 // the heap at the memory limit, ran for each.
 func (c *rabin) appendChunk(data, b []byte) []byte {
 	if need := len(data) + len(b); need > cap(data) {
-		data = c.growTo(data, need)
+		grown := make([]byte, len(data), max(need, min(2*cap(data), c.max)))
+		copy(grown, data)
+		data = grown
 	}
 	return append(data, b...)
-}
-
-// growTo returns data in a buffer of at least need bytes: twice data's
-// capacity, up to the maximum chunk size, when that is more.
-func (c *rabin) growTo(data []byte, need int) []byte {
-	n := max(need, min(2*cap(data), c.max))
-	if c.grow != nil {
-		return c.grow(data, n)
-	}
-	grown := make([]byte, len(data), n)
-	copy(grown, data)
-	return grown
 }

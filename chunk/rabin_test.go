@@ -210,60 +210,6 @@ func TestChunkerMatchesRestic(t *testing.T) {
 	}
 }
 
-// TestChunkerSetGrow: a chunk that outgrows the caller's buffer moves to
-// the buffer SetGrow's function gives, which holds its bytes so far, and
-// the outgrown one is not touched again (here it is overwritten as soon
-// as it is given back); the chunks are still restic's.
-func TestChunkerSetGrow(t *testing.T) {
-	p, err := chunk.DefaultParams()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := randomBytes(rand.New(rand.NewPCG(11, 12)), 40<<20)
-	want, err := resticChunks(p, bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := chunk.NewChunker(p, bytes.NewReader(data))
-	grows := 0
-	c.SetGrow(func(old []byte, n int) []byte {
-		grows++
-		if n <= cap(old) {
-			t.Errorf("grow to %d bytes asked of a buffer of %d", n, cap(old))
-		}
-		b := make([]byte, len(old), n)
-		copy(b, old)
-		for i := range old[:cap(old)] {
-			old[:cap(old)][i] = 0xAA
-		}
-		return b
-	})
-	const bufCap = 1 << 20 // below many of these chunks
-	var got [][]byte
-	buf := make([]byte, 0, bufCap)
-	for {
-		b, err := c.Next(buf)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, bytes.Clone(b))
-		buf = make([]byte, 0, bufCap)
-	}
-	sameChunks(t, want, got)
-	large := 0
-	for _, w := range want {
-		if len(w) > bufCap {
-			large++
-		}
-	}
-	if large == 0 || grows < large {
-		t.Errorf("%d grows for %d chunks larger than the buffer", grows, large)
-	}
-}
-
 // TestChunkerReadError: a read error ends the stream with that error, and
 // nothing after it is passed off as a chunk.
 func TestChunkerReadError(t *testing.T) {

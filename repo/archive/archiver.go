@@ -525,9 +525,7 @@ type fileReader struct {
 const chunkerReadSize = 64 << 10
 
 func (a *archiver) newReader() *fileReader {
-	ch := chunk.NewChunkerSize(a.r.ChunkerParams(), nil, chunkerReadSize)
-	ch.SetGrow(growChunkBuf)
-	return &fileReader{ch: ch}
+	return &fileReader{ch: chunk.NewChunkerSize(a.r.ChunkerParams(), nil, chunkerReadSize)}
 }
 
 // newSmallReader returns a reader for files of at most repo.InlineMax
@@ -535,9 +533,10 @@ func (a *archiver) newReader() *fileReader {
 // KiB: the four small readers would otherwise hold 2 MiB of heap, which
 // the memory limit takes from the room for garbage.
 func (a *archiver) newSmallReader() *fileReader {
-	ch := chunk.NewChunkerSize(a.r.ChunkerParams(), nil, repo.InlineMax)
-	ch.SetGrow(growChunkBuf) // for a file that grew after it was listed
-	return &fileReader{ch: ch, small: make([]byte, 0, repo.InlineMax)}
+	return &fileReader{
+		ch:    chunk.NewChunkerSize(a.r.ChunkerParams(), nil, repo.InlineMax),
+		small: make([]byte, 0, repo.InlineMax),
+	}
 }
 
 // chunkBufSize is the capacity of a new chunk buffer: twice the default
@@ -582,22 +581,6 @@ func putChunkBuf(b []byte) {
 	}
 }
 
-// growChunkBuf is the file chunkers' chunk.Chunker.SetGrow: a chunk that
-// outgrew its buffer moves to a new one of n bytes, and the buffer it
-// outgrew goes back to chunkBufs rather than to the collector.
-//
-// The grown buffers are not kept: two of them (at most 8 MiB each, one
-// per large file read at once) held for the next large chunk took so
-// much of the room under the memory limit that a first backup of the
-// bench tree (300 MiB, 23 chunks above 2 MiB) collected 430 times
-// instead of 50-90.
-func growChunkBuf(data []byte, n int) []byte {
-	b := make([]byte, len(data), n)
-	copy(b, data)
-	putChunkBuf(data)
-	return b
-}
-
 // chunkStream splits r into blobs, saves the new ones and returns the
 // content list and length.
 func (a *archiver) chunkStream(ctx context.Context, fr *fileReader, r io.Reader) ([]chunk.ID, uint64, error) {
@@ -621,7 +604,22 @@ func (a *archiver) chunkStream(ctx context.Context, fr *fileReader, r io.Reader)
 		if err != nil {
 			return nil, 0, err
 		}
-		buf = data[:0] // the chunker may have grown it
+		if cap(data) != cap(buf) {
+			// The chunk outgrew buf and the chunker moved it to a
+			// larger buffer: buf goes back for the next chunk rather
+			// than to the collector. Only here, once the chunk is
+			// whole; after a failed read buf is still this function's
+			// and the deferred put is its only one.
+			//
+			// The grown buffers are not kept: two of them (at most 8
+			// MiB each, one per large file read at once) held for the
+			// next large chunk took so much of the room under the
+			// memory limit that a first backup of the bench tree (300
+			// MiB, 23 chunks above 2 MiB) collected 430 times instead
+			// of 50-90.
+			putChunkBuf(buf)
+		}
+		buf = data[:0]
 		id, handed, err := a.saveChunk(ctx, data, true)
 		if err != nil {
 			return nil, 0, err

@@ -13,10 +13,10 @@ import (
 
 // fileReader reads one regular file for the archiver. Holes of a sparse
 // file are produced as zeros without reading them (platform files; Linux
-// asks SEEK_DATA/SEEK_HOLE), and at the end the file's size, mtime and
-// ctime are compared with what they were when it was opened: a file
-// written to while it was read is a torn mix of two versions, and Changed
-// says so.
+// asks SEEK_DATA/SEEK_HOLE), and at the end the file's size, mtime, ctime
+// and inode are compared with what they were when it was opened (or, from
+// OpenListed, listed): a file written to while it was read is a torn mix
+// of two versions, and Changed says so.
 type fileReader struct {
 	f       *os.File
 	before  fileState
