@@ -7,13 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/pack"
 	"github.com/cairn-backup/cairn/store"
-	"golang.org/x/crypto/scrypt"
 )
 
 // FormatVersion is the repository format this code writes and the newest it
@@ -275,18 +273,11 @@ func writeKey(ctx context.Context, st store.Store, password string, mk masterKey
 
 func deriveKey(password string, kf *keyFile) (pack.Key, error) {
 	var k pack.Key
-	b, err := scrypt.Key([]byte(password), kf.Salt, kf.N, kf.R, kf.P, len(k))
+	b, err := scryptKey([]byte(password), kf.Salt, kf.N, kf.R, kf.P, len(k))
 	if err != nil {
 		return k, fmt.Errorf("repo: scrypt: %w", err)
 	}
 	copy(k[:], b)
-	// scrypt's working memory (128·N·r bytes: 32 MiB at the default cost)
-	// is garbage now, but nothing else a command allocates early triggers a
-	// collection, so what it allocates next came on top: forget --prune's
-	// peak RSS in the retention bench was scrypt plus its own 30 MiB.
-	// Collecting here (a millisecond at this point) lets the rest of the
-	// command reuse those pages.
-	runtime.GC()
 	return k, nil
 }
 
