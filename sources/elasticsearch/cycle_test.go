@@ -199,7 +199,7 @@ func TestSecondSnapshotKeepsBlobs(t *testing.T) {
 	after := statTree(t, e.cfg.Location)
 	var oldData, newData int
 	for p, st := range before {
-		if !strings.Contains(filepath.Base(p), "__") {
+		if !strings.HasPrefix(filepath.Base(p), "__") {
 			continue
 		}
 		oldData++
@@ -232,7 +232,7 @@ func TestSecondSnapshotKeepsBlobs(t *testing.T) {
 	collectNodes(t, cp2, "", nodes2)
 	same := 0
 	for p, n1 := range nodes1 {
-		if strings.Contains(filepath.Base(p), "__") {
+		if strings.HasPrefix(filepath.Base(p), "__") {
 			if nodes2[p] != n1 {
 				t.Errorf("node %s differs:\n%s\n%s", p, n1, nodes2[p])
 			}
