@@ -163,6 +163,11 @@ func statTree(t *testing.T, root string) map[string]fileStat {
 	return out
 }
 
+// isDataBlob tells a data blob (the bytes of one Lucene file) by its name's
+// "__" prefix. A shard's index-<uuid> may hold "__" inside its random UUID,
+// so a test for "__" anywhere in the name takes that file for one.
+func isDataBlob(p string) bool { return strings.HasPrefix(filepath.Base(p), "__") }
+
 // TestSecondSnapshotKeepsBlobs: a second backup leaves the data blobs of
 // the first byte-identical with unchanged mtime and inode, adds blobs only
 // for the changed index, and the archiver would see identical nodes.
@@ -199,7 +204,7 @@ func TestSecondSnapshotKeepsBlobs(t *testing.T) {
 	after := statTree(t, e.cfg.Location)
 	var oldData, newData int
 	for p, st := range before {
-		if !strings.HasPrefix(filepath.Base(p), "__") {
+		if !isDataBlob(p) {
 			continue
 		}
 		oldData++
@@ -213,7 +218,7 @@ func TestSecondSnapshotKeepsBlobs(t *testing.T) {
 		}
 	}
 	for p := range after {
-		if _, ok := before[p]; !ok && strings.HasPrefix(filepath.Base(p), "__") {
+		if _, ok := before[p]; !ok && isDataBlob(p) {
 			newData++
 		}
 	}
@@ -232,7 +237,7 @@ func TestSecondSnapshotKeepsBlobs(t *testing.T) {
 	collectNodes(t, cp2, "", nodes2)
 	same := 0
 	for p, n1 := range nodes1 {
-		if strings.HasPrefix(filepath.Base(p), "__") {
+		if isDataBlob(p) {
 			if nodes2[p] != n1 {
 				t.Errorf("node %s differs:\n%s\n%s", p, n1, nodes2[p])
 			}
@@ -252,7 +257,7 @@ func TestSecondSnapshotKeepsBlobs(t *testing.T) {
 	// Blobs still referenced by the newest snapshot survive the deletion.
 	final := statTree(t, e.cfg.Location)
 	for p, st := range before {
-		if strings.HasPrefix(filepath.Base(p), "__") && strings.Contains(p, "/") {
+		if isDataBlob(p) && strings.Contains(p, "/") {
 			if a, ok := final[p]; ok && !a.mtime.Equal(st.mtime) {
 				t.Errorf("%s rewritten by the deletion", p)
 			}
